@@ -1,0 +1,321 @@
+// Package kubo is the ipfs.Store of a running kubo daemon, over its RPC API
+// (github.com/ipfs/kubo/client/rpc).
+package kubo
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/ipfs/go-cid"
+	rpc "github.com/ipfs/kubo/client/rpc"
+	ma "github.com/multiformats/go-multiaddr"
+	manet "github.com/multiformats/go-multiaddr/net"
+
+	"github.com/ipfs-mirror/mirror/mirror/ipfs"
+)
+
+// Options configure a Store.
+type Options struct {
+	// Pin pins every added blob (the format's default: true).
+	Pin bool
+	// Headers are sent with every request (e.g. Authorization for a remote
+	// node behind a proxy). Values are never logged.
+	Headers map[string]string
+	// HTTPClient overrides the HTTP client (default: one without a total
+	// timeout, since adds and cats stream).
+	HTTPClient *http.Client
+}
+
+// Store talks to a kubo daemon.
+type Store struct {
+	api  *rpc.HttpApi
+	addr string
+	pin  bool
+}
+
+var _ ipfs.Store = (*Store)(nil)
+
+// New connects to the API at addr: a multiaddr (/ip4/127.0.0.1/tcp/5001) or
+// an http(s) URL. It does not contact the node; use Ping for that.
+func New(addr string, opts Options) (*Store, error) {
+	hc := opts.HTTPClient
+	if hc == nil {
+		hc = &http.Client{Transport: &http.Transport{
+			Proxy:               nil, // the API is ours: never route it through HTTP_PROXY
+			DialContext:         (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+			MaxIdleConnsPerHost: 64,
+			IdleConnTimeout:     90 * time.Second,
+		}}
+	}
+	u, err := APIURL(addr)
+	if err != nil {
+		return nil, err
+	}
+	api, err := rpc.NewURLApiWithClient(u, hc)
+	if err != nil {
+		return nil, fmt.Errorf("ipfs api %s: %w", addr, err)
+	}
+	for k, v := range opts.Headers {
+		api.Headers.Set(k, v)
+	}
+	return &Store{api: api, addr: u, pin: opts.Pin}, nil
+}
+
+// Addr is the API's base URL.
+func (s *Store) Addr() string { return s.addr }
+
+// API is the underlying client, for callers that need more of kubo's RPC.
+func (s *Store) API() *rpc.HttpApi { return s.api }
+
+// APIURL turns a multiaddr or URL into the base URL of the RPC API.
+func APIURL(addr string) (string, error) {
+	addr = strings.TrimSpace(addr)
+	if addr == "" {
+		return "", errors.New("empty IPFS API address")
+	}
+	if strings.HasPrefix(addr, "/") {
+		a, err := ma.NewMultiaddr(addr)
+		if err != nil {
+			return "", fmt.Errorf("ipfs api %q: not a multiaddr: %w", addr, err)
+		}
+		scheme := "http"
+		if _, err := a.ValueForProtocol(ma.P_HTTPS); err == nil {
+			scheme = "https"
+		} else if _, err := a.ValueForProtocol(ma.P_TLS); err == nil {
+			scheme = "https"
+		}
+		// Strip /http, /https, /tls for DialArgs.
+		var dial ma.Multiaddr
+		for _, c := range a {
+			switch c.Protocol().Code {
+			case ma.P_HTTP, ma.P_HTTPS, ma.P_TLS:
+			default:
+				dial = append(dial, c)
+			}
+		}
+		_, host, err := manet.DialArgs(dial)
+		if err != nil {
+			return "", fmt.Errorf("ipfs api %q: %w", addr, err)
+		}
+		return scheme + "://" + host, nil
+	}
+	u, err := url.Parse(addr)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return "", fmt.Errorf("ipfs api %q: want a multiaddr (/ip4/127.0.0.1/tcp/5001) or an http(s) URL", addr)
+	}
+	return strings.TrimSuffix(u.String(), "/"), nil
+}
+
+// RepoAPIAddr reads the API address a running daemon wrote to
+// $IPFS_PATH/api (ipfsPath "" means $IPFS_PATH, else ~/.ipfs). It returns
+// os.ErrNotExist when there is no such file.
+func RepoAPIAddr(ipfsPath string) (string, error) {
+	p, err := RepoPath(ipfsPath)
+	if err != nil {
+		return "", err
+	}
+	b, err := os.ReadFile(filepath.Join(p, "api"))
+	if err != nil {
+		return "", err
+	}
+	return strings.TrimSpace(string(b)), nil
+}
+
+// RepoPath resolves the IPFS repo directory as the ipfs CLI does.
+func RepoPath(ipfsPath string) (string, error) {
+	if ipfsPath == "" {
+		ipfsPath = os.Getenv("IPFS_PATH")
+	}
+	if ipfsPath == "" {
+		home, err := os.UserHomeDir()
+		if err != nil {
+			return "", fmt.Errorf("finding the IPFS repo: %w", err)
+		}
+		return filepath.Join(home, ".ipfs"), nil
+	}
+	if strings.HasPrefix(ipfsPath, "~/") {
+		home, err := os.UserHomeDir()
+		if err != nil {
+			return "", fmt.Errorf("finding the IPFS repo: %w", err)
+		}
+		ipfsPath = filepath.Join(home, ipfsPath[2:])
+	}
+	return ipfsPath, nil
+}
+
+// Ping checks that the API answers (POST /api/v0/version).
+func (s *Store) Ping(ctx context.Context) error {
+	var v struct{ Version string }
+	if err := s.api.Request("version").Exec(ctx, &v); err != nil {
+		return fmt.Errorf("%w at %s: %v", ipfs.ErrUnavailable, s.addr, err)
+	}
+	return nil
+}
+
+// Add implements ipfs.Store with the format's fixed settings.
+func (s *Store) Add(ctx context.Context, r io.Reader) (cid.Cid, error) {
+	resp, err := s.api.Request("add").
+		Option("cid-version", ipfs.CIDVersion).
+		Option("raw-leaves", ipfs.RawLeaves).
+		Option("chunker", ipfs.Chunker).
+		Option("hash", ipfs.HashFunction).
+		Option("max-file-links", ipfs.MaxFileLinks).
+		Option("trickle", false).
+		Option("inline", false).
+		Option("pin", s.pin).
+		Option("quieter", true).
+		Option("progress", false).
+		FileBody(r).
+		Send(ctx)
+	if err != nil {
+		return cid.Undef, fmt.Errorf("ipfs add: %w", wrapConnErr(err))
+	}
+	if resp.Error != nil {
+		resp.Close()
+		return cid.Undef, fmt.Errorf("ipfs add: %w", resp.Error)
+	}
+	defer resp.Close()
+	var last struct{ Hash string }
+	dec := json.NewDecoder(resp.Output)
+	for {
+		var ev struct{ Hash string }
+		if err := dec.Decode(&ev); err != nil {
+			if errors.Is(err, io.EOF) {
+				break
+			}
+			if ctx.Err() != nil {
+				return cid.Undef, ctx.Err()
+			}
+			return cid.Undef, fmt.Errorf("ipfs add: reading the answer: %w", err)
+		}
+		if ev.Hash != "" {
+			last = ev
+		}
+	}
+	if last.Hash == "" {
+		return cid.Undef, errors.New("ipfs add: the node returned no CID")
+	}
+	c, err := cid.Decode(last.Hash)
+	if err != nil {
+		return cid.Undef, fmt.Errorf("ipfs add: bad CID %q: %w", last.Hash, err)
+	}
+	return c, nil
+}
+
+// Cat implements ipfs.Store.
+func (s *Store) Cat(ctx context.Context, c cid.Cid, offset, length int64) (io.ReadCloser, error) {
+	req := s.api.Request("cat", "/ipfs/"+c.String())
+	if offset > 0 {
+		req = req.Option("offset", strconv.FormatInt(offset, 10))
+	}
+	if length >= 0 {
+		req = req.Option("length", strconv.FormatInt(length, 10))
+	}
+	resp, err := req.Send(ctx)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("ipfs cat %s: %w (%w)", c, ipfs.ErrNotFound, ctx.Err())
+		}
+		return nil, fmt.Errorf("ipfs cat %s: %w", c, wrapConnErr(err))
+	}
+	if resp.Error != nil {
+		resp.Close()
+		return nil, fmt.Errorf("ipfs cat %s: %w", c, classify(resp.Error))
+	}
+	return &ctxReadCloser{ctx: ctx, rc: resp.Output, c: c}, nil
+}
+
+// Pin implements ipfs.Store.
+func (s *Store) Pin(ctx context.Context, c cid.Cid) error {
+	resp, err := s.api.Request("pin/add", "/ipfs/"+c.String()).Option("recursive", true).Option("progress", false).Send(ctx)
+	if err != nil {
+		return fmt.Errorf("ipfs pin %s: %w", c, wrapConnErr(err))
+	}
+	defer resp.Close()
+	if resp.Error != nil {
+		return fmt.Errorf("ipfs pin %s: %w", c, classify(resp.Error))
+	}
+	_, err = io.Copy(io.Discard, resp.Output)
+	if err != nil && ctx.Err() != nil {
+		return fmt.Errorf("ipfs pin %s: %w (%w)", c, ipfs.ErrNotFound, ctx.Err())
+	}
+	return err
+}
+
+// PutBlock implements ipfs.Store.
+func (s *Store) PutBlock(ctx context.Context, codec uint64, data []byte) (cid.Cid, error) {
+	codecName := "raw"
+	switch codec {
+	case cid.Raw:
+	case cid.DagProtobuf:
+		codecName = "dag-pb"
+	default:
+		return cid.Undef, fmt.Errorf("ipfs block put: unsupported codec %#x", codec)
+	}
+	var out struct{ Key string }
+	err := s.api.Request("block/put").
+		Option("cid-codec", codecName).
+		Option("mhtype", ipfs.HashFunction).
+		Option("pin", s.pin).
+		FileBody(strings.NewReader(string(data))).
+		Exec(ctx, &out)
+	if err != nil {
+		return cid.Undef, fmt.Errorf("ipfs block put: %w", wrapConnErr(err))
+	}
+	return cid.Decode(out.Key)
+}
+
+// Close implements ipfs.Store.
+func (s *Store) Close() error { return nil }
+
+func classify(e *rpc.Error) error {
+	msg := e.Message
+	switch {
+	case strings.Contains(msg, "not found"), strings.Contains(msg, "no link named"),
+		strings.Contains(msg, "context deadline exceeded"), strings.Contains(msg, "context canceled"):
+		return fmt.Errorf("%w: %s", ipfs.ErrNotFound, msg)
+	}
+	return e
+}
+
+func wrapConnErr(err error) error {
+	var ne net.Error
+	var oe *net.OpError
+	if errors.As(err, &oe) || (errors.As(err, &ne) && !ne.Timeout()) || errors.Is(err, io.ErrUnexpectedEOF) {
+		return fmt.Errorf("%w: %v", ipfs.ErrUnavailable, err)
+	}
+	return err
+}
+
+// ctxReadCloser turns a read that fails because the context ended into that
+// context's error, so callers see "deadline exceeded" rather than a
+// transport error.
+type ctxReadCloser struct {
+	ctx context.Context
+	rc  io.ReadCloser
+	c   cid.Cid
+}
+
+func (r *ctxReadCloser) Read(p []byte) (int, error) {
+	n, err := r.rc.Read(p)
+	if err != nil && !errors.Is(err, io.EOF) {
+		if cerr := r.ctx.Err(); cerr != nil {
+			return n, fmt.Errorf("ipfs cat %s: %w", r.c, cerr)
+		}
+		return n, fmt.Errorf("ipfs cat %s: %w", r.c, err)
+	}
+	return n, err
+}
+
+func (r *ctxReadCloser) Close() error { return r.rc.Close() }
