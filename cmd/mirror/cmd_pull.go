@@ -1,0 +1,50 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+
+	"github.com/ipfs-mirror/mirror/mirror"
+	"github.com/ipfs-mirror/mirror/mirror/ipfs"
+)
+
+// PullCmd is `mirror pull`.
+type PullCmd struct {
+	Platform []string `short:"p" placeholder:"OS/ARCH[/VARIANT]" help:"Keep only these platforms (repeatable). docker-archive: defaults to the host's."`
+	Jobs     int      `short:"j" default:"4" help:"Blobs pushed at once to a registry."`
+	URLs     string   `name:"urls" enum:",keep,strip" default:"" help:"keep: write the IPFS-enabled manifests byte for byte (digests as on IPFS); strip: the url-free rewrite, same blobs (default: strip for a registry, keep for oci: and docker-archive:)."`
+	Image    string   `arg:"" name:"ipfs://CID" help:"The image: ipfs://CID or a bare CID."`
+	Dest     string   `arg:"" help:"oci:DIR[:TAG], docker-archive:FILE[:NAME:TAG] or a registry reference with a tag."`
+}
+
+// Run pulls.
+func (c *PullCmd) Run(ctx context.Context, g *Globals) error {
+	ctx, cancel := g.withTimeout(ctx)
+	defer cancel()
+	root, err := ipfs.ParseCID(c.Image)
+	if err != nil {
+		return usageError{err}
+	}
+	platforms, err := parsePlatforms(c.Platform)
+	if err != nil {
+		return err
+	}
+	if _, err := mirror.ParseRef(c.Dest, g.Registry()); err != nil {
+		return err
+	}
+	store, err := g.OpenStore(ctx)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	res, err := mirror.Pull(ctx, store, root, c.Dest, mirror.PullOptions{Registry: g.Registry(), Platforms: platforms, Jobs: c.Jobs, URLs: c.URLs})
+	if err != nil {
+		return err
+	}
+	if g.JSON {
+		return json.NewEncoder(g.stdout).Encode(map[string]string{"root": res.Root.String(), "dest": res.Dest, "digest": res.Digest.String()})
+	}
+	fmt.Fprintf(g.stderr, "pulled ipfs://%s → %s (%s)\n", res.Root, res.Dest, res.Digest)
+	return nil
+}

@@ -1,0 +1,61 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+
+	"github.com/ipfs-mirror/mirror/manifests"
+	"github.com/ipfs-mirror/mirror/mirror"
+)
+
+// PushCmd is `mirror push`.
+type PushCmd struct {
+	Platform []string `short:"p" placeholder:"OS/ARCH[/VARIANT]" help:"Keep only these platforms (repeatable, comma-separated). Default: all."`
+	Jobs     int      `short:"j" default:"4" help:"Blobs transferred at once."`
+	Source   string   `arg:"" help:"Registry reference (docker.io/library/alpine:3.20, optional docker:// prefix), oci:DIR[:TAG] or docker-archive:FILE."`
+}
+
+// pushOutput is the --json form.
+type pushOutput struct {
+	Root         string           `json:"root"`
+	Source       string           `json:"source"`
+	SourceDigest string           `json:"sourceDigest"`
+	Target       any              `json:"target"`
+	Platforms    []string         `json:"platforms"`
+	Blobs        []manifests.Blob `json:"blobs"`
+}
+
+// Run pushes.
+func (c *PushCmd) Run(ctx context.Context, g *Globals) error {
+	ctx, cancel := g.withTimeout(ctx)
+	defer cancel()
+	platforms, err := parsePlatforms(c.Platform)
+	if err != nil {
+		return err
+	}
+	if _, err := mirror.ParseRef(c.Source, g.Registry()); err != nil {
+		return err
+	}
+	store, err := g.OpenStore(ctx)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	pr := newProgress(g)
+	w := manifests.NewWriter(store, c.Jobs, pr.event)
+	fmt.Fprintf(g.stderr, "pushing %s to IPFS\n", c.Source)
+	res, err := mirror.Push(ctx, w, c.Source, mirror.PushOptions{Registry: g.Registry(), Platforms: platforms})
+	pr.done()
+	if err != nil {
+		return err
+	}
+	if g.JSON {
+		enc := json.NewEncoder(g.stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(pushOutput{Root: res.Root.String(), Source: c.Source, SourceDigest: res.SourceDigest.String(), Target: res.Target, Platforms: res.Platforms, Blobs: res.Blobs})
+	}
+	fmt.Fprintf(g.stderr, "pushed %s (%s) → ipfs://%s\n", c.Source, res.SourceDigest, res.Root)
+	fmt.Fprintln(g.stdout, res.Root.String())
+	return nil
+}

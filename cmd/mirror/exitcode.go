@@ -1,0 +1,75 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
+
+	"github.com/ipfs-mirror/mirror/manifests"
+	"github.com/ipfs-mirror/mirror/mirror"
+	"github.com/ipfs-mirror/mirror/mirror/ipfs"
+)
+
+// Exit codes (documented in README.md and docs/cli.md).
+const (
+	ExitOK          = 0   // success
+	ExitFailure     = 1   // the command failed (network, registry, IPFS errors)
+	ExitUsage       = 2   // bad flags, arguments, references or configuration
+	ExitPartial     = 3   // some images failed, the others were done (sync, verify)
+	ExitIPFS        = 4   // no IPFS node reachable, or content not found in time
+	ExitIntegrity   = 5   // a digest mismatch: content does not match its descriptor
+	ExitInterrupted = 130 // SIGINT/SIGTERM
+)
+
+// partialError is returned by commands that did part of their work.
+type partialError struct{ err error }
+
+func (p partialError) Error() string { return p.err.Error() }
+func (p partialError) Unwrap() error { return p.err }
+
+// usageError marks bad input found by a command.
+type usageError struct{ err error }
+
+func (u usageError) Error() string { return u.err.Error() }
+func (u usageError) Unwrap() error { return u.err }
+
+// exitCode maps an error to its documented exit code.
+func exitCode(ctx context.Context, err error) int {
+	var pe partialError
+	var ue usageError
+	switch {
+	case err == nil:
+		return ExitOK
+	case errors.As(err, &pe):
+		return ExitPartial
+	case errors.Is(err, context.Canceled) && ctx.Err() != nil:
+		return ExitInterrupted
+	case errors.As(err, &ue), errors.Is(err, mirror.ErrBadReference), errors.Is(err, mirror.ErrNoMatchingPlatform):
+		return ExitUsage
+	case errors.Is(err, manifests.ErrDigestMismatch):
+		return ExitIntegrity
+	case errors.Is(err, ipfs.ErrUnavailable), errors.Is(err, ipfs.ErrNotFound), errors.Is(err, manifests.ErrNotIPFSImage):
+		return ExitIPFS
+	}
+	return ExitFailure
+}
+
+// report prints err in one line (plus a hint) and returns its exit code.
+func report(w io.Writer, ctx context.Context, err error) int {
+	code := exitCode(ctx, err)
+	msg := err.Error()
+	var te *transport.Error
+	switch {
+	case code == ExitInterrupted:
+		msg = "interrupted"
+	case errors.As(err, &te) && te.StatusCode == 401:
+		msg += " (hint: log in with `docker login` or set credentials in ~/.docker/config.json)"
+	case errors.Is(err, context.DeadlineExceeded):
+		msg += " (hint: the --timeout ran out; the content may not be reachable from this node)"
+	}
+	fmt.Fprintln(w, "mirror:", msg)
+	return code
+}

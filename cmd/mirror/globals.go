@@ -1,0 +1,89 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/ipfs-mirror/mirror/mirror"
+	"github.com/ipfs-mirror/mirror/mirror/ipfs"
+	"github.com/ipfs-mirror/mirror/mirror/ipfs/open"
+)
+
+// Globals are the flags every command takes.
+type Globals struct {
+	IPFSAPI       string        `name:"ipfs-api" aliases:"ipfs-address" env:"IPFS_API" placeholder:"ADDR" help:"IPFS RPC API: a multiaddr (/ip4/127.0.0.1/tcp/5001) or http(s) URL. Default: the daemon of $$IPFS_PATH (~/.ipfs)."`
+	IPFSAPIHeader []string      `name:"ipfs-api-header" placeholder:"'NAME: VALUE'" help:"Extra header for every IPFS API request (e.g. Authorization); never logged."`
+	Timeout       time.Duration `default:"0s" help:"Bound the whole command (0: no bound)."`
+	Insecure      bool          `help:"Allow plain HTTP and unverified TLS for registries."`
+	JSON          bool          `name:"json" help:"Print machine-readable JSON on stdout."`
+	Verbose       bool          `short:"v" help:"Print a line per blob on stderr."`
+
+	stdout, stderr io.Writer
+}
+
+// OpenStore opens the IPFS store in the one resolution order.
+func (g *Globals) OpenStore(ctx context.Context) (ipfs.Store, error) {
+	headers := map[string]string{}
+	for _, h := range g.IPFSAPIHeader {
+		k, v, ok := strings.Cut(h, ":")
+		if !ok || strings.TrimSpace(k) == "" {
+			return nil, usageError{fmt.Errorf("--ipfs-api-header %q: want 'NAME: VALUE'", redact(h))}
+		}
+		headers[strings.TrimSpace(k)] = strings.TrimSpace(v)
+	}
+	return open.Store(ctx, open.Options{API: g.IPFSAPI, Headers: headers})
+}
+
+func redact(h string) string {
+	if k, _, ok := strings.Cut(h, ":"); ok {
+		return k + ": ***"
+	}
+	return "***"
+}
+
+// Registry returns the registry options.
+func (g *Globals) Registry() mirror.RegistryOptions {
+	return mirror.RegistryOptions{Insecure: g.Insecure, UserAgent: "mirror/" + version}
+}
+
+// withTimeout applies --timeout.
+func (g *Globals) withTimeout(ctx context.Context) (context.Context, context.CancelFunc) {
+	if g.Timeout > 0 {
+		return context.WithTimeout(ctx, g.Timeout)
+	}
+	return context.WithCancel(ctx)
+}
+
+// parsePlatforms parses --platform values (os/arch[/variant]).
+func parsePlatforms(ss []string) ([]v1.Platform, error) {
+	var out []v1.Platform
+	for _, s := range ss {
+		for _, part := range strings.Split(s, ",") {
+			part = strings.TrimSpace(part)
+			if part == "" {
+				continue
+			}
+			p, err := v1.ParsePlatform(part)
+			if err != nil || p.OS == "" || p.Architecture == "" {
+				return nil, usageError{fmt.Errorf("--platform %q: want os/arch[/variant]", part)}
+			}
+			out = append(out, *p)
+		}
+	}
+	return out, nil
+}
+
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}

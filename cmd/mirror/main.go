@@ -1,0 +1,84 @@
+// Command mirror mirrors container images between registries and IPFS, in
+// the IPFS-enabled image format of nerdctl and stargz-snapshotter, with no
+// containerd daemon.
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/alecthomas/kong"
+)
+
+// version is set at build time with -ldflags "-X main.version=…".
+var version = "dev"
+
+// CLI is the command tree. Each command lives in its own cmd_*.go file.
+type CLI struct {
+	Globals
+
+	Push    PushCmd    `cmd:"" help:"Copy an image into IPFS; prints the root CID as the last line of stdout."`
+	Pull    PullCmd    `cmd:"" help:"Copy ipfs://CID to an OCI layout, a docker archive or a registry."`
+	Inspect InspectCmd `cmd:"" help:"Print the tree of an IPFS-enabled image."`
+	Version VersionCmd `cmd:"" help:"Print the version."`
+}
+
+func main() {
+	os.Exit(run(os.Args[1:]))
+}
+
+func run(args []string) int {
+	var cli CLI
+	parser, err := kong.New(&cli,
+		kong.Name("mirror"),
+		kong.Description("Mirror container images between registries and IPFS (nerdctl-compatible IPFS-enabled images), no containerd needed."),
+		kong.UsageOnError(),
+		kong.ConfigureHelp(kong.HelpOptions{Compact: true}),
+		kong.Vars{"version": version},
+		kong.Exit(func(code int) { panic(exitPanic(code)) }),
+	)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "mirror:", err)
+		return ExitUsage
+	}
+	code := func() (code int) {
+		defer func() {
+			if r := recover(); r != nil {
+				if c, ok := r.(exitPanic); ok {
+					code = int(c)
+					return
+				}
+				panic(r)
+			}
+		}()
+		kctx, err := parser.Parse(args)
+		if err != nil {
+			parser.Errorf("%s", err)
+			return ExitUsage
+		}
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		defer stop()
+		cli.Globals.stdout, cli.Globals.stderr = os.Stdout, os.Stderr
+		kctx.BindTo(ctx, (*context.Context)(nil))
+		err = kctx.Run(&cli.Globals)
+		if err != nil {
+			return report(os.Stderr, ctx, err)
+		}
+		return ExitOK
+	}()
+	return code
+}
+
+type exitPanic int
+
+// VersionCmd prints the version.
+type VersionCmd struct{}
+
+// Run prints the version.
+func (VersionCmd) Run(g *Globals) error {
+	fmt.Fprintln(g.stdout, "mirror", version)
+	return nil
+}

@@ -1,0 +1,376 @@
+package mirror
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/layout"
+	"github.com/google/go-containerregistry/pkg/v1/match"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/tarball"
+	"github.com/ipfs/go-cid"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/ipfs-mirror/mirror/manifests"
+	"github.com/ipfs-mirror/mirror/mirror/ipfs"
+)
+
+// ImageTransform rewrites a pulled image before it is written (decryption).
+type ImageTransform func(ctx context.Context, img v1.Image) (v1.Image, error)
+
+// PullOptions configure Pull.
+type PullOptions struct {
+	Registry RegistryOptions
+	// Platforms to keep; empty keeps all (docker-archive: picks the host's
+	// platform when the image has several).
+	Platforms []v1.Platform
+	// Transform, when set, rewrites every image (e.g. decrypt).
+	Transform ImageTransform
+	// Jobs bounds parallel blob copies to a registry.
+	Jobs int
+	// URLs is "keep" (the IPFS-enabled documents byte for byte, digests as
+	// on IPFS), "strip" (the url-free rewrite: same blobs, ipfs:// URLs
+	// removed, new manifest digests) or "" for the destination's default:
+	// strip for a registry (CNCF distribution refuses urls on ordinary
+	// layers, containers/image skips them), keep for oci: and
+	// docker-archive:.
+	URLs string
+}
+
+// URL handling of Pull.
+const (
+	URLsKeep  = "keep"
+	URLsStrip = "strip"
+)
+
+// PullResult tells what Pull wrote.
+type PullResult struct {
+	Root   cid.Cid
+	Dest   string
+	Digest v1.Hash
+}
+
+// Pull writes the IPFS-enabled image root names to DEST (oci:DIR[:TAG],
+// docker-archive:FILE[:NAME:TAG] or a registry reference). Every blob is
+// verified while it streams; a mismatch leaves DEST as it was (layouts and
+// archives are staged and renamed; a registry gets its manifest last).
+func Pull(ctx context.Context, store ipfs.Store, root cid.Cid, dest string, o PullOptions) (*PullResult, error) {
+	ref, err := ParseRef(dest, o.Registry)
+	if err != nil {
+		return nil, err
+	}
+	tree, err := manifests.Resolve(ctx, store, root)
+	if err != nil {
+		return nil, err
+	}
+	top, err := tree.Top(ctx)
+	if err != nil {
+		return nil, err
+	}
+	node, err := selectPlatforms(top, o.Platforms)
+	if err != nil {
+		return nil, err
+	}
+	if o.Transform != nil {
+		if node, err = transform(ctx, node, o.Transform); err != nil {
+			return nil, err
+		}
+	}
+	urls := o.URLs
+	if urls == "" {
+		urls = URLsKeep
+		if ref.Kind == KindRegistry {
+			urls = URLsStrip
+		}
+	}
+	switch urls {
+	case URLsKeep:
+	case URLsStrip:
+		if node, err = manifests.StripURLs(node); err != nil {
+			return nil, err
+		}
+	default:
+		return nil, fmt.Errorf("%w: urls %q: want keep or strip", ErrBadReference, urls)
+	}
+	if ref.Kind == KindDockerArchive && ref.Tag == "" {
+		ref.Tag = "localhost:5050/ipfs/" + root.String() + ":latest"
+	}
+	res := &PullResult{Root: root, Dest: ref.String()}
+	switch ref.Kind {
+	case KindOCI:
+		res.Digest, err = writeLayout(ref, node)
+	case KindDockerArchive:
+		res.Digest, err = writeArchive(ref, node, o.Platforms)
+	case KindRegistry:
+		res.Digest, err = writeRegistry(ctx, ref, node, o)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return res, nil
+}
+
+func selectPlatforms(top any, ps []v1.Platform) (any, error) {
+	idx, ok := top.(v1.ImageIndex)
+	if !ok || len(ps) == 0 {
+		return top, nil
+	}
+	im, err := idx.IndexManifest()
+	if err != nil {
+		return nil, err
+	}
+	var drop []v1.Hash
+	kept := 0
+	for _, m := range im.Manifests {
+		if m.Platform == nil || platformIn(*m.Platform, ps) {
+			kept++
+			continue
+		}
+		drop = append(drop, m.Digest)
+	}
+	if kept == 0 {
+		return nil, fmt.Errorf("%w %v", ErrNoMatchingPlatform, ps)
+	}
+	if len(drop) == 0 {
+		return idx, nil
+	}
+	return mutate.RemoveManifests(idx, match.Digests(drop...)), nil
+}
+
+func platformIn(p v1.Platform, ps []v1.Platform) bool {
+	op := &ocispec.Platform{OS: p.OS, Architecture: p.Architecture, Variant: p.Variant}
+	for _, want := range ps {
+		if manifests.PlatformMatches(want, op) {
+			return true
+		}
+	}
+	return false
+}
+
+func transform(ctx context.Context, node any, f ImageTransform) (any, error) {
+	switch n := node.(type) {
+	case v1.Image:
+		return f(ctx, n)
+	case v1.ImageIndex:
+		im, err := n.IndexManifest()
+		if err != nil {
+			return nil, err
+		}
+		out := mutate.IndexMediaType(empty.Index, im.MediaType)
+		for _, m := range im.Manifests {
+			add := mutate.IndexAddendum{Descriptor: m}
+			add.Descriptor.URLs = nil
+			switch {
+			case m.MediaType.IsImage():
+				img, err := n.Image(m.Digest)
+				if err != nil {
+					return nil, err
+				}
+				if add.Add, err = f(ctx, img); err != nil {
+					return nil, err
+				}
+			case m.MediaType.IsIndex():
+				child, err := n.ImageIndex(m.Digest)
+				if err != nil {
+					return nil, err
+				}
+				c, err := transform(ctx, child, f)
+				if err != nil {
+					return nil, err
+				}
+				add.Add = c.(v1.ImageIndex)
+			default:
+				continue
+			}
+			out = mutate.AppendManifests(out, add)
+		}
+		return out, nil
+	}
+	return nil, fmt.Errorf("cannot transform %T", node)
+}
+
+func digestOf(node any) (v1.Hash, error) {
+	switch n := node.(type) {
+	case v1.Image:
+		return n.Digest()
+	case v1.ImageIndex:
+		return n.Digest()
+	}
+	return v1.Hash{}, fmt.Errorf("unexpected %T", node)
+}
+
+// writeLayout stages a fresh layout next to DIR and renames it into place;
+// into an existing layout it moves the verified blobs in, then appends the
+// image to index.json.
+func writeLayout(ref Ref, node any) (v1.Hash, error) {
+	dgst, err := digestOf(node)
+	if err != nil {
+		return v1.Hash{}, err
+	}
+	dir := filepath.Clean(ref.Path)
+	if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
+		return v1.Hash{}, err
+	}
+	tmp, err := os.MkdirTemp(filepath.Dir(dir), "."+filepath.Base(dir)+".tmp-")
+	if err != nil {
+		return v1.Hash{}, err
+	}
+	defer os.RemoveAll(tmp)
+	stage, err := layout.Write(tmp, empty.Index)
+	if err != nil {
+		return v1.Hash{}, err
+	}
+	var opts []layout.Option
+	if ref.Tag != "" {
+		opts = append(opts, layout.WithAnnotations(map[string]string{"org.opencontainers.image.ref.name": ref.Tag}))
+	}
+	switch n := node.(type) {
+	case v1.Image:
+		err = stage.AppendImage(n, opts...)
+	case v1.ImageIndex:
+		err = stage.AppendIndex(n, opts...)
+	}
+	if err != nil {
+		return v1.Hash{}, fmt.Errorf("writing oci:%s: %w", ref.Path, err)
+	}
+	// Fresh destination: one rename.
+	if entries, err := os.ReadDir(dir); errors.Is(err, os.ErrNotExist) || (err == nil && len(entries) == 0) {
+		if err == nil {
+			if err := os.Remove(dir); err != nil {
+				return v1.Hash{}, err
+			}
+		}
+		if err := os.Rename(tmp, dir); err != nil {
+			return v1.Hash{}, err
+		}
+		return dgst, nil
+	}
+	// Existing layout: move blobs in (content-addressed, already verified),
+	// then append the descriptor.
+	dst, err := layout.FromPath(dir)
+	if err != nil {
+		return v1.Hash{}, fmt.Errorf("oci:%s exists and is not an OCI layout: %w", ref.Path, err)
+	}
+	blobs := filepath.Join(tmp, "blobs")
+	err = filepath.WalkDir(blobs, func(p string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		rel, _ := filepath.Rel(tmp, p)
+		target := filepath.Join(dir, rel)
+		if _, err := os.Stat(target); err == nil {
+			return nil
+		}
+		if err := os.MkdirAll(filepath.Dir(target), 0o755); err != nil {
+			return err
+		}
+		return os.Rename(p, target)
+	})
+	if err != nil {
+		return v1.Hash{}, err
+	}
+	sidx, err := stage.ImageIndex()
+	if err != nil {
+		return v1.Hash{}, err
+	}
+	sim, err := sidx.IndexManifest()
+	if err != nil {
+		return v1.Hash{}, err
+	}
+	for _, d := range sim.Manifests {
+		if ref.Tag != "" {
+			_ = dst.RemoveDescriptors(match.Annotation("org.opencontainers.image.ref.name", ref.Tag))
+		}
+		if err := dst.AppendDescriptor(d); err != nil {
+			return v1.Hash{}, err
+		}
+	}
+	return dgst, nil
+}
+
+func writeArchive(ref Ref, node any, ps []v1.Platform) (v1.Hash, error) {
+	img, ok := node.(v1.Image)
+	if !ok {
+		var err error
+		if img, err = pickImage(node.(v1.ImageIndex), ps); err != nil {
+			return v1.Hash{}, err
+		}
+	}
+	tag, err := name.NewTag(ref.Tag, name.WeakValidation)
+	if err != nil {
+		return v1.Hash{}, fmt.Errorf("%w: %v", ErrBadReference, err)
+	}
+	path := filepath.Clean(ref.Path)
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-")
+	if err != nil {
+		return v1.Hash{}, err
+	}
+	defer os.Remove(f.Name())
+	if err := tarball.Write(tag, img, f); err != nil {
+		f.Close()
+		return v1.Hash{}, fmt.Errorf("writing docker-archive:%s: %w", ref.Path, err)
+	}
+	if err := f.Close(); err != nil {
+		return v1.Hash{}, err
+	}
+	if err := os.Rename(f.Name(), path); err != nil {
+		return v1.Hash{}, err
+	}
+	return img.Digest()
+}
+
+// pickImage chooses one image of an index for a single-image destination:
+// the only one, or the one matching the platforms (default: the host's).
+func pickImage(idx v1.ImageIndex, ps []v1.Platform) (v1.Image, error) {
+	im, err := idx.IndexManifest()
+	if err != nil {
+		return nil, err
+	}
+	var imgs []v1.Descriptor
+	for _, m := range im.Manifests {
+		if m.MediaType.IsImage() && (m.Platform == nil || m.Platform.OS != "unknown") {
+			imgs = append(imgs, m)
+		}
+	}
+	if len(imgs) == 1 {
+		return idx.Image(imgs[0].Digest)
+	}
+	want := ps
+	if len(want) == 0 {
+		want = []v1.Platform{{OS: "linux", Architecture: runtime.GOARCH}}
+	}
+	var names []string
+	for _, m := range imgs {
+		if m.Platform != nil && platformIn(*m.Platform, want) {
+			return idx.Image(m.Digest)
+		}
+		if m.Platform != nil {
+			names = append(names, m.Platform.String())
+		}
+	}
+	return nil, fmt.Errorf("%w %v: a docker archive holds one image; choose with --platform (have %s)", ErrNoMatchingPlatform, want, strings.Join(names, ", "))
+}
+
+func writeRegistry(ctx context.Context, ref Ref, node any, o PullOptions) (v1.Hash, error) {
+	ropts := append(o.Registry.Remote(ctx), remote.WithJobs(max(o.Jobs, 4)))
+	var err error
+	switch n := node.(type) {
+	case v1.Image:
+		err = remote.Write(ref.Ref, n, ropts...)
+	case v1.ImageIndex:
+		err = remote.WriteIndex(ref.Ref, n, ropts...)
+	}
+	if err != nil {
+		return v1.Hash{}, fmt.Errorf("pushing to %s: %w", ref.Ref, err)
+	}
+	return digestOf(node)
+}

@@ -1,0 +1,49 @@
+package mirror
+
+import (
+	"context"
+	"fmt"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/ipfs-mirror/mirror/manifests"
+)
+
+// PushOptions configure Push.
+type PushOptions struct {
+	Registry RegistryOptions
+	// Platforms to keep; empty keeps all (nerdctl push --all-platforms).
+	Platforms []v1.Platform
+	// Convert transforms each platform image (modes); nil copies as is.
+	Convert manifests.ImageConverter
+}
+
+// PushResult is what Push did.
+type PushResult struct {
+	*manifests.Result
+	// SourceDigest is the digest of the source's top manifest or index.
+	SourceDigest v1.Hash
+}
+
+// Push copies the image SOURCE names into IPFS in the IPFS-enabled format,
+// through w (which bounds concurrency and adds each digest once).
+func Push(ctx context.Context, w *manifests.Writer, source string, o PushOptions) (*PushResult, error) {
+	ref, err := ParseRef(source, o.Registry)
+	if err != nil {
+		return nil, err
+	}
+	src, err := OpenSource(ctx, ref, o.Registry)
+	if err != nil {
+		return nil, err
+	}
+	return PushSource(ctx, w, src, o)
+}
+
+// PushSource is Push for an already opened source.
+func PushSource(ctx context.Context, w *manifests.Writer, src *Source, o PushOptions) (*PushResult, error) {
+	res, err := w.Write(ctx, src.Node(), manifests.Options{Platforms: o.Platforms, Convert: o.Convert})
+	if err != nil {
+		return nil, fmt.Errorf("pushing %s to IPFS: %w", src.Ref, err)
+	}
+	return &PushResult{Result: res, SourceDigest: src.Digest}, nil
+}
