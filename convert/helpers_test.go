@@ -139,12 +139,16 @@ func hashOf(b []byte) v1.Hash {
 	return v1.Hash{Algorithm: "sha256", Hex: fmt.Sprintf("%x", sha256.Sum256(b))}
 }
 
-func (l *blobLayer) Digest() (v1.Hash, error)             { return l.digest, nil }
-func (l *blobLayer) DiffID() (v1.Hash, error)             { return l.diffID, nil }
-func (l *blobLayer) Size() (int64, error)                 { return int64(len(l.blob)), nil }
-func (l *blobLayer) MediaType() (types.MediaType, error)  { return l.mt, nil }
-func (l *blobLayer) Compressed() (io.ReadCloser, error)   { return io.NopCloser(bytes.NewReader(l.blob)), nil }
-func (l *blobLayer) Uncompressed() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(l.tar)), nil }
+func (l *blobLayer) Digest() (v1.Hash, error)            { return l.digest, nil }
+func (l *blobLayer) DiffID() (v1.Hash, error)            { return l.diffID, nil }
+func (l *blobLayer) Size() (int64, error)                { return int64(len(l.blob)), nil }
+func (l *blobLayer) MediaType() (types.MediaType, error) { return l.mt, nil }
+func (l *blobLayer) Compressed() (io.ReadCloser, error) {
+	return io.NopCloser(bytes.NewReader(l.blob)), nil
+}
+func (l *blobLayer) Uncompressed() (io.ReadCloser, error) {
+	return io.NopCloser(bytes.NewReader(l.tar)), nil
+}
 
 type testLayerSpec struct {
 	layer       v1.Layer
