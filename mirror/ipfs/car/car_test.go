@@ -308,7 +308,6 @@ func mustCID(t *testing.T, s string) cid.Cid {
 	return c
 }
 
-
 // TestConcurrentAdds adds overlapping content from several goroutines, as
 // the writer does with --jobs: every CID must be right and every block
 // written once.
