@@ -506,7 +506,7 @@ func (p *parser) parseTags(n *yaml.Node, field string) (TagSpec, bool) {
 		if !ok {
 			return TagSpec{}, false
 		}
-		if len(m) == 0 {
+		if len(d.Content) == 0 {
 			p.errorf(d, field, "no selector: set allow, deny, semver or latest")
 			return TagSpec{}, false
 		}

@@ -66,6 +66,9 @@ func checkPushRef(s string) error {
 	if err != nil {
 		return fmt.Errorf("template gives invalid reference %q: %v", s, err)
 	}
+	if reg := t.Context().RegistryStr(); !hostRE.MatchString(reg) {
+		return fmt.Errorf("template gives %q: invalid registry host %q", s, reg)
+	}
 	if t.TagStr() == "" {
 		return fmt.Errorf("template gives %q, which names no tag", s)
 	}

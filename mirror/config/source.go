@@ -9,7 +9,12 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/name"
 	ma "github.com/multiformats/go-multiaddr"
+	godigest "github.com/opencontainers/go-digest"
 )
+
+// hostRE is the syntax of a registry host: a DNS name or a bracketed IPv6
+// address, with an optional port.
+var hostRE = regexp.MustCompile(`^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*)(:[0-9]+)?$`)
 
 // tagRE is the syntax of an image tag (OCI distribution spec).
 var tagRE = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$`)
@@ -58,16 +63,37 @@ func parseSource(s, dir string) (source, error) {
 // parseRegistryRef parses a registry reference: a repository, or one with
 // a :tag, an @digest or both. A missing tag is not defaulted.
 func parseRegistryRef(s string) (source, error) {
-	if _, err := name.ParseReference(s); err != nil {
-		return source{}, fmt.Errorf("invalid reference %q: %v", s, err)
+	if scheme, _, ok := strings.Cut(s, "://"); ok && !strings.ContainsAny(scheme, "/:@") {
+		return source{}, fmt.Errorf("invalid reference %q: remove the %s:// scheme", s, scheme)
 	}
-	base, digest, _ := strings.Cut(s, "@")
+	base, digest, hasDigest := strings.Cut(s, "@")
+	if _, err := name.ParseReference(s); err != nil {
+		// ParseReference says only "could not parse reference": find
+		// the part at fault for a better message.
+		detail := err
+		if _, terr := name.NewTag(base); terr != nil {
+			detail = terr
+		} else if hasDigest {
+			if _, derr := godigest.Parse(digest); derr != nil {
+				detail = fmt.Errorf("invalid digest %q: %v", digest, derr)
+			} else if _, derr := name.NewDigest(s); derr != nil {
+				detail = derr
+			}
+		}
+		return source{}, fmt.Errorf("invalid reference %q: %v", s, detail)
+	}
 	t, err := name.NewTag(base, name.WithDefaultTag(""))
 	if err != nil {
 		return source{}, fmt.Errorf("invalid reference %q: %v", s, err)
 	}
+	if tag := t.TagStr(); tag != "" && !tagRE.MatchString(tag) {
+		return source{}, fmt.Errorf("invalid reference %q: invalid tag %q", s, tag)
+	}
 	repo := t.Context()
 	registry := repo.RegistryStr()
+	if !hostRE.MatchString(registry) {
+		return source{}, fmt.Errorf("invalid reference %q: invalid registry host %q", s, registry)
+	}
 	if registry == name.DefaultRegistry {
 		registry = "docker.io"
 	}
