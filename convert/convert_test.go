@@ -204,7 +204,9 @@ func TestRandomImagesAndNestedIndex(t *testing.T) {
 	nested := mutate.AppendManifests(empty.Index, mutate.IndexAddendum{Add: ri, Descriptor: v1.Descriptor{MediaType: types.OCIImageIndex}})
 	k := genKeys(t)
 	for name, f := range map[string]func(context.Context, v1.Image) (v1.Image, error){
-		"estargz": func(ctx context.Context, img v1.Image) (v1.Image, error) { return ToEstargz(ctx, img, EstargzOptions{}) },
+		"estargz": func(ctx context.Context, img v1.Image) (v1.Image, error) {
+			return ToEstargz(ctx, img, EstargzOptions{})
+		},
 		"encrypt": func(ctx context.Context, img v1.Image) (v1.Image, error) {
 			return Encrypt(ctx, img, EncryptOptions{Recipients: []string{"jwe:" + k.pub}})
 		},
