@@ -87,80 +87,84 @@ func parseTest(data string) (*File, error) {
 		WithReadFile(readFake))
 }
 
+const v = "version: 1\n"
+
+// errorCases are malformed lists and the exact error each gives.
+var errorCases = []struct{ name, in, want string }{
+	{"empty file", "", "mirrors.yaml:1:1: the file is empty"},
+	{"comments only", "# nothing\n", "mirrors.yaml:1:1: the file is empty"},
+	{"syntax", v + "images: [\n", "mirrors.yaml:2: invalid YAML: did not find expected node content"},
+	{"two documents", v + "images: []\n---\nversion: 1\n", "mirrors.yaml:3:1: a second YAML document; the file must hold one"},
+	{"top not a mapping", "- alpine:3\n", "mirrors.yaml:1:1: expected a mapping at the top level, got a sequence"},
+	{"missing version", "images:\n  - source: alpine:3\n", "mirrors.yaml:1:1: version: required field is missing (write version: 1)"},
+	{"wrong version", "version: 2\nimages: {}\n", "mirrors.yaml:1:10: version: unsupported version 2 (this mirror reads version 1)"},
+	{"version not an int", "version: \"1\"\nimages:\n  - source: alpine:3\n", "mirrors.yaml:1:10: version: expected an integer, got a string"},
+	{"missing images", v, "mirrors.yaml:1:1: images: required field is missing"},
+	{"images empty", v + "images: []\n", "mirrors.yaml:2:9: images: must not be empty"},
+	{"images a mapping", v + "images: {source: a}\n", "mirrors.yaml:2:9: images: expected a sequence, got a mapping"},
+	{"unknown top field", v + "mirrors: []\nimages:\n  - source: a:1\n", "mirrors.yaml:2:1: mirrors: unknown field (want one of: version, ipfs, defaults, immutable_tags, images)"},
+	{"unknown entry field", v + "images:\n  - source: a\n    tag: [\"1\"]\n", "mirrors.yaml:3:13: images[0].source: \"a\" names no tag or digest: add tags, or :TAG or @DIGEST to the source\n" +
+		"mirrors.yaml:4:5: images[0].tag: unknown field (want one of: source, compose, tags, modes, platforms, push, encrypt, estargz)"},
+	{"duplicate key", v + "images:\n  - source: a:1\n    source: a:2\n", "mirrors.yaml:4:5: images[0].source: duplicate key (first at line 3)"},
+	{"neither source nor compose", v + "images:\n  - modes: [plain]\n", "mirrors.yaml:3:5: images[0]: an entry needs source or compose"},
+	{"source and compose", v + "images:\n  - source: a:1\n    compose: compose.yaml\n", "mirrors.yaml:4:5: images[0]: source and compose are mutually exclusive"},
+	{"source not a string", v + "images:\n  - source: [alpine]\n", "mirrors.yaml:3:13: images[0].source: expected a string, got a sequence"},
+	{"bad reference", v + "images:\n  - source: Docker.io/Library/alpine:3\n", "mirrors.yaml:3:13: images[0].source: invalid reference \"Docker.io/Library/alpine:3\": repository can only contain the characters `abcdefghijklmnopqrstuvwxyz0123456789_-./`: Library/alpine"},
+	{"bad digest", v + "images:\n  - source: alpine@sha256:abc\n", "mirrors.yaml:3:13: images[0].source: invalid reference \"alpine@sha256:abc\": invalid digest \"sha256:abc\": invalid checksum digest length"},
+	{"url scheme", v + "images:\n  - source: https://ghcr.io/a/b:1\n", "mirrors.yaml:3:13: images[0].source: invalid reference \"https://ghcr.io/a/b:1\": remove the https:// scheme"},
+	{"repo without tags", v + "images:\n  - source: docker.io/library/alpine\n", "mirrors.yaml:3:13: images[0].source: \"docker.io/library/alpine\" names no tag or digest: add tags, or :TAG or @DIGEST to the source"},
+	{"tags on a tagged ref", v + "images:\n  - source: ghcr.io/acme/app:1.2.3\n    tags: [\"1.2.4\"]\n", "mirrors.yaml:4:5: images[0].tags: not allowed: source \"ghcr.io/acme/app:1.2.3\" already names a tag"},
+	{"tags on a digest ref", v + "images:\n  - source: alpine@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\n    tags: [\"3\"]\n", "mirrors.yaml:4:5: images[0].tags: not allowed: source \"alpine@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\" already names a digest"},
+	{"tags on oci", v + "images:\n  - source: oci:layout\n    tags: [v1]\n", "mirrors.yaml:4:5: images[0].tags: not allowed with an oci: source (write oci:DIR:TAG)"},
+	{"empty tag list", v + "images:\n  - source: alpine\n    tags: []\n", "mirrors.yaml:4:11: images[0].tags: must not be empty"},
+	{"bad tag", v + "images:\n  - source: alpine\n    tags: [\"3.20\", \"-rc\"]\n", "mirrors.yaml:4:20: images[0].tags[1]: invalid tag \"-rc\""},
+	{"tags a string", v + "images:\n  - source: alpine\n    tags: \"3.20\"\n", "mirrors.yaml:4:11: images[0].tags: expected a list of tags or a mapping of selectors, got a string"},
+	{"empty selector", v + "images:\n  - source: alpine\n    tags: {}\n", "mirrors.yaml:4:11: images[0].tags: no selector: set allow, deny, semver or latest"},
+	{"bad semver", v + "images:\n  - source: nginx\n    tags: {semver: \">=1.x.y.z\"}\n", "mirrors.yaml:4:20: images[0].tags.semver: invalid semver range \">=1.x.y.z\": improper constraint: \">=1.x.y.z\""},
+	{"bad regex", v + "images:\n  - source: nginx\n    tags: {allow: ['^1\\.27'], deny: ['(alpine']}\n", "mirrors.yaml:4:38: images[0].tags.deny[0]: invalid regular expression \"(alpine\": error parsing regexp: missing closing ): `(alpine`"},
+	{"latest zero", v + "images:\n  - source: nginx\n    tags: {latest: 0}\n", "mirrors.yaml:4:20: images[0].tags.latest: must be at least 1, got 0"},
+	{"latest a string", v + "images:\n  - source: nginx\n    tags: {latest: three}\n", "mirrors.yaml:4:20: images[0].tags.latest: expected an integer, got a string"},
+	{"unknown selector", v + "images:\n  - source: nginx\n    tags: {semverRange: \"^1\"}\n", "mirrors.yaml:4:12: images[0].tags.semverRange: unknown field (want one of: allow, deny, semver, latest)"},
+	{"bad mode", v + "images:\n  - source: a:1\n    modes: [plain, zstd]\n", "mirrors.yaml:4:20: images[0].modes[1]: unknown mode \"zstd\" (want plain, estargz or encrypted)"},
+	{"repeated mode", v + "images:\n  - source: a:1\n    modes: [estargz, encrypted, estargz]\n    encrypt: {recipients: [\"pgp:a@example.com\"]}\n", "mirrors.yaml:4:33: images[0].modes[2]: duplicate mode \"estargz\""},
+	{"empty modes", v + "images:\n  - source: a:1\n    modes: []\n", "mirrors.yaml:4:12: images[0].modes: must not be empty"},
+	{"platform without arch", v + "images:\n  - source: a:1\n    platforms: [linux]\n", "mirrors.yaml:4:17: images[0].platforms[0]: invalid platform \"linux\": want os/arch[/variant]"},
+	{"platform unknown arch", v + "images:\n  - source: a:1\n    platforms: [linux/amd46]\n", "mirrors.yaml:4:17: images[0].platforms[0]: invalid platform \"linux/amd46\": unknown architecture \"amd46\""},
+	{"platform repeated", v + "defaults:\n  platforms: [linux/amd64, linux/amd64]\nimages:\n  - source: a:1\n", "mirrors.yaml:3:28: defaults.platforms[1]: duplicate platform \"linux/amd64\""},
+	{"encrypted without recipients", v + "images:\n  - source: a:1\n    modes: [plain, encrypted]\n", "mirrors.yaml:4:12: images[0].modes: encrypted mode needs encrypt.recipients"},
+	{"encrypted from defaults", v + "defaults: {modes: [encrypted]}\nimages:\n  - source: a:1\n", "mirrors.yaml:4:5: images[0].modes: encrypted mode needs encrypt.recipients"},
+	{"empty recipients", v + "images:\n  - source: a:1\n    modes: [encrypted]\n    encrypt: {recipients: []}\n", "mirrors.yaml:5:27: images[0].encrypt.recipients: must not be empty"},
+	{"bad recipient", v + "images:\n  - source: a:1\n    modes: [encrypted]\n    encrypt: {recipients: [\"rsa:key.pem\"]}\n", "mirrors.yaml:5:28: images[0].encrypt.recipients[0]: invalid recipient \"rsa:key.pem\": want jwe:PUBKEY, pkcs7:CERT or pgp:EMAIL"},
+	{"encrypt without encrypted", v + "images:\n  - source: a:1\n    encrypt: {recipients: [\"jwe:k.pem\"]}\n", "mirrors.yaml:4:14: images[0].encrypt: set, but modes has no encrypted"},
+	{"estargz level", v + "images:\n  - source: a:1\n    modes: [estargz]\n    estargz: {compression_level: 10}\n", "mirrors.yaml:5:34: images[0].estargz.compression_level: must be between 1 and 9, got 10"},
+	{"unset variable", v + "images:\n  - source: ${REGISTRY}/app:1\n", "mirrors.yaml:3:13: images[0].source: environment variable \"REGISTRY\" is not set"},
+	{"required variable", v + "images:\n  - source: $SET/app:${TAG:?set TAG to the release}\n", "mirrors.yaml:3:13: images[0].source: environment variable \"TAG\" is not set: set TAG to the release"},
+	{"bad variable", v + "images:\n  - source: ${1X}/app:1\n", "mirrors.yaml:3:13: images[0].source: bad variable reference \"${1X}\""},
+	{"unterminated variable", v + "ipfs: {api: \"http://${HOST:5001\"}\nimages:\n  - source: a:1\n", "mirrors.yaml:2:13: ipfs.api: unterminated variable reference \"${HOST:5001\""},
+	{"bad api", v + "ipfs: {api: localhost:5001}\nimages:\n  - source: a:1\n", "mirrors.yaml:2:13: ipfs.api: invalid API address \"localhost:5001\": want a multiaddr (/ip4/127.0.0.1/tcp/5001) or an http(s) URL"},
+	{"pin not a bool", v + "ipfs: {pin: \"no\"}\nimages:\n  - source: a:1\n", "mirrors.yaml:2:13: ipfs.pin: expected a boolean, got a string"},
+	{"bad immutable_tags", v + "immutable_tags: '^v\\d+(\\.\\d+'\nimages:\n  - source: a:1\n", "mirrors.yaml:2:17: immutable_tags: invalid regular expression \"^v\\\\d+(\\\\.\\\\d+\": error parsing regexp: missing closing ): `^v\\d+(\\.\\d+`"},
+	{"template syntax", v + "images:\n  - source: a:1\n    push: [\"r.example.com/a:{{.Tag\"]\n", "mirrors.yaml:4:12: images[0].push[0]: invalid template: template: push:1: unclosed action"},
+	{"template field", v + "images:\n  - source: a:1\n    push: [\"r.example.com/a:{{.Version}}\"]\n", "mirrors.yaml:4:12: images[0].push[0]: template: push:1:18: executing \"push\" at <.Version>: can't evaluate field Version in type config.PushData"},
+	{"template without tag", v + "images:\n  - source: a:1\n    push: [\"r.example.com/{{.Repo}}\"]\n", "mirrors.yaml:4:12: images[0].push[0]: template gives \"r.example.com/library/a\", which names no tag"},
+	{"template digest", v + "images:\n  - source: a:1\n    push: [\"r.example.com/a@{{.Digest}}\"]\n", "mirrors.yaml:4:12: images[0].push[0]: template gives \"r.example.com/a@sha256:0000000000000000000000000000000000000000000000000000000000000000\": push targets must name a tag, not a digest"},
+	{"template same for every tag", v + "images:\n  - source: a\n    tags: {latest: 2}\n    push: [\"r.example.com/a:mirror\"]\n", "mirrors.yaml:5:12: images[0].push[0]: template gives \"r.example.com/a:mirror\" for every tag: use {{.Tag}}"},
+	{"template same for every mode", v + "images:\n  - source: a:1\n    modes: [plain, estargz]\n    push: [\"r.example.com/a:{{.Tag}}\"]\n", "mirrors.yaml:5:12: images[0].push[0]: template gives \"r.example.com/a:1\" for both modes plain and estargz: use {{.Mode}}"},
+	{"defaults template", v + "defaults: {push: [\"r.example.com/{{.Repo}}:{{.Tag}}\"]}\nimages:\n  - source: docker-archive:app.tar\n", "mirrors.yaml:4:5: images[0]: defaults.push[0]: template gives invalid reference \"r.example.com/app:\": r.example.com/app: must specify a tag name after the colon"},
+	{"duplicate entry", v + "images:\n  - source: alpine\n    tags: [\"3.20\", \"3.19\"]\n  - source: docker.io/library/alpine:3.20\n", "mirrors.yaml:5:13: images[1].source: duplicate: docker.io/library/alpine:3.20 is also mirrored by images[0]"},
+	{"duplicate oci", v + "images:\n  - source: oci:./layout:v1\n  - source: oci:layout:v1\n", "mirrors.yaml:4:13: images[1].source: duplicate: oci:layout:v1 is also mirrored by images[0]"},
+	{"compose missing", v + "images:\n  - compose: nope/compose.yaml\n", "mirrors.yaml:3:14: images[0].compose: reading compose file: open nope/compose.yaml: file does not exist"},
+	{"compose with tags", v + "images:\n  - compose: other/compose.yaml\n    tags: [\"1\"]\n", "mirrors.yaml:4:5: images[0].tags: not allowed with compose (the compose file names the tags)"},
+	{"compose unset variable", v + "images:\n  - compose: other/compose.yaml\n  - compose: compose.yaml\n", "compose.yaml:5:12: services.cache.image: environment variable \"REDIS_TAG\" is not set"},
+	{"compose no image", v + "images:\n  - compose: empty/compose.yaml\n", "mirrors.yaml:3:14: images[0].compose: compose file empty/compose.yaml names no image (services.*.image)"},
+	{"compose no services", v + "images:\n  - compose: noservices.yaml\n", "noservices.yaml:1:1: services: required field is missing"},
+	{"compose syntax", v + "images:\n  - compose: broken/compose.yaml\n", "broken/compose.yaml:2: invalid YAML: did not find expected node content"},
+	{"compose and explicit", v + "images:\n  - source: nginx:1.27\n  - compose: other/compose.yaml\n", "mirrors.yaml:4:14: images[1].compose: image docker.io/library/nginx:1.27 (services proxy) is also mirrored by images[0]"},
+	{"merge of a scalar", v + "images:\n  - <<: 3\n    source: a:1\n", "mirrors.yaml:3:9: images[0]: a merge key (<<) takes mappings, got an integer"},
+}
+
 func TestErrors(t *testing.T) {
-	const v = "version: 1\n"
-	for _, tc := range []struct{ name, in, want string }{
-		{"empty file", "", "mirrors.yaml:1:1: the file is empty"},
-		{"comments only", "# nothing\n", "mirrors.yaml:1:1: the file is empty"},
-		{"syntax", v + "images: [\n", "mirrors.yaml:2: invalid YAML: did not find expected node content"},
-		{"two documents", v + "images: []\n---\nversion: 1\n", "mirrors.yaml:3:1: a second YAML document; the file must hold one"},
-		{"top not a mapping", "- alpine:3\n", "mirrors.yaml:1:1: expected a mapping at the top level, got a sequence"},
-		{"missing version", "images:\n  - source: alpine:3\n", "mirrors.yaml:1:1: version: required field is missing (write version: 1)"},
-		{"wrong version", "version: 2\nimages: {}\n", "mirrors.yaml:1:10: version: unsupported version 2 (this mirror reads version 1)"},
-		{"version not an int", "version: \"1\"\nimages:\n  - source: alpine:3\n", "mirrors.yaml:1:10: version: expected an integer, got a string"},
-		{"missing images", v, "mirrors.yaml:1:1: images: required field is missing"},
-		{"images empty", v + "images: []\n", "mirrors.yaml:2:9: images: must not be empty"},
-		{"images a mapping", v + "images: {source: a}\n", "mirrors.yaml:2:9: images: expected a sequence, got a mapping"},
-		{"unknown top field", v + "mirrors: []\nimages:\n  - source: a:1\n", "mirrors.yaml:2:1: mirrors: unknown field (want one of: version, ipfs, defaults, immutable_tags, images)"},
-		{"unknown entry field", v + "images:\n  - source: a\n    tag: [\"1\"]\n", "mirrors.yaml:3:13: images[0].source: \"a\" names no tag or digest: add tags, or :TAG or @DIGEST to the source\n" +
-			"mirrors.yaml:4:5: images[0].tag: unknown field (want one of: source, compose, tags, modes, platforms, push, encrypt, estargz)"},
-		{"duplicate key", v + "images:\n  - source: a:1\n    source: a:2\n", "mirrors.yaml:4:5: images[0].source: duplicate key (first at line 3)"},
-		{"neither source nor compose", v + "images:\n  - modes: [plain]\n", "mirrors.yaml:3:5: images[0]: an entry needs source or compose"},
-		{"source and compose", v + "images:\n  - source: a:1\n    compose: compose.yaml\n", "mirrors.yaml:4:5: images[0]: source and compose are mutually exclusive"},
-		{"source not a string", v + "images:\n  - source: [alpine]\n", "mirrors.yaml:3:13: images[0].source: expected a string, got a sequence"},
-		{"bad reference", v + "images:\n  - source: Docker.io/Library/alpine:3\n", "mirrors.yaml:3:13: images[0].source: invalid reference \"Docker.io/Library/alpine:3\": repository can only contain the characters `abcdefghijklmnopqrstuvwxyz0123456789_-./`: Library/alpine"},
-		{"bad digest", v + "images:\n  - source: alpine@sha256:abc\n", "mirrors.yaml:3:13: images[0].source: invalid reference \"alpine@sha256:abc\": invalid digest \"sha256:abc\": invalid checksum digest length"},
-		{"url scheme", v + "images:\n  - source: https://ghcr.io/a/b:1\n", "mirrors.yaml:3:13: images[0].source: invalid reference \"https://ghcr.io/a/b:1\": remove the https:// scheme"},
-		{"repo without tags", v + "images:\n  - source: docker.io/library/alpine\n", "mirrors.yaml:3:13: images[0].source: \"docker.io/library/alpine\" names no tag or digest: add tags, or :TAG or @DIGEST to the source"},
-		{"tags on a tagged ref", v + "images:\n  - source: ghcr.io/acme/app:1.2.3\n    tags: [\"1.2.4\"]\n", "mirrors.yaml:4:5: images[0].tags: not allowed: source \"ghcr.io/acme/app:1.2.3\" already names a tag"},
-		{"tags on a digest ref", v + "images:\n  - source: alpine@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\n    tags: [\"3\"]\n", "mirrors.yaml:4:5: images[0].tags: not allowed: source \"alpine@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\" already names a digest"},
-		{"tags on oci", v + "images:\n  - source: oci:layout\n    tags: [v1]\n", "mirrors.yaml:4:5: images[0].tags: not allowed with an oci: source (write oci:DIR:TAG)"},
-		{"empty tag list", v + "images:\n  - source: alpine\n    tags: []\n", "mirrors.yaml:4:11: images[0].tags: must not be empty"},
-		{"bad tag", v + "images:\n  - source: alpine\n    tags: [\"3.20\", \"-rc\"]\n", "mirrors.yaml:4:20: images[0].tags[1]: invalid tag \"-rc\""},
-		{"tags a string", v + "images:\n  - source: alpine\n    tags: \"3.20\"\n", "mirrors.yaml:4:11: images[0].tags: expected a list of tags or a mapping of selectors, got a string"},
-		{"empty selector", v + "images:\n  - source: alpine\n    tags: {}\n", "mirrors.yaml:4:11: images[0].tags: no selector: set allow, deny, semver or latest"},
-		{"bad semver", v + "images:\n  - source: nginx\n    tags: {semver: \">=1.x.y.z\"}\n", "mirrors.yaml:4:20: images[0].tags.semver: invalid semver range \">=1.x.y.z\": improper constraint: \">=1.x.y.z\""},
-		{"bad regex", v + "images:\n  - source: nginx\n    tags: {allow: ['^1\\.27'], deny: ['(alpine']}\n", "mirrors.yaml:4:38: images[0].tags.deny[0]: invalid regular expression \"(alpine\": error parsing regexp: missing closing ): `(alpine`"},
-		{"latest zero", v + "images:\n  - source: nginx\n    tags: {latest: 0}\n", "mirrors.yaml:4:20: images[0].tags.latest: must be at least 1, got 0"},
-		{"latest a string", v + "images:\n  - source: nginx\n    tags: {latest: three}\n", "mirrors.yaml:4:20: images[0].tags.latest: expected an integer, got a string"},
-		{"unknown selector", v + "images:\n  - source: nginx\n    tags: {semverRange: \"^1\"}\n", "mirrors.yaml:4:12: images[0].tags.semverRange: unknown field (want one of: allow, deny, semver, latest)"},
-		{"bad mode", v + "images:\n  - source: a:1\n    modes: [plain, zstd]\n", "mirrors.yaml:4:20: images[0].modes[1]: unknown mode \"zstd\" (want plain, estargz or encrypted)"},
-		{"repeated mode", v + "images:\n  - source: a:1\n    modes: [estargz, encrypted, estargz]\n    encrypt: {recipients: [\"pgp:a@example.com\"]}\n", "mirrors.yaml:4:33: images[0].modes[2]: duplicate mode \"estargz\""},
-		{"empty modes", v + "images:\n  - source: a:1\n    modes: []\n", "mirrors.yaml:4:12: images[0].modes: must not be empty"},
-		{"platform without arch", v + "images:\n  - source: a:1\n    platforms: [linux]\n", "mirrors.yaml:4:17: images[0].platforms[0]: invalid platform \"linux\": want os/arch[/variant]"},
-		{"platform unknown arch", v + "images:\n  - source: a:1\n    platforms: [linux/amd46]\n", "mirrors.yaml:4:17: images[0].platforms[0]: invalid platform \"linux/amd46\": unknown architecture \"amd46\""},
-		{"platform repeated", v + "defaults:\n  platforms: [linux/amd64, linux/amd64]\nimages:\n  - source: a:1\n", "mirrors.yaml:3:28: defaults.platforms[1]: duplicate platform \"linux/amd64\""},
-		{"encrypted without recipients", v + "images:\n  - source: a:1\n    modes: [plain, encrypted]\n", "mirrors.yaml:4:12: images[0].modes: encrypted mode needs encrypt.recipients"},
-		{"encrypted from defaults", v + "defaults: {modes: [encrypted]}\nimages:\n  - source: a:1\n", "mirrors.yaml:4:5: images[0].modes: encrypted mode needs encrypt.recipients"},
-		{"empty recipients", v + "images:\n  - source: a:1\n    modes: [encrypted]\n    encrypt: {recipients: []}\n", "mirrors.yaml:5:27: images[0].encrypt.recipients: must not be empty"},
-		{"bad recipient", v + "images:\n  - source: a:1\n    modes: [encrypted]\n    encrypt: {recipients: [\"rsa:key.pem\"]}\n", "mirrors.yaml:5:28: images[0].encrypt.recipients[0]: invalid recipient \"rsa:key.pem\": want jwe:PUBKEY, pkcs7:CERT or pgp:EMAIL"},
-		{"encrypt without encrypted", v + "images:\n  - source: a:1\n    encrypt: {recipients: [\"jwe:k.pem\"]}\n", "mirrors.yaml:4:14: images[0].encrypt: set, but modes has no encrypted"},
-		{"estargz level", v + "images:\n  - source: a:1\n    modes: [estargz]\n    estargz: {compression_level: 10}\n", "mirrors.yaml:5:34: images[0].estargz.compression_level: must be between 1 and 9, got 10"},
-		{"unset variable", v + "images:\n  - source: ${REGISTRY}/app:1\n", "mirrors.yaml:3:13: images[0].source: environment variable \"REGISTRY\" is not set"},
-		{"required variable", v + "images:\n  - source: $SET/app:${TAG:?set TAG to the release}\n", "mirrors.yaml:3:13: images[0].source: environment variable \"TAG\" is not set: set TAG to the release"},
-		{"bad variable", v + "images:\n  - source: ${1X}/app:1\n", "mirrors.yaml:3:13: images[0].source: bad variable reference \"${1X}\""},
-		{"unterminated variable", v + "ipfs: {api: \"http://${HOST:5001\"}\nimages:\n  - source: a:1\n", "mirrors.yaml:2:13: ipfs.api: unterminated variable reference \"${HOST:5001\""},
-		{"bad api", v + "ipfs: {api: localhost:5001}\nimages:\n  - source: a:1\n", "mirrors.yaml:2:13: ipfs.api: invalid API address \"localhost:5001\": want a multiaddr (/ip4/127.0.0.1/tcp/5001) or an http(s) URL"},
-		{"pin not a bool", v + "ipfs: {pin: \"no\"}\nimages:\n  - source: a:1\n", "mirrors.yaml:2:13: ipfs.pin: expected a boolean, got a string"},
-		{"bad immutable_tags", v + "immutable_tags: '^v\\d+(\\.\\d+'\nimages:\n  - source: a:1\n", "mirrors.yaml:2:17: immutable_tags: invalid regular expression \"^v\\\\d+(\\\\.\\\\d+\": error parsing regexp: missing closing ): `^v\\d+(\\.\\d+`"},
-		{"template syntax", v + "images:\n  - source: a:1\n    push: [\"r.example.com/a:{{.Tag\"]\n", "mirrors.yaml:4:12: images[0].push[0]: invalid template: template: push:1: unclosed action"},
-		{"template field", v + "images:\n  - source: a:1\n    push: [\"r.example.com/a:{{.Version}}\"]\n", "mirrors.yaml:4:12: images[0].push[0]: template: push:1:18: executing \"push\" at <.Version>: can't evaluate field Version in type config.PushData"},
-		{"template without tag", v + "images:\n  - source: a:1\n    push: [\"r.example.com/{{.Repo}}\"]\n", "mirrors.yaml:4:12: images[0].push[0]: template gives \"r.example.com/library/a\", which names no tag"},
-		{"template digest", v + "images:\n  - source: a:1\n    push: [\"r.example.com/a@{{.Digest}}\"]\n", "mirrors.yaml:4:12: images[0].push[0]: template gives \"r.example.com/a@sha256:0000000000000000000000000000000000000000000000000000000000000000\": push targets must name a tag, not a digest"},
-		{"template same for every tag", v + "images:\n  - source: a\n    tags: {latest: 2}\n    push: [\"r.example.com/a:mirror\"]\n", "mirrors.yaml:5:12: images[0].push[0]: template gives \"r.example.com/a:mirror\" for every tag: use {{.Tag}}"},
-		{"template same for every mode", v + "images:\n  - source: a:1\n    modes: [plain, estargz]\n    push: [\"r.example.com/a:{{.Tag}}\"]\n", "mirrors.yaml:5:12: images[0].push[0]: template gives \"r.example.com/a:1\" for both modes plain and estargz: use {{.Mode}}"},
-		{"defaults template", v + "defaults: {push: [\"r.example.com/{{.Repo}}:{{.Tag}}\"]}\nimages:\n  - source: docker-archive:app.tar\n", "mirrors.yaml:4:5: images[0]: defaults.push[0]: template gives invalid reference \"r.example.com/app:\": r.example.com/app: must specify a tag name after the colon"},
-		{"duplicate entry", v + "images:\n  - source: alpine\n    tags: [\"3.20\", \"3.19\"]\n  - source: docker.io/library/alpine:3.20\n", "mirrors.yaml:5:13: images[1].source: duplicate: docker.io/library/alpine:3.20 is also mirrored by images[0]"},
-		{"duplicate oci", v + "images:\n  - source: oci:./layout:v1\n  - source: oci:layout:v1\n", "mirrors.yaml:4:13: images[1].source: duplicate: oci:layout:v1 is also mirrored by images[0]"},
-		{"compose missing", v + "images:\n  - compose: nope/compose.yaml\n", "mirrors.yaml:3:14: images[0].compose: reading compose file: open nope/compose.yaml: file does not exist"},
-		{"compose with tags", v + "images:\n  - compose: other/compose.yaml\n    tags: [\"1\"]\n", "mirrors.yaml:4:5: images[0].tags: not allowed with compose (the compose file names the tags)"},
-		{"compose unset variable", v + "images:\n  - compose: other/compose.yaml\n  - compose: compose.yaml\n", "compose.yaml:5:12: services.cache.image: environment variable \"REDIS_TAG\" is not set"},
-		{"compose no image", v + "images:\n  - compose: empty/compose.yaml\n", "mirrors.yaml:3:14: images[0].compose: compose file empty/compose.yaml names no image (services.*.image)"},
-		{"compose no services", v + "images:\n  - compose: noservices.yaml\n", "noservices.yaml:1:1: services: required field is missing"},
-		{"compose syntax", v + "images:\n  - compose: broken/compose.yaml\n", "broken/compose.yaml:2: invalid YAML: did not find expected node content"},
-		{"compose and explicit", v + "images:\n  - source: nginx:1.27\n  - compose: other/compose.yaml\n", "mirrors.yaml:4:14: images[1].compose: image docker.io/library/nginx:1.27 (services proxy) is also mirrored by images[0]"},
-		{"merge of a scalar", v + "images:\n  - <<: 3\n    source: a:1\n", "mirrors.yaml:3:9: images[0]: a merge key (<<) takes mappings, got an integer"},
-	} {
+	for _, tc := range errorCases {
 		t.Run(tc.name, func(t *testing.T) {
 			f, err := parseTest(tc.in)
 			if err == nil {
@@ -391,6 +395,26 @@ func TestExpand(t *testing.T) {
 		if err != nil || got != tc.want {
 			t.Errorf("expand(%q) = %q, %v; want %q", tc.in, got, err, tc.want)
 		}
+	}
+}
+
+func TestAPI(t *testing.T) {
+	for _, ok := range []string{"/ip4/127.0.0.1/tcp/5001", "/dns4/ipfs/tcp/5001", "/ip6/::1/tcp/5001", "http://127.0.0.1:5001", "https://ipfs.example.com"} {
+		if err := checkAPI(ok); err != nil {
+			t.Errorf("checkAPI(%q): %v", ok, err)
+		}
+	}
+	for _, bad := range []string{"127.0.0.1:5001", "/ip4/1.2.3/tcp/1", "ftp://x", "http://", "/unknown/x"} {
+		if err := checkAPI(bad); err == nil {
+			t.Errorf("checkAPI(%q) accepted", bad)
+		}
+	}
+}
+
+func TestMessagesAreOneLine(t *testing.T) {
+	_, err := parseTest(v + "images:\n  - source: \"a\\nb:1\"\n")
+	if err == nil || strings.Count(err.Error(), "\n") != 0 || !strings.Contains(err.Error(), `a\nb`) {
+		t.Errorf("err = %q", err)
 	}
 }
 

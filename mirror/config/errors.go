@@ -91,6 +91,9 @@ func (l *errorList) add(e *Error) {
 	if e.Line < 1 {
 		e.Line = 1
 	}
+	// One error, one line: joined errors are separated by newlines, and
+	// CI annotations are line based.
+	e.Msg = strings.ReplaceAll(strings.ReplaceAll(e.Msg, "\r", `\r`), "\n", `\n`)
 	if !e.sub {
 		e.anchorLine, e.anchorCol = e.Line, e.Column
 	}
