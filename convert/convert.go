@@ -46,9 +46,6 @@ type Options struct {
 	Encrypt EncryptOptions
 }
 
-// Func is an image conversion.
-type Func func(context.Context, v1.Image) (v1.Image, error)
-
 // ForMode returns the conversion of a mode: "plain" (the image as is),
 // "estargz" (ToEstargz) or "encrypted" (Encrypt). A combination of eStargz
 // and encryption ("estargz+encrypted", "encrypted,estargz", ...) is refused

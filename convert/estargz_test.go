@@ -450,3 +450,26 @@ func TestEstargzCanceled(t *testing.T) {
 		t.Fatalf("got %v, want context.Canceled", err)
 	}
 }
+
+// Empty layers (an empty tar, as some Dockerfile steps produce) convert too.
+func TestEstargzEmptyLayer(t *testing.T) {
+	empty := makeTar(t, nil)
+	src := buildImage(t, false,
+		testLayerSpec{layer: newBlobLayer(t, empty, compGzip, types.OCILayer)},
+		testLayerSpec{layer: newBlobLayer(t, makeTar(t, randomFiles(14, "x", 2, 100)), compGzip, types.OCILayer)},
+		testLayerSpec{layer: newBlobLayer(t, empty, compGzip, types.OCILayer)}, // the same blob twice
+	)
+	out := mustEstargz(t, src, EstargzOptions{})
+	if err := validate.Image(out); err != nil {
+		t.Fatal(err)
+	}
+	m, _ := out.Manifest()
+	layers, _ := out.Layers()
+	if m.Layers[0].Digest != m.Layers[2].Digest {
+		t.Error("the same source blob gave two results")
+	}
+	openEstargz(t, blobOf(t, layers[0]), m.Layers[0])
+	if d := extractTree(t, src).diff(extractTree(t, out)); d != "" {
+		t.Errorf("trees differ:\n%s", d)
+	}
+}
