@@ -87,7 +87,7 @@ func (p *parser) composeFile(data []byte) ([]composeRef, bool) {
 				good = false
 				break
 			}
-			refs = append(refs, composeRef{service: svc.key, image: s, src: src, node: p.deref(kv.v)})
+			refs = append(refs, composeRef{service: svc.key, image: s, src: src, node: p.derefQuiet(kv.v)})
 		}
 	}
 	return refs, good
@@ -101,7 +101,7 @@ func (p *parser) composeEntry(field string, n *yaml.Node, pos Pos, comp pair, ow
 	if !ok {
 		return nil
 	}
-	at := p.deref(comp.v)
+	at := p.derefQuiet(comp.v)
 	if rel == "" {
 		p.errorf(at, f, "must not be empty")
 		return nil

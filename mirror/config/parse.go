@@ -373,7 +373,7 @@ func (p *parser) parseEntry(i int, n *yaml.Node, defaults *settings) []*entry {
 	if !ok {
 		return nil
 	}
-	n = p.deref(n)
+	n = p.derefQuiet(n)
 	pos := Pos{File: p.file, Line: n.Line, Column: n.Column}
 	own := p.parseSettings(m, field)
 	set := own.over(defaults)
@@ -398,7 +398,7 @@ func (p *parser) parseEntry(i int, n *yaml.Node, defaults *settings) []*entry {
 	if !ok {
 		return nil
 	}
-	srcNode := p.deref(src.v)
+	srcNode := p.derefQuiet(src.v)
 	if text, ok = p.expand(text, src.v, join(field, "source")); !ok {
 		return nil
 	}
@@ -462,8 +462,8 @@ func newImage(s source, set settings, pos Pos) *Image {
 		Modes:      slices.Clone(set.modes),
 		Platforms:  slices.Clone(set.platforms),
 		Push:       slices.Clone(set.push),
-		Encrypt:    set.encrypt,
-		Estargz:    set.estargz,
+		Encrypt:    cloneEncrypt(set.encrypt),
+		Estargz:    cloneEstargz(set.estargz),
 		Pos:        pos,
 		push:       set.pushTmpl,
 	}
@@ -688,4 +688,19 @@ func mergeSorted(a, b []string) []string {
 	out := append(slices.Clone(a), b...)
 	slices.Sort(out)
 	return slices.Compact(out)
+}
+
+func cloneEncrypt(e *Encrypt) *Encrypt {
+	if e == nil {
+		return nil
+	}
+	return &Encrypt{Recipients: slices.Clone(e.Recipients)}
+}
+
+func cloneEstargz(e *Estargz) *Estargz {
+	if e == nil {
+		return nil
+	}
+	c := *e
+	return &c
 }

@@ -308,7 +308,7 @@ func (p *parser) strs(n *yaml.Node, field string) ([]string, []*yaml.Node, bool)
 			continue
 		}
 		out = append(out, s)
-		nodes = append(nodes, p.deref(item))
+		nodes = append(nodes, p.derefQuiet(item))
 	}
 	return out, nodes, ok
 }
