@@ -75,6 +75,10 @@ func (o RegistryOptions) Remote(ctx context.Context) []remote.Option {
 	opts := []remote.Option{remote.WithContext(ctx), remote.WithAuthFromKeychain(kc)}
 	if o.Transport != nil {
 		opts = append(opts, remote.WithTransport(o.Transport))
+		if _, ok := o.Transport.(*RetryTransport); ok {
+			// Ours retries (honouring Retry-After): switch go-containerregistry's off.
+			opts = append(opts, remote.WithRetryBackoff(remote.Backoff{Steps: 1}), remote.WithRetryStatusCodes())
+		}
 	} else if o.Insecure {
 		t := remote.DefaultTransport.(*http.Transport).Clone()
 		t.TLSClientConfig.InsecureSkipVerify = true //nolint:gosec // the user asked for --insecure

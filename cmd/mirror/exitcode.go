@@ -40,6 +40,7 @@ func (u usageError) Unwrap() error { return u.err }
 func exitCode(ctx context.Context, err error) int {
 	var pe partialError
 	var ue usageError
+	var ce configError
 	switch {
 	case err == nil:
 		return ExitOK
@@ -47,7 +48,7 @@ func exitCode(ctx context.Context, err error) int {
 		return ExitPartial
 	case errors.Is(err, context.Canceled) && ctx.Err() != nil:
 		return ExitInterrupted
-	case errors.As(err, &ue), errors.Is(err, mirror.ErrBadReference), errors.Is(err, mirror.ErrNoMatchingPlatform):
+	case errors.As(err, &ue), errors.As(err, &ce), errors.Is(err, mirror.ErrBadReference), errors.Is(err, mirror.ErrNoMatchingPlatform):
 		return ExitUsage
 	case errors.Is(err, manifests.ErrDigestMismatch):
 		return ExitIntegrity

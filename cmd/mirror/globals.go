@@ -25,10 +25,16 @@ type Globals struct {
 	Verbose       bool          `short:"v" help:"Print a line per blob on stderr."`
 
 	stdout, stderr io.Writer
+	syncHooks      []func(*mirror.SyncOptions)
 }
 
 // OpenStore opens the IPFS store in the one resolution order.
 func (g *Globals) OpenStore(ctx context.Context) (ipfs.Store, error) {
+	return g.OpenStoreWith(ctx, false)
+}
+
+// OpenStoreWith opens the store; noPin adds without pinning.
+func (g *Globals) OpenStoreWith(ctx context.Context, noPin bool) (ipfs.Store, error) {
 	headers := map[string]string{}
 	for _, h := range g.IPFSAPIHeader {
 		k, v, ok := strings.Cut(h, ":")
@@ -37,7 +43,7 @@ func (g *Globals) OpenStore(ctx context.Context) (ipfs.Store, error) {
 		}
 		headers[strings.TrimSpace(k)] = strings.TrimSpace(v)
 	}
-	return open.Store(ctx, open.Options{API: g.IPFSAPI, Headers: headers})
+	return open.Store(ctx, open.Options{API: g.IPFSAPI, Headers: headers, NoPin: noPin})
 }
 
 func redact(h string) string {
@@ -86,4 +92,12 @@ func isTerminal(w io.Writer) bool {
 	}
 	st, err := f.Stat()
 	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}
+
+// configureSync is where optional features (pin handles, CAR export) add
+// their hooks to a sync.
+func (g *Globals) configureSync(o *mirror.SyncOptions) {
+	for _, f := range g.syncHooks {
+		f(o)
+	}
 }

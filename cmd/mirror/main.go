@@ -20,9 +20,11 @@ var version = "dev"
 type CLI struct {
 	Globals
 
+	Sync    SyncCmd    `cmd:"" help:"Mirror every image of a list into IPFS and write the CID lockfile."`
 	Push    PushCmd    `cmd:"" help:"Copy an image into IPFS; prints the root CID as the last line of stdout."`
 	Pull    PullCmd    `cmd:"" help:"Copy ipfs://CID to an OCI layout, a docker archive or a registry."`
 	Inspect InspectCmd `cmd:"" help:"Print the tree of an IPFS-enabled image."`
+	Serve   ServeCmd   `cmd:"" help:"Serve IPFS images as a read-only registry (localhost:5050/ipfs/<CID>, and lockfile names)."`
 	Version VersionCmd `cmd:"" help:"Print the version."`
 }
 

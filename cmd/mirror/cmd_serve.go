@@ -1,0 +1,79 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"time"
+
+	"github.com/ipfs-mirror/mirror/mirror/ipfs/kubo"
+	"github.com/ipfs-mirror/mirror/mirror/serve"
+)
+
+// ServeCmd is `mirror serve`: a read-only registry backed by IPFS,
+// compatible with `nerdctl ipfs registry serve` (whose flag and variable
+// names it also takes).
+type ServeCmd struct {
+	Listen       string        `default:"localhost:5050" aliases:"listen-registry" env:"MIRROR_SERVE_LISTEN,IPFS_REGISTRY_SERVE_LISTEN_REGISTRY" placeholder:"HOST:PORT" help:"Address to listen on. Keep it on loopback unless the network in front is trusted: there is no authentication."`
+	Lock         []string      `name:"lock" env:"MIRROR_SERVE_LOCK" placeholder:"FILE" help:"Serve the images of this lockfile under their registry names (repeatable; comma-separated in the variable). Changes are picked up without a restart."`
+	ReadTimeout  time.Duration `default:"1m" env:"MIRROR_SERVE_READ_TIMEOUT,IPFS_REGISTRY_SERVE_READ_TIMEOUT" help:"Longest wait for IPFS to answer a read, and then for each next bytes of it (0: wait as long as the client does)."`
+	ReadRetries  int           `default:"0" aliases:"read-retry-num" env:"MIRROR_SERVE_READ_RETRIES,IPFS_REGISTRY_SERVE_READ_RETRY_NUM" help:"Times to retry an IPFS read that timed out (resumed where it stopped)."`
+	StripURLs    bool          `name:"strip-urls" env:"MIRROR_SERVE_STRIP_URLS" help:"Serve every name url-free (same blobs, new manifest digests), for skopeo, podman and CNCF distribution. Without it, only ipfs-nourls/<CID> is."`
+	AllowIPNS    bool          `name:"allow-ipns" env:"MIRROR_SERVE_ALLOW_IPNS" help:"Also serve ipns/<name> (IPNS keys and DNSLink domains; mutable, re-resolved every minute)."`
+	VerifyRanges bool          `name:"verify-ranges" env:"MIRROR_SERVE_VERIFY_RANGES" help:"Read and verify a whole blob before serving the first Range of it (costs lazy pulling its laziness)."`
+	CacheImages  int           `name:"cache-images" default:"256" env:"MIRROR_SERVE_CACHE_IMAGES" help:"Resolved image trees kept in memory."`
+	CacheMiB     int           `name:"cache-mib" default:"64" env:"MIRROR_SERVE_CACHE_MIB" help:"Memory bound of the cached trees' documents, in MiB (small blobs have 32 MiB more)."`
+}
+
+// Run serves until the command's context ends (SIGINT, SIGTERM, --timeout).
+func (c *ServeCmd) Run(ctx context.Context, g *Globals) error {
+	ctx, cancel := g.withTimeout(ctx)
+	defer cancel()
+	if c.CacheImages < 1 || c.CacheMiB < 1 {
+		return usageError{fmt.Errorf("--cache-images and --cache-mib must be at least 1")}
+	}
+	if c.ReadTimeout < 0 || c.ReadRetries < 0 {
+		return usageError{fmt.Errorf("--read-timeout and --read-retries must not be negative")}
+	}
+	var h slog.Handler
+	if g.JSON {
+		h = slog.NewJSONHandler(g.stderr, nil)
+	} else {
+		h = slog.NewTextHandler(g.stderr, nil)
+	}
+	log := slog.New(h)
+	store, err := g.OpenStore(ctx)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	opts := serve.Options{
+		Locks:        c.Lock,
+		ReadTimeout:  c.ReadTimeout,
+		ReadRetries:  c.ReadRetries,
+		StripURLs:    c.StripURLs,
+		AllowIPNS:    c.AllowIPNS,
+		VerifyRanges: c.VerifyRanges,
+		CacheImages:  c.CacheImages,
+		CacheBytes:   int64(c.CacheMiB) << 20,
+		Logger:       log,
+	}
+	if ks, ok := store.(*kubo.Store); ok {
+		opts.Names = serve.KuboNames(ks)
+	}
+	srv, err := serve.New(store, opts)
+	if err != nil {
+		return usageError{err}
+	}
+	ln, err := net.Listen("tcp", c.Listen)
+	if err != nil {
+		return fmt.Errorf("listening on %s: %w", c.Listen, err)
+	}
+	addr := ln.Addr().(*net.TCPAddr)
+	if !addr.IP.IsLoopback() {
+		log.Warn("listening beyond loopback: anyone who can reach this address can read every image your IPFS node can fetch", "addr", addr.String())
+	}
+	log.Info("serving", "addr", addr.String(), "locks", c.Lock, "strip_urls", c.StripURLs, "allow_ipns", c.AllowIPNS, "read_timeout", c.ReadTimeout)
+	return srv.Serve(ctx, ln)
+}

@@ -1,0 +1,237 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/ipfs-mirror/mirror/mirror"
+	"github.com/ipfs-mirror/mirror/mirror/config"
+	"github.com/ipfs-mirror/mirror/mirror/lockfile"
+)
+
+// SyncCmd is `mirror sync`.
+type SyncCmd struct {
+	List      string        `arg:"" name:"MIRRORS.yaml" help:"The mirror list." type:"path"`
+	Lock      string        `help:"The lockfile (default: mirrors.lock next to the list)." type:"path"`
+	Jobs      int           `short:"j" default:"4" help:"Images and blob transfers in flight (one bound for both)."`
+	DryRun    bool          `help:"Print the plan (new / changed / unchanged / removed) and write nothing."`
+	Only      string        `placeholder:"REGEX" help:"Only entries whose source matches."`
+	Summary   string        `placeholder:"FILE" help:"Append a Markdown summary to FILE (e.g. $$GITHUB_STEP_SUMMARY)." env:"MIRROR_SUMMARY"`
+	Report    string        `placeholder:"FILE" help:"Also write the --json report to FILE."`
+	Retries   int           `default:"5" help:"Attempts per registry request (network errors, 5xx, 429)."`
+	RateLimit float64       `name:"registry-rate" placeholder:"N" help:"Requests per second to each registry (0: no bound)."`
+	MaxDelay  time.Duration `default:"30s" help:"Longest backoff between retries (Retry-After included)."`
+}
+
+// Run syncs.
+func (c *SyncCmd) Run(ctx context.Context, g *Globals) error {
+	ctx, cancel := g.withTimeout(ctx)
+	defer cancel()
+	cfg, err := config.Load(c.List)
+	if err != nil {
+		return configError{err}
+	}
+	var only *regexp.Regexp
+	if c.Only != "" {
+		if only, err = regexp.Compile(c.Only); err != nil {
+			return usageError{fmt.Errorf("--only: %w", err)}
+		}
+	}
+	lockPath := c.Lock
+	if lockPath == "" {
+		lockPath = filepath.Join(filepath.Dir(c.List), "mirrors.lock")
+	}
+	lock, err := lockfile.Read(lockPath)
+	if err != nil {
+		return configError{err}
+	}
+	if g.IPFSAPI == "" && cfg.IPFS.API != "" {
+		g.IPFSAPI = cfg.IPFS.API
+	}
+	store, err := g.OpenStoreWith(ctx, !cfg.IPFS.Pin)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+
+	out := newSyncPrinter(g, c.DryRun)
+	opts := mirror.SyncOptions{
+		Registry: g.Registry(),
+		Retry:    mirror.RetryOptions{Attempts: c.Retries, MaxDelay: c.MaxDelay, Rate: c.RateLimit},
+		Jobs:     c.Jobs,
+		DryRun:   c.DryRun,
+		Only:     only,
+		LockPath: lockPath,
+		Convert:  convertFor(g),
+		OnEvent:  out.event,
+	}
+	g.configureSync(&opts)
+	rep, runErr := mirror.Sync(ctx, store, cfg, lock, opts)
+	out.done(rep)
+	if rep != nil {
+		if c.Report != "" {
+			if err := writeJSONFile(c.Report, rep); err != nil {
+				return err
+			}
+		}
+		if g.JSON {
+			enc := json.NewEncoder(g.stdout)
+			enc.SetIndent("", "  ")
+			if err := enc.Encode(rep); err != nil {
+				return err
+			}
+		}
+		if c.Summary != "" {
+			if err := appendFile(c.Summary, markdownSummary(rep, c.List)); err != nil {
+				return err
+			}
+		}
+	}
+	if runErr != nil {
+		return runErr
+	}
+	if err := rep.Err(); err != nil {
+		return partialError{fmt.Errorf("%d of %d images failed:\n%w", rep.Failed, len(rep.Images), err)}
+	}
+	return nil
+}
+
+// configError marks a bad mirror list or lockfile (exit 2).
+type configError struct{ err error }
+
+func (c configError) Error() string { return c.err.Error() }
+func (c configError) Unwrap() error { return c.err }
+
+// syncPrinter renders sync events: a line per image on stderr.
+type syncPrinter struct {
+	g      *Globals
+	prog   *progress
+	dryRun bool
+	mu     sync.Mutex
+}
+
+func newSyncPrinter(g *Globals, dryRun bool) *syncPrinter {
+	return &syncPrinter{g: g, prog: newProgress(g), dryRun: dryRun}
+}
+
+func (p *syncPrinter) event(e mirror.SyncEvent) {
+	switch e.Type {
+	case mirror.BlobEvent:
+		p.prog.event(e.Blob)
+	case mirror.ImageFinished:
+		p.prog.done()
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		r := e.Image
+		switch r.Status {
+		case mirror.StatusFailed:
+			fmt.Fprintf(p.g.stderr, "%-9s %s (%s): %s\n", r.Status, r.Source, r.Mode, r.Error)
+		case mirror.StatusUnchanged, mirror.StatusImmutable:
+			fmt.Fprintf(p.g.stderr, "%-9s %s (%s) ipfs://%s\n", r.Status, r.Source, r.Mode, r.CID)
+		default:
+			if p.dryRun {
+				fmt.Fprintf(p.g.stderr, "%-9s %s (%s) %s\n", r.Status, r.Source, r.Mode, r.SourceDigest)
+				return
+			}
+			fmt.Fprintf(p.g.stderr, "%-9s %s (%s) %s → ipfs://%s in %s\n", r.Status, r.Source, r.Mode, r.SourceDigest, r.CID, r.Duration.Round(time.Millisecond))
+		}
+	}
+}
+
+func (p *syncPrinter) done(rep *mirror.Report) {
+	p.prog.done()
+	if rep == nil {
+		return
+	}
+	for _, r := range rep.Images {
+		if r.Status == mirror.StatusRemoved {
+			fmt.Fprintf(p.g.stderr, "%-9s %s (%s)\n", r.Status, r.Source, r.Mode)
+		}
+	}
+	counts := map[mirror.Status]int{}
+	for _, r := range rep.Images {
+		counts[r.Status]++
+	}
+	var parts []string
+	for _, s := range []mirror.Status{mirror.StatusNew, mirror.StatusChanged, mirror.StatusUnchanged, mirror.StatusImmutable, mirror.StatusRemoved, mirror.StatusFailed} {
+		if counts[s] > 0 {
+			parts = append(parts, fmt.Sprintf("%d %s", counts[s], s))
+		}
+	}
+	what := "lockfile unchanged"
+	switch {
+	case rep.DryRun:
+		what = "dry run: nothing written"
+	case rep.LockChanged:
+		what = "wrote " + rep.LockFile
+	}
+	fmt.Fprintf(p.g.stderr, "sync: %s; %d blobs (%s) added in %s; %s\n", strings.Join(parts, ", "), rep.BlobsAdded, human(rep.BytesAdded), rep.Duration.Round(time.Millisecond), what)
+}
+
+// markdownSummary is the table for $GITHUB_STEP_SUMMARY.
+func markdownSummary(rep *mirror.Report, list string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "### mirror sync `%s`\n\n", list)
+	fmt.Fprintf(&b, "%d images, %d failed; %d blobs (%s) added in %s", len(rep.Images), rep.Failed, rep.BlobsAdded, human(rep.BytesAdded), rep.Duration.Round(time.Millisecond))
+	if rep.DryRun {
+		b.WriteString(" (dry run)")
+	}
+	b.WriteString("\n\n| status | source | mode | digest | CID |\n|---|---|---|---|---|\n")
+	for _, r := range rep.Images {
+		cid, dg := "", ""
+		if r.CID != "" {
+			cid = "`" + r.CID + "`"
+		}
+		if r.SourceDigest != "" {
+			dg = "`" + shortDigest(r.SourceDigest) + "`"
+		}
+		status := string(r.Status)
+		if r.Status == mirror.StatusFailed {
+			status = "❌ failed: " + strings.ReplaceAll(r.Error, "|", "\\|")
+		}
+		fmt.Fprintf(&b, "| %s | `%s` | %s | %s | %s |\n", status, r.Source, r.Mode, dg, cid)
+	}
+	b.WriteString("\n")
+	return b.String()
+}
+
+func shortDigest(d string) string {
+	if i := strings.Index(d, ":"); i >= 0 && len(d) > i+13 {
+		return d[:i+13]
+	}
+	return d
+}
+
+func appendFile(path, s string) error {
+	f, err := os.OpenFile(path, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
+	if err != nil {
+		return err
+	}
+	if _, err := f.WriteString(s); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+func writeJSONFile(path string, v any) error {
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return err
+	}
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, append(b, '\n'), 0o644); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}
+
+var _ = errors.New

@@ -1,0 +1,584 @@
+package mirror
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"regexp"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
+	"github.com/ipfs/go-cid"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/ipfs-mirror/mirror/manifests"
+	"github.com/ipfs-mirror/mirror/mirror/config"
+	"github.com/ipfs-mirror/mirror/mirror/ipfs"
+	"github.com/ipfs-mirror/mirror/mirror/lockfile"
+)
+
+// Status of one image × tag × mode in a sync.
+type Status string
+
+// Statuses.
+const (
+	StatusNew       Status = "new"       // not in the lockfile; mirrored
+	StatusChanged   Status = "changed"   // the source moved (or the entry's settings changed); mirrored again
+	StatusUnchanged Status = "unchanged" // the source digest equals the lockfile's: nothing read, nothing added
+	StatusImmutable Status = "immutable" // an immutable tag already locked: not even checked
+	StatusRemoved   Status = "removed"   // in the lockfile, no longer selected by the list: entry dropped
+	StatusFailed    Status = "failed"    // an error; the previous entry (if any) is kept
+)
+
+// ImageReport is the outcome for one source image × tag × mode.
+type ImageReport struct {
+	Source       string                `json:"source"`
+	Mode         string                `json:"mode"`
+	Status       Status                `json:"status"`
+	SourceDigest string                `json:"sourceDigest,omitempty"`
+	CID          string                `json:"cid,omitempty"`
+	Pin          string                `json:"pin,omitempty"`
+	Platforms    []string              `json:"platforms"`
+	Push         []lockfile.PushTarget `json:"push,omitempty"`
+	BlobsAdded   int                   `json:"blobsAdded"`
+	BytesAdded   int64                 `json:"bytesAdded"`
+	Duration     time.Duration         `json:"durationNs"`
+	Error        string                `json:"error,omitempty"`
+	// Pos is where the entry is in the list (for annotations).
+	File string `json:"file,omitempty"`
+	Line int    `json:"line,omitempty"`
+
+	err error
+}
+
+// Err is the image's error, if it failed.
+func (r *ImageReport) Err() error { return r.err }
+
+// Report is the outcome of a sync.
+type Report struct {
+	Images      []*ImageReport `json:"images"`
+	BlobsAdded  int            `json:"blobsAdded"`
+	BytesAdded  int64          `json:"bytesAdded"`
+	Duration    time.Duration  `json:"durationNs"`
+	LockFile    string         `json:"lockfile"`
+	LockChanged bool           `json:"lockfileChanged"`
+	DryRun      bool           `json:"dryRun"`
+	Failed      int            `json:"failed"`
+}
+
+// Err joins the errors of the failed images (nil when none failed).
+func (r *Report) Err() error {
+	var errs []error
+	for _, im := range r.Images {
+		if im.err != nil {
+			errs = append(errs, fmt.Errorf("%s (%s): %w", im.Source, im.Mode, im.err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// SyncEventType tells what a SyncEvent reports.
+type SyncEventType int
+
+// Sync events.
+const (
+	ImageStarted SyncEventType = iota
+	ImageFinished
+	BlobEvent
+)
+
+// SyncEvent reports progress; Image is set for image events, Blob for blob
+// events. Callbacks must be quick and safe for concurrent use.
+type SyncEvent struct {
+	Type  SyncEventType
+	Image *ImageReport
+	Blob  manifests.Event
+}
+
+// Converter returns the image conversion of mode for an entry (nil for
+// plain). It is how the eStargz and encrypted modes plug in.
+type Converter func(img *config.Image, mode config.Mode) (manifests.ImageConverter, error)
+
+// SyncOptions configure Sync.
+type SyncOptions struct {
+	Registry RegistryOptions
+	Retry    RetryOptions
+	// Jobs bounds images in flight and blob transfers (default 4).
+	Jobs int
+	// DryRun plans (HEADs only) and writes nothing.
+	DryRun bool
+	// Only keeps the entries whose source matches.
+	Only *regexp.Regexp
+	// LockPath is where the lockfile is written (atomically).
+	LockPath string
+	// Convert provides the non-plain modes; nil means only plain works.
+	Convert Converter
+	// PinHandle, when set, builds a pin handle for each image written and
+	// returns its CID (recorded as the entry's pin).
+	PinHandle func(ctx context.Context, res *manifests.Result) (cid.Cid, error)
+	// OnEvent receives progress; may be nil.
+	OnEvent func(SyncEvent)
+}
+
+// Sync mirrors every entry of the list into store, updating lock (which it
+// writes to opts.LockPath unless DryRun). One failing image never stops the
+// others: it is reported, and its previous lock entry kept. The returned
+// error is for the run as a whole (the lockfile could not be written, the
+// context ended); per-image errors are in the report.
+func Sync(ctx context.Context, store ipfs.Store, cfg *config.File, lock *lockfile.File, o SyncOptions) (*Report, error) {
+	start := time.Now()
+	if o.Jobs < 1 {
+		o.Jobs = 4
+	}
+	if o.OnEvent == nil {
+		o.OnEvent = func(SyncEvent) {}
+	}
+	if o.Registry.Transport == nil {
+		base := remote.DefaultTransport.(*http.Transport).Clone()
+		if o.Registry.Insecure {
+			base.TLSClientConfig.InsecureSkipVerify = true //nolint:gosec // --insecure
+		}
+		o.Registry.Transport = NewRetryTransport(base, o.Retry)
+	}
+	s := &syncer{store: store, cfg: cfg, lock: lock, o: o, rep: &Report{LockFile: o.LockPath, DryRun: o.DryRun}}
+	s.w = manifests.NewWriter(store, o.Jobs, func(e manifests.Event) {
+		if e.Type == manifests.BlobDone && !e.Cached {
+			s.mu.Lock()
+			s.rep.BlobsAdded++
+			s.rep.BytesAdded += e.Size
+			s.mu.Unlock()
+		}
+		o.OnEvent(SyncEvent{Type: BlobEvent, Blob: e})
+	})
+
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(o.Jobs)
+	selected := map[string]bool{} // lock keys the list selects
+	listed := map[string]bool{}   // config sources whose tag set is known
+	for _, img := range cfg.Images {
+		if o.Only != nil && !o.Only.MatchString(img.Source) {
+			continue
+		}
+		tags, err := s.tags(gctx, img)
+		if err != nil {
+			for _, m := range img.Modes {
+				s.fail(&ImageReport{Source: img.Source, Mode: string(m), File: img.Pos.File, Line: img.Pos.Line}, fmt.Errorf("listing tags: %w", err))
+			}
+			continue
+		}
+		listed[imageKey(img)] = true
+		for _, tag := range tags {
+			for _, m := range img.Modes {
+				selected[img.LockSource(tag)+"\x00"+string(m)] = true
+			}
+			g.Go(func() error {
+				s.one(gctx, img, tag)
+				return nil
+			})
+		}
+	}
+	_ = g.Wait()
+
+	// Entries of the lockfile the list no longer selects.
+	if o.Only == nil && ctx.Err() == nil {
+		for _, e := range append([]lockfile.Entry(nil), lock.Images...) {
+			key := e.Source + "\x00" + e.Mode
+			if selected[key] || !s.removable(e, listed) {
+				continue
+			}
+			r := &ImageReport{Source: e.Source, Mode: e.Mode, Status: StatusRemoved, SourceDigest: e.Digest, CID: e.CID, Platforms: e.Platforms}
+			if !o.DryRun {
+				lock.Remove(e.Source, e.Mode)
+			}
+			s.add(r)
+		}
+	}
+
+	sort.Slice(s.rep.Images, func(i, j int) bool {
+		a, b := s.rep.Images[i], s.rep.Images[j]
+		if a.Source != b.Source {
+			return a.Source < b.Source
+		}
+		return a.Mode < b.Mode
+	})
+	for _, r := range s.rep.Images {
+		if r.Status == StatusFailed {
+			s.rep.Failed++
+		}
+	}
+	s.rep.Duration = time.Since(start)
+	if !o.DryRun && o.LockPath != "" {
+		changed, err := writeLock(lock, o.LockPath)
+		if err != nil {
+			return s.rep, fmt.Errorf("writing %s: %w", o.LockPath, err)
+		}
+		s.rep.LockChanged = changed
+	}
+	return s.rep, ctx.Err()
+}
+
+// removable says whether a lock entry not selected by the list may be
+// dropped: its config entry is gone, or its config entry's tags were listed
+// and no longer include it. Entries of entries whose listing failed stay.
+func (s *syncer) removable(e lockfile.Entry, listed map[string]bool) bool {
+	for _, img := range s.cfg.Images {
+		if !strings.HasPrefix(e.Source, lockPrefix(img)) {
+			continue
+		}
+		if !listed[imageKey(img)] {
+			return false
+		}
+	}
+	return true
+}
+
+func imageKey(img *config.Image) string {
+	return fmt.Sprintf("%s@%s:%d", img.Source, img.Pos.File, img.Pos.Line)
+}
+
+func lockPrefix(img *config.Image) string {
+	if img.Kind == config.SourceRegistry {
+		return img.Repository
+	}
+	return img.Source
+}
+
+func writeLock(lock *lockfile.File, path string) (bool, error) {
+	old, err := lockfile.Read(path)
+	if err == nil && string(old.Marshal()) == string(lock.Marshal()) {
+		if _, statErr := statFile(path); statErr == nil {
+			return false, nil
+		}
+	}
+	if err := lock.WriteFile(path); err != nil {
+		return false, err
+	}
+	return true, nil
+}
+
+type syncer struct {
+	store ipfs.Store
+	cfg   *config.File
+	o     SyncOptions
+	w     *manifests.Writer
+
+	lockMu sync.Mutex
+	lock   *lockfile.File
+
+	mu  sync.Mutex
+	rep *Report
+}
+
+func (s *syncer) add(r *ImageReport) {
+	s.mu.Lock()
+	s.rep.Images = append(s.rep.Images, r)
+	s.mu.Unlock()
+}
+
+func (s *syncer) fail(r *ImageReport, err error) {
+	r.Status, r.err, r.Error = StatusFailed, err, err.Error()
+	s.add(r)
+	s.o.OnEvent(SyncEvent{Type: ImageFinished, Image: r})
+}
+
+// tags resolves which tags of an entry to mirror ("" for a source named by
+// digest, or an oci:/docker-archive: source).
+func (s *syncer) tags(ctx context.Context, img *config.Image) ([]string, error) {
+	if img.Kind != config.SourceRegistry {
+		return []string{""}, nil
+	}
+	if img.Digest != "" && img.Tag == "" {
+		return []string{""}, nil
+	}
+	if img.Tags.IsList() {
+		if len(img.Tags.List) == 0 {
+			return []string{img.Tag}, nil
+		}
+		return img.Tags.List, nil
+	}
+	repo, err := name.NewRepository(img.Repository, s.o.Registry.nameOpts()...)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrBadReference, err)
+	}
+	all, err := remote.List(repo, s.o.Registry.Remote(ctx)...)
+	if err != nil {
+		return nil, err
+	}
+	return img.Tags.Select(all)
+}
+
+// refFor is the reference to read for an entry and tag.
+func (s *syncer) refFor(img *config.Image, tag string) string {
+	switch img.Kind {
+	case config.SourceRegistry:
+		return img.LockSource(tag)
+	case config.SourceOCI:
+		if img.Tag != "" {
+			return "oci:" + img.Path + ":" + img.Tag
+		}
+		return "oci:" + img.Path
+	}
+	return "docker-archive:" + img.Path
+}
+
+// one mirrors one entry × tag in all its modes, sharing the source fetch.
+func (s *syncer) one(ctx context.Context, img *config.Image, tag string) {
+	lockSrc := img.LockSource(tag)
+	platforms := append([]string(nil), img.Platforms...)
+	sort.Strings(platforms)
+	if platforms == nil {
+		platforms = []string{}
+	}
+	reports := map[config.Mode]*ImageReport{}
+	for _, m := range img.Modes {
+		r := &ImageReport{Source: lockSrc, Mode: string(m), Platforms: platforms, File: img.Pos.File, Line: img.Pos.Line}
+		reports[m] = r
+		s.o.OnEvent(SyncEvent{Type: ImageStarted, Image: r})
+	}
+	started := time.Now()
+	finish := func(m config.Mode, st Status, err error) {
+		r := reports[m]
+		r.Duration = time.Since(started)
+		if err != nil {
+			s.fail(r, err)
+			return
+		}
+		r.Status = st
+		s.add(r)
+		s.o.OnEvent(SyncEvent{Type: ImageFinished, Image: r})
+	}
+	failAll := func(err error) {
+		for _, m := range img.Modes {
+			finish(m, "", err)
+		}
+	}
+
+	// Immutable tags already locked (in every mode): no registry call.
+	prev := map[config.Mode]*lockfile.Entry{}
+	s.lockMu.Lock()
+	for _, m := range img.Modes {
+		if e, ok := s.lock.Lookup(lockSrc, string(m)); ok {
+			cp := *e
+			prev[m] = &cp
+		}
+	}
+	s.lockMu.Unlock()
+	if tag != "" && s.cfg.IsImmutable(tag) && len(prev) == len(img.Modes) {
+		for _, m := range img.Modes {
+			fillFromLock(reports[m], prev[m])
+			finish(m, StatusImmutable, nil)
+		}
+		return
+	}
+
+	ref, err := ParseRef(s.refFor(img, tag), s.o.Registry)
+	if err != nil {
+		failAll(err)
+		return
+	}
+	digest, err := s.head(ctx, ref)
+	if err != nil {
+		failAll(err)
+		return
+	}
+
+	// Which modes need work?
+	var todo []config.Mode
+	for _, m := range img.Modes {
+		r := reports[m]
+		r.SourceDigest = digest.String()
+		e := prev[m]
+		targets, err := img.PushTargets(tag, digest.String(), string(m))
+		if err != nil {
+			finish(m, "", err)
+			continue
+		}
+		if e != nil && e.Digest == digest.String() && equalStrings(e.Platforms, platforms) && samePushRefs(e.Push, targets) {
+			ok, err := s.pushesCurrent(ctx, e.Push)
+			if err == nil && ok {
+				fillFromLock(r, e)
+				finish(m, StatusUnchanged, nil)
+				continue
+			}
+		}
+		todo = append(todo, m)
+	}
+	if len(todo) == 0 {
+		return
+	}
+	if s.o.DryRun {
+		for _, m := range todo {
+			st := StatusNew
+			if prev[m] != nil {
+				st = StatusChanged
+			}
+			finish(m, st, nil)
+		}
+		return
+	}
+
+	src, err := OpenSource(ctx, ref, s.o.Registry)
+	if err != nil {
+		for _, m := range todo {
+			finish(m, "", err)
+		}
+		return
+	}
+	if src.Digest != digest {
+		// The tag moved between HEAD and GET: record what we read.
+		for _, m := range todo {
+			reports[m].SourceDigest = src.Digest.String()
+		}
+	}
+	ps, err := parsePlatformList(img.Platforms)
+	if err != nil {
+		for _, m := range todo {
+			finish(m, "", err)
+		}
+		return
+	}
+	for _, m := range todo {
+		r := reports[m]
+		err := s.write(ctx, img, tag, m, src, ps, r)
+		st := StatusNew
+		if prev[m] != nil {
+			st = StatusChanged
+		}
+		finish(m, st, err)
+	}
+}
+
+// write pushes one mode of an opened source, re-pushes it, records it.
+func (s *syncer) write(ctx context.Context, img *config.Image, tag string, m config.Mode, src *Source, ps []v1.Platform, r *ImageReport) error {
+	var conv manifests.ImageConverter
+	if m != config.ModePlain {
+		if s.o.Convert == nil {
+			return fmt.Errorf("mode %s is not available in this build", m)
+		}
+		c, err := s.o.Convert(img, m)
+		if err != nil {
+			return err
+		}
+		conv = c
+	}
+	res, err := PushSource(ctx, s.w, src, PushOptions{Registry: s.o.Registry, Platforms: ps, Convert: conv})
+	if err != nil {
+		return err
+	}
+	r.CID = res.Root.String()
+	if s.o.PinHandle != nil {
+		pin, err := s.o.PinHandle(ctx, res.Result)
+		if err != nil {
+			return fmt.Errorf("building the pin handle: %w", err)
+		}
+		r.Pin = pin.String()
+	}
+	targets, err := img.PushTargets(tag, r.SourceDigest, string(m))
+	if err != nil {
+		return err
+	}
+	for _, t := range targets {
+		pr, err := Pull(ctx, s.store, res.Root, t, PullOptions{Registry: s.o.Registry, Jobs: s.o.Jobs})
+		if err != nil {
+			return fmt.Errorf("re-pushing to %s: %w", t, err)
+		}
+		r.Push = append(r.Push, lockfile.PushTarget{Ref: t, Digest: pr.Digest.String()})
+	}
+	entry := lockfile.Entry{Source: r.Source, Mode: r.Mode, Digest: r.SourceDigest, Platforms: r.Platforms, CID: r.CID, Pin: r.Pin, Push: r.Push}
+	s.lockMu.Lock()
+	s.lock.Put(entry)
+	s.lockMu.Unlock()
+	return nil
+}
+
+// head resolves the source digest cheaply: a manifest HEAD for a registry,
+// the local index for a layout or archive.
+func (s *syncer) head(ctx context.Context, ref Ref) (v1.Hash, error) {
+	if ref.Kind != KindRegistry {
+		src, err := OpenSource(ctx, ref, s.o.Registry)
+		if err != nil {
+			return v1.Hash{}, err
+		}
+		return src.Digest, nil
+	}
+	d, err := remote.Head(ref.Ref, s.o.Registry.Remote(ctx)...)
+	var te *transport.Error
+	if errors.As(err, &te) && te.StatusCode == http.StatusNotFound {
+		return v1.Hash{}, fmt.Errorf("reading %s: manifest unknown (404): %w", ref.Ref, err)
+	}
+	if err != nil {
+		return v1.Hash{}, fmt.Errorf("reading %s: %w", ref.Ref, err)
+	}
+	return d.Digest, nil
+}
+
+// pushesCurrent checks with HEADs that every re-push target still has the
+// digest recorded.
+func (s *syncer) pushesCurrent(ctx context.Context, push []lockfile.PushTarget) (bool, error) {
+	for _, p := range push {
+		r, err := name.ParseReference(p.Ref, s.o.Registry.nameOpts()...)
+		if err != nil {
+			return false, err
+		}
+		d, err := remote.Head(r, s.o.Registry.Remote(ctx)...)
+		if err != nil || d.Digest.String() != p.Digest {
+			return false, err
+		}
+	}
+	return true, nil
+}
+
+func fillFromLock(r *ImageReport, e *lockfile.Entry) {
+	r.SourceDigest, r.CID, r.Pin, r.Push = e.Digest, e.CID, e.Pin, e.Push
+}
+
+func samePushRefs(have []lockfile.PushTarget, want []string) bool {
+	refs := make([]string, len(have))
+	for i, p := range have {
+		refs[i] = p.Ref
+	}
+	w := append([]string(nil), want...)
+	sort.Strings(refs)
+	sort.Strings(w)
+	return equalStrings(refs, w)
+}
+
+func equalStrings(a, b []string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+func parsePlatformList(ss []string) ([]v1.Platform, error) {
+	var out []v1.Platform
+	for _, s := range ss {
+		p, err := v1.ParsePlatform(s)
+		if err != nil {
+			return nil, fmt.Errorf("%w: platform %q: %v", ErrBadReference, s, err)
+		}
+		out = append(out, *p)
+	}
+	return out, nil
+}
+
+func statFile(path string) (int64, error) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return 0, err
+	}
+	return fi.Size(), nil
+}
