@@ -1,0 +1,316 @@
+package serve
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/ipfs/go-cid"
+	"github.com/multiformats/go-multihash"
+	"github.com/opencontainers/go-digest"
+
+	"github.com/ipfs-mirror/mirror/mirror/ipfs"
+)
+
+func TestCanonicalRepo(t *testing.T) {
+	for _, tc := range []struct {
+		ns, name, want string
+	}{
+		{"", "alpine", "docker.io/library/alpine"},
+		{"", "library/alpine", "docker.io/library/alpine"},
+		{"", "docker.io/library/alpine", "docker.io/library/alpine"},
+		{"", "index.docker.io/library/alpine", "docker.io/library/alpine"},
+		{"", "registry-1.docker.io/library/alpine", "docker.io/library/alpine"},
+		{"", "docker.io/alpine", "docker.io/library/alpine"},
+		{"", "acme/app", "docker.io/acme/app"},
+		{"", "ghcr.io/acme/app", "ghcr.io/acme/app"},
+		{"", "localhost/app", "localhost/app"},
+		{"", "127.0.0.1:5000/a/b/c", "127.0.0.1:5000/a/b/c"},
+		{"docker.io", "library/alpine", "docker.io/library/alpine"},
+		{"docker.io", "alpine", "docker.io/library/alpine"},
+		{"registry-1.docker.io", "library/alpine", "docker.io/library/alpine"},
+		{"ghcr.io", "acme/app", "ghcr.io/acme/app"},
+		{"GHCR.io", "acme/app", "ghcr.io/acme/app"},
+		{"", "Bad/name", ""},
+		{"", "a//b", ""},
+		{"", "a/../b", ""},
+		{"", "", ""},
+		{"bad host!", "a", ""},
+	} {
+		got, ok := canonicalRepo(tc.ns, tc.name)
+		if got != tc.want || ok != (tc.want != "") {
+			t.Errorf("canonicalRepo(%q, %q) = %q, %v; want %q", tc.ns, tc.name, got, ok, tc.want)
+		}
+	}
+}
+
+func TestSplitSource(t *testing.T) {
+	for _, tc := range []struct {
+		src, repo, tag string
+		ok             bool
+	}{
+		{"docker.io/library/alpine:3.20", "docker.io/library/alpine", "3.20", true},
+		{"docker://alpine:3.20", "docker.io/library/alpine", "3.20", true},
+		{"ghcr.io/acme/app:1.2.3@sha256:" + string(bytes.Repeat([]byte("a"), 64)), "ghcr.io/acme/app", "1.2.3", true},
+		{"ghcr.io/acme/app@sha256:" + string(bytes.Repeat([]byte("a"), 64)), "ghcr.io/acme/app", "", true},
+		{"127.0.0.1:5000/x:y", "127.0.0.1:5000/x", "y", true},
+		{"127.0.0.1:5000/x", "127.0.0.1:5000/x", "", true},
+		{"oci:/srv/layout:tag", "", "", false},
+		{"docker-archive:/tmp/a.tar", "", "", false},
+	} {
+		repo, tag, ok := splitSource(tc.src)
+		if repo != tc.repo || tag != tc.tag || ok != tc.ok {
+			t.Errorf("splitSource(%q) = %q %q %v; want %q %q %v", tc.src, repo, tag, ok, tc.repo, tc.tag, tc.ok)
+		}
+	}
+	if ModeTag("3.20", "plain") != "3.20" || ModeTag("3.20", "estargz") != "3.20-estargz" {
+		t.Error("ModeTag")
+	}
+}
+
+func TestParseRange(t *testing.T) {
+	d := digest.FromString("x")
+	for _, tc := range []struct {
+		h, ifRange    string
+		start, length int64
+		partial, bad  bool
+	}{
+		{"", "", 0, 100, false, false},
+		{"bytes=0-0", "", 0, 1, true, false},
+		{"bytes=10-19", "", 10, 10, true, false},
+		{"bytes=90-", "", 90, 10, true, false},
+		{"bytes=90-1000", "", 90, 10, true, false},
+		{"bytes=-5", "", 95, 5, true, false},
+		{"bytes=-500", "", 0, 100, true, false},
+		{"bytes=100-", "", 0, 0, false, true},
+		{"bytes=20-10", "", 0, 0, false, true},
+		{"bytes=-0", "", 0, 0, false, true},
+		{"bytes=x-y", "", 0, 0, false, true},
+		{"bytes=0-1,3-4", "", 0, 100, false, false},
+		{"items=0-1", "", 0, 100, false, false},
+		{"bytes=0-1", `"sha256:other"`, 0, 100, false, false},
+		{"bytes=0-1", `"` + d.String() + `"`, 0, 2, true, false},
+	} {
+		r, _ := http.NewRequest("GET", "/", nil)
+		r.Header.Set("Range", tc.h)
+		if tc.ifRange != "" {
+			r.Header.Set("If-Range", tc.ifRange)
+		}
+		start, length, partial, err := parseRange(r, d, 100)
+		if (err != nil) != tc.bad || (!tc.bad && (start != tc.start || length != tc.length || partial != tc.partial)) {
+			t.Errorf("%q: %d %d %v %v; want %d %d %v bad=%v", tc.h, start, length, partial, err, tc.start, tc.length, tc.partial, tc.bad)
+		}
+	}
+}
+
+func TestLRU(t *testing.T) {
+	c := newLRU[string, int](3, 10)
+	c.add("a", 1, 4)
+	c.add("b", 2, 4)
+	if _, ok := c.get("a"); !ok {
+		t.Fatal("a missing")
+	}
+	c.add("c", 3, 4) // 12 bytes > 10: evicts the least recent, b
+	if _, ok := c.get("b"); ok {
+		t.Error("b not evicted by bytes")
+	}
+	c.add("d", 4, 1)
+	c.add("e", 5, 1) // 4 entries > 3: evicts a
+	if _, ok := c.get("a"); ok {
+		t.Error("a not evicted by count")
+	}
+	c.add("huge", 6, 11)
+	if _, ok := c.get("huge"); ok {
+		t.Error("an entry over the byte bound was kept")
+	}
+	if n, b := c.len(); n != 3 || b != 6 {
+		t.Errorf("len %d, %d bytes", n, b)
+	}
+}
+
+func TestFlight(t *testing.T) {
+	var f flight[string, int]
+	var calls atomic.Int32
+	release := make(chan struct{})
+	var wg sync.WaitGroup
+	results := make(chan int, 10)
+	for range 10 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			v, _, err := f.do(context.Background(), "k", func(ctx context.Context) (int, error) {
+				calls.Add(1)
+				<-release
+				return 42, nil
+			})
+			if err != nil {
+				t.Error(err)
+			}
+			results <- v
+		}()
+	}
+	time.Sleep(50 * time.Millisecond)
+	close(release)
+	wg.Wait()
+	close(results)
+	for v := range results {
+		if v != 42 {
+			t.Errorf("got %d", v)
+		}
+	}
+	if calls.Load() != 1 {
+		t.Errorf("%d calls", calls.Load())
+	}
+
+	// A waiter giving up does not cancel the call for the others; the
+	// last one does.
+	started := make(chan struct{})
+	cancelled := make(chan struct{})
+	ctx1, cancel1 := context.WithCancel(context.Background())
+	ctx2, cancel2 := context.WithCancel(context.Background())
+	fn := func(ctx context.Context) (int, error) {
+		close(started)
+		<-ctx.Done()
+		close(cancelled)
+		return 0, ctx.Err()
+	}
+	go f.do(ctx1, "x", fn)
+	<-started
+	done2 := make(chan error, 1)
+	go func() { _, _, err := f.do(ctx2, "x", fn); done2 <- err }()
+	time.Sleep(20 * time.Millisecond)
+	cancel1()
+	select {
+	case <-cancelled:
+		t.Fatal("call cancelled while a waiter remains")
+	case <-time.After(50 * time.Millisecond):
+	}
+	cancel2()
+	<-cancelled
+	if err := <-done2; !errors.Is(err, context.Canceled) {
+		t.Errorf("second waiter: %v", err)
+	}
+}
+
+// stallStore serves data; catStalls[off] Cats at offset off block until
+// cancelled, then readStalls[off] readers stall after 1000 bytes.
+type stallStore struct {
+	ipfs.Store
+	data                  []byte
+	catStalls, readStalls map[int64]int
+	mu                    sync.Mutex
+	calls                 []int64
+}
+
+func (s *stallStore) Cat(ctx context.Context, c cid.Cid, off, n int64) (io.ReadCloser, error) {
+	s.mu.Lock()
+	s.calls = append(s.calls, off)
+	catStall := s.catStalls[off] > 0
+	readStall := false
+	if catStall {
+		s.catStalls[off]--
+	} else if s.readStalls[off] > 0 {
+		s.readStalls[off]--
+		readStall = true
+	}
+	s.mu.Unlock()
+	if catStall {
+		<-ctx.Done()
+		return nil, ctx.Err()
+	}
+	end := int64(len(s.data))
+	if n >= 0 && off+n < end {
+		end = off + n
+	}
+	return &stallReader{ctx: ctx, r: bytes.NewReader(s.data[off:end]), stallAt: 1000, stall: readStall}, nil
+}
+
+// stallReader gives stallAt bytes, then stalls until cancelled (once).
+type stallReader struct {
+	ctx     context.Context
+	r       *bytes.Reader
+	n       int
+	stallAt int
+	stall   bool
+}
+
+func (r *stallReader) Read(p []byte) (int, error) {
+	if r.stall && r.n >= r.stallAt {
+		<-r.ctx.Done()
+		return 0, r.ctx.Err()
+	}
+	if r.stall && len(p) > r.stallAt-r.n {
+		p = p[:r.stallAt-r.n]
+	}
+	n, err := r.r.Read(p)
+	r.n += n
+	return n, err
+}
+
+func (r *stallReader) Close() error { return nil }
+
+func TestPatientStore(t *testing.T) {
+	data := bytes.Repeat([]byte("0123456789"), 1000)
+	c, _ := cid.Prefix{Version: 1, Codec: cid.Raw, MhType: multihash.SHA2_256, MhLength: -1}.Sum(data)
+
+	// A Cat that stalls once, then a read that stalls after 1000 bytes:
+	// retried, then resumed at offset 1000.
+	s := &stallStore{data: data, catStalls: map[int64]int{0: 1}, readStalls: map[int64]int{0: 1}}
+	ps := &patientStore{Store: s, timeout: 50 * time.Millisecond, retries: 2}
+	rc, err := ps.Cat(context.Background(), c, 0, -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := io.ReadAll(rc)
+	rc.Close()
+	if err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("read %d bytes, %v", len(got), err)
+	}
+	if len(s.calls) != 3 || s.calls[0] != 0 || s.calls[1] != 0 || s.calls[2] != 1000 {
+		t.Errorf("calls at offsets %v", s.calls)
+	}
+
+	// Retries exhausted: ErrNotFound, after 1+retries attempts.
+	s = &stallStore{data: data, catStalls: map[int64]int{0: 10}}
+	ps = &patientStore{Store: s, timeout: 20 * time.Millisecond, retries: 2}
+	start := time.Now()
+	_, err = ps.Cat(context.Background(), c, 0, -1)
+	if !errors.Is(err, ipfs.ErrNotFound) || len(s.calls) != 3 {
+		t.Errorf("err %v after %d calls", err, len(s.calls))
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("took %s", d)
+	}
+
+	// A bounded range resumed mid-way still gives exactly its bytes.
+	s = &stallStore{data: data, readStalls: map[int64]int{10: 1}}
+	ps = &patientStore{Store: s, timeout: 50 * time.Millisecond, retries: 1}
+	rc, err = ps.Cat(context.Background(), c, 10, 5000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err = io.ReadAll(rc)
+	if err != nil || !bytes.Equal(got, data[10:5010]) {
+		t.Errorf("range: %d bytes, %v; calls %v", len(got), err, s.calls)
+	}
+}
+
+func TestHoldback(t *testing.T) {
+	var buf bytes.Buffer
+	h := &holdback{w: &buf}
+	h.Write([]byte("abc"))
+	h.Write([]byte("de"))
+	if buf.String() != "abcd" {
+		t.Errorf("before flush: %q", buf.String())
+	}
+	h.flush()
+	if buf.String() != "abcde" {
+		t.Errorf("after flush: %q", buf.String())
+	}
+}

@@ -1,0 +1,257 @@
+package serve
+
+import (
+	"fmt"
+	"log/slog"
+	"os"
+	"regexp"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/ipfs/go-cid"
+
+	"github.com/ipfs-mirror/mirror/mirror/ipfs"
+	"github.com/ipfs-mirror/mirror/mirror/lockfile"
+)
+
+// Registry names, as the distribution spec and docker's reference grammar
+// define them.
+var (
+	componentRE = regexp.MustCompile(`^[a-z0-9]+(?:(?:[._]|__|[-]+)[a-z0-9]+)*$`)
+	tagRE       = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$`)
+	hostRE      = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?(:[0-9]+)?$`)
+)
+
+// dockerHub is the canonical host of Docker Hub names.
+const dockerHub = "docker.io"
+
+func normalizeHost(h string) string {
+	switch strings.ToLower(h) {
+	case "docker.io", "index.docker.io", "registry-1.docker.io", "registry.hub.docker.com":
+		return dockerHub
+	}
+	return strings.ToLower(h)
+}
+
+// isHost reports whether the first component of a name is a registry host
+// (docker's rule: it has a dot or a port, or is localhost).
+func isHost(s string) bool {
+	return strings.ContainsAny(s, ".:") || s == "localhost"
+}
+
+// canonicalRepo turns a repository name into the one form names are
+// compared in: host/path, Docker Hub as docker.io, its official images
+// under library/. ns is the registry host containerd sends (?ns=) when it
+// uses us as a mirror; then name has no host of its own.
+func canonicalRepo(ns, name string) (string, bool) {
+	host, path := dockerHub, name
+	if ns != "" {
+		host = ns
+	} else if first, rest, ok := strings.Cut(name, "/"); ok && isHost(first) {
+		host, path = first, rest
+	}
+	if !hostRE.MatchString(host) || path == "" {
+		return "", false
+	}
+	host = normalizeHost(host)
+	parts := strings.Split(path, "/")
+	for _, p := range parts {
+		if !componentRE.MatchString(p) {
+			return "", false
+		}
+	}
+	if host == dockerHub && len(parts) == 1 {
+		path = "library/" + path
+	}
+	return host + "/" + path, true
+}
+
+// splitSource splits a lockfile source (host/path:tag, host/path@digest,
+// host/path:tag@digest) into its canonical repository and its tag ("" when
+// it names a digest only). ok is false for sources that are not registry
+// references (oci:, docker-archive:).
+func splitSource(src string) (repo, tag string, ok bool) {
+	src = strings.TrimPrefix(src, "docker://")
+	if strings.HasPrefix(src, "oci:") || strings.HasPrefix(src, "docker-archive:") || strings.HasPrefix(src, "oci-archive:") {
+		return "", "", false
+	}
+	if i := strings.Index(src, "@"); i >= 0 {
+		src = src[:i]
+	}
+	if i := strings.LastIndex(src, ":"); i > strings.LastIndex(src, "/") {
+		src, tag = src[:i], src[i+1:]
+		if !tagRE.MatchString(tag) {
+			return "", "", false
+		}
+	}
+	repo, ok = canonicalRepo("", src)
+	return repo, tag, ok
+}
+
+// ModeTag is the tag under which a lockfile entry is served: the source's
+// tag for mode plain, tag-MODE otherwise (3.20-estargz, 3.20-encrypted).
+func ModeTag(tag, mode string) string {
+	if mode == "" || mode == "plain" {
+		return tag
+	}
+	return tag + "-" + mode
+}
+
+// lockEntry is what a name:tag points at.
+type lockEntry struct {
+	root   cid.Cid
+	source string
+	mode   string
+	file   string
+}
+
+// nameTable is the merged view of the lockfiles.
+type nameTable struct {
+	repos map[string]map[string]lockEntry // canonical repo → tag → entry
+}
+
+func (t *nameTable) lookup(repo, tag string) (lockEntry, bool) {
+	e, ok := t.repos[repo][tag]
+	return e, ok
+}
+
+func (t *nameTable) has(repo string) bool { return len(t.repos[repo]) > 0 }
+
+func (t *nameTable) catalog() []string {
+	out := make([]string, 0, len(t.repos))
+	for r := range t.repos {
+		out = append(out, r)
+	}
+	slices.Sort(out)
+	return out
+}
+
+func (t *nameTable) tags(repo string) []string {
+	var out []string
+	for tag := range t.repos[repo] {
+		out = append(out, tag)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// roots lists the distinct root CIDs of a repository, in tag order.
+func (t *nameTable) roots(repo string) []cid.Cid {
+	var out []cid.Cid
+	seen := map[cid.Cid]bool{}
+	for _, tag := range t.tags(repo) {
+		c := t.repos[repo][tag].root
+		if !seen[c] {
+			seen[c] = true
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// buildTable merges lockfiles: the first file to name a repo:tag wins.
+func buildTable(files []string, read func(string) (*lockfile.File, error), log *slog.Logger) (*nameTable, error) {
+	t := &nameTable{repos: map[string]map[string]lockEntry{}}
+	for _, path := range files {
+		f, err := read(path)
+		if err != nil {
+			return nil, err
+		}
+		for _, e := range f.Images {
+			repo, tag, ok := splitSource(e.Source)
+			if !ok || tag == "" {
+				log.Debug("lockfile entry has no registry name:tag to serve it under", "lock", path, "source", e.Source, "mode", e.Mode)
+				continue
+			}
+			c, err := ipfs.ParseCID(e.CID)
+			if err != nil {
+				return nil, fmt.Errorf("%s: %s (%s): %w", path, e.Source, e.Mode, err)
+			}
+			tag = ModeTag(tag, e.Mode)
+			if t.repos[repo] == nil {
+				t.repos[repo] = map[string]lockEntry{}
+			}
+			if old, dup := t.repos[repo][tag]; dup {
+				if old.root != c {
+					log.Warn("name served twice; the first lockfile wins", "name", repo+":"+tag, "kept", old.root.String(), "kept_from", old.file, "ignored", c.String(), "ignored_from", path)
+				}
+				continue
+			}
+			t.repos[repo][tag] = lockEntry{root: ipfs.V1(c), source: e.Source, mode: e.Mode, file: path}
+		}
+	}
+	return t, nil
+}
+
+// locks serves the name table of a set of lockfiles and reloads it when a
+// file changes (size, modification time or identity: an atomic rename
+// counts), checking at most once per interval. A file that turns bad keeps
+// the last good table in service and is logged.
+type locks struct {
+	paths    []string
+	interval time.Duration
+	log      *slog.Logger
+	read     func(string) (*lockfile.File, error)
+
+	mu      sync.Mutex
+	table   *nameTable
+	stamps  []os.FileInfo
+	checked time.Time
+	bad     bool
+}
+
+func newLocks(paths []string, interval time.Duration, log *slog.Logger) (*locks, error) {
+	l := &locks{paths: paths, interval: interval, log: log, read: lockfile.Read}
+	l.stamps = l.stat()
+	t, err := buildTable(paths, l.read, log)
+	if err != nil {
+		return nil, err
+	}
+	l.table, l.checked = t, time.Now()
+	return l, nil
+}
+
+func (l *locks) stat() []os.FileInfo {
+	out := make([]os.FileInfo, len(l.paths))
+	for i, p := range l.paths {
+		out[i], _ = os.Stat(p)
+	}
+	return out
+}
+
+func sameStamp(a, b os.FileInfo) bool {
+	if a == nil || b == nil {
+		return a == nil && b == nil
+	}
+	return os.SameFile(a, b) && a.Size() == b.Size() && a.ModTime().Equal(b.ModTime())
+}
+
+// current returns the table, reloading it first if a file changed.
+func (l *locks) current() *nameTable {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if len(l.paths) == 0 || time.Since(l.checked) < l.interval {
+		return l.table
+	}
+	l.checked = time.Now()
+	stamps := l.stat()
+	if slices.EqualFunc(stamps, l.stamps, sameStamp) {
+		return l.table
+	}
+	l.stamps = stamps
+	t, err := buildTable(l.paths, l.read, l.log)
+	if err != nil {
+		l.log.Error("lockfile changed but cannot be read; still serving the previous names", "err", err)
+		l.bad = true
+		return l.table
+	}
+	n := 0
+	for _, tags := range t.repos {
+		n += len(tags)
+	}
+	l.log.Info("lockfiles reloaded", "names", n)
+	l.table, l.bad = t, false
+	return l.table
+}
