@@ -101,6 +101,21 @@ func New(t testing.TB, opts Options) *Node {
 	return n
 }
 
+// Attach uses an existing repo (made by someone else, e.g. the embedded
+// node) without starting it. Its addresses are moved to loopback port 0 and
+// its bootstrap list emptied, so a daemon on it cannot collide or dial out.
+func Attach(t testing.TB, repo string, opts Options) *Node {
+	t.Helper()
+	n := &Node{Bin: Binary(t), Path: repo, opts: opts}
+	n.Run(t, "config", "--json", "Addresses.API", `"/ip4/127.0.0.1/tcp/0"`)
+	n.Run(t, "config", "--json", "Addresses.Gateway", `"/ip4/127.0.0.1/tcp/0"`)
+	n.Run(t, "config", "--json", "Addresses.Swarm", `["/ip4/127.0.0.1/tcp/0"]`)
+	n.Run(t, "config", "--json", "Bootstrap", `[]`)
+	n.Run(t, "config", "--json", "AutoConf.Enabled", `false`)
+	n.ID = n.Run(t, "config", "Identity.PeerID")
+	return n
+}
+
 // Start initialises a node and starts its daemon; the test's cleanup stops it.
 func Start(t testing.TB, opts Options) *Node {
 	t.Helper()

@@ -1,0 +1,386 @@
+// Package embedded is the ipfs.Store of an in-process kubo node: mirror
+// works with no daemon running. The node uses the ordinary kubo repo at
+// $IPFS_PATH (default ~/.ipfs), initialising it when missing, so a later
+// `ipfs daemon` on the same repo serves everything mirror added.
+//
+// The node is offline unless Options.Online is set. It holds the repo lock
+// while open: when a daemon holds it, Open returns ErrRepoLocked and the
+// caller should talk to that daemon's API instead (mirror/ipfs/open does).
+//
+// This package pulls in kubo's whole node (libp2p, bitswap, datastores):
+// binaries that do not need it are built with -tags mirror_noembed (see
+// mirror/ipfs/open).
+package embedded
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sync"
+
+	"github.com/ipfs/boxo/files"
+	"github.com/ipfs/boxo/path"
+	"github.com/ipfs/go-cid"
+	fslock "github.com/ipfs/go-fs-lock"
+	ipld "github.com/ipfs/go-ipld-format"
+	"github.com/ipfs/kubo/config"
+	"github.com/ipfs/kubo/core"
+	"github.com/ipfs/kubo/core/coreapi"
+	coreiface "github.com/ipfs/kubo/core/coreiface"
+	"github.com/ipfs/kubo/core/coreiface/options"
+	"github.com/ipfs/kubo/core/node/libp2p"
+	"github.com/ipfs/kubo/plugin/loader"
+	"github.com/ipfs/kubo/repo/fsrepo"
+	"github.com/multiformats/go-multihash"
+
+	"github.com/ipfs-mirror/mirror/mirror/ipfs"
+	"github.com/ipfs-mirror/mirror/mirror/ipfs/kubo"
+)
+
+// ErrRepoLocked is returned by Open when another process (normally a
+// running `ipfs daemon`) or another Store of this process holds the repo.
+var ErrRepoLocked = errors.New("embedded: the IPFS repo is locked by another process")
+
+// Options configure the node.
+type Options struct {
+	// IPFSPath is the repo ("" = $IPFS_PATH, else ~/.ipfs).
+	IPFSPath string
+	// Online joins the network configured in the repo (bootstrap peers,
+	// routing, swarm key); otherwise the node neither dials nor listens.
+	Online bool
+	// NoPin adds without pinning (the format pins by default).
+	NoPin bool
+}
+
+// Store is an in-process kubo node.
+type Store struct {
+	path   string
+	node   *core.IpfsNode
+	api    coreiface.CoreAPI
+	pin    bool
+	online bool
+	inited bool
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+var _ ipfs.Store = (*Store)(nil)
+
+var (
+	pluginsOnce sync.Once
+	pluginsErr  error
+
+	openMu sync.Mutex
+	open   = map[string]bool{} // repos open in this process
+)
+
+// setupPlugins loads kubo's built-in plugins (datastores, IPLD codecs) once
+// per process, as kubo's own commands and its embedding example do. Daemon
+// plugins are never started: the embedded node sends no telemetry, and
+// IPFS_TELEMETRY is set to off unless the user set it.
+func setupPlugins(repoPath string) error {
+	pluginsOnce.Do(func() {
+		if os.Getenv("IPFS_TELEMETRY") == "" {
+			os.Setenv("IPFS_TELEMETRY", "off")
+		}
+		plugins, err := loader.NewPluginLoader(repoPath)
+		if err != nil {
+			pluginsErr = fmt.Errorf("loading kubo plugins: %w", err)
+			return
+		}
+		if err := plugins.Initialize(); err != nil {
+			pluginsErr = fmt.Errorf("initialising kubo plugins: %w", err)
+			return
+		}
+		if err := plugins.Inject(); err != nil {
+			pluginsErr = fmt.Errorf("injecting kubo plugins: %w", err)
+		}
+	})
+	return pluginsErr
+}
+
+// Open starts a node on the repo o names, initialising the repo (as
+// `ipfs init` would, without the welcome documents) if there is none.
+func Open(ctx context.Context, o Options) (*Store, error) {
+	repoPath, err := kubo.RepoPath(o.IPFSPath)
+	if err != nil {
+		return nil, err
+	}
+	if repoPath, err = filepath.Abs(repoPath); err != nil {
+		return nil, err
+	}
+	openMu.Lock()
+	defer openMu.Unlock()
+	if open[repoPath] {
+		return nil, fmt.Errorf("%w: %s is already open in this process", ErrRepoLocked, repoPath)
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if locked, err := fsrepo.LockedByOtherProcess(repoPath); err == nil && locked {
+		return nil, fmt.Errorf("%w: %s (a daemon is running? use its API)", ErrRepoLocked, repoPath)
+	}
+	if err := setupPlugins(repoPath); err != nil {
+		return nil, err
+	}
+	inited := false
+	if !fsrepo.IsInitialized(repoPath) {
+		if err := initRepo(repoPath); err != nil {
+			return nil, err
+		}
+		inited = true
+	}
+	r, err := fsrepo.Open(repoPath)
+	if err != nil {
+		if isLocked(err) {
+			return nil, fmt.Errorf("%w: %s: %v", ErrRepoLocked, repoPath, err)
+		}
+		return nil, fmt.Errorf("opening IPFS repo %s: %w", repoPath, err)
+	}
+	cfg, err := r.Config()
+	if err != nil {
+		r.Close()
+		return nil, fmt.Errorf("IPFS repo %s: %w", repoPath, err)
+	}
+	bcfg := &core.BuildCfg{
+		Repo:      r,
+		Permanent: true,
+		Online:    o.Online,
+		ExtraOpts: map[string]bool{"pubsub": false, "ipnsps": false},
+	}
+	if o.Online {
+		if bcfg.Routing, err = routing(cfg, repoPath); err != nil {
+			r.Close()
+			return nil, err
+		}
+	}
+	// The node's lifetime is the Store's, not ctx's.
+	node, err := core.NewNode(context.WithoutCancel(ctx), bcfg)
+	if err != nil {
+		r.Close()
+		return nil, fmt.Errorf("starting the embedded IPFS node on %s: %w", repoPath, err)
+	}
+	api, err := coreapi.NewCoreAPI(node)
+	if err != nil {
+		node.Close()
+		return nil, fmt.Errorf("embedded IPFS node: %w", err)
+	}
+	open[repoPath] = true
+	return &Store{path: repoPath, node: node, api: api, pin: !o.NoPin, online: o.Online, inited: inited}, nil
+}
+
+// routing picks the content routing an online node uses, as `ipfs daemon`
+// does from Routing.Type.
+func routing(cfg *config.Config, repoPath string) (libp2p.RoutingOption, error) {
+	typ := cfg.Routing.Type.WithDefault(config.DefaultRoutingType)
+	if typ == "" {
+		typ = "auto"
+	}
+	_, err := os.Stat(filepath.Join(repoPath, "swarm.key"))
+	if typ == "auto" && (err == nil || os.Getenv("LIBP2P_FORCE_PNET") == "1") {
+		typ = "dht" // public HTTP routers are no use to a private network
+	}
+	switch typ {
+	case "auto":
+		return libp2p.ConstructDefaultRouting(cfg, libp2p.DHTOption), nil
+	case "autoclient":
+		return libp2p.ConstructDefaultRouting(cfg, libp2p.DHTClientOption), nil
+	case "dht":
+		return libp2p.DHTOption, nil
+	case "dhtclient":
+		return libp2p.DHTClientOption, nil
+	case "dhtserver":
+		return libp2p.DHTServerOption, nil
+	case "none":
+		return libp2p.NilRouterOption, nil
+	case "delegated":
+		return libp2p.ConstructDelegatedOnlyRouting(cfg), nil
+	}
+	return nil, fmt.Errorf("embedded IPFS node: Routing.Type %q is not supported here; run `ipfs daemon` and mirror uses its API", typ)
+}
+
+// initRepo creates a repo as `ipfs init --empty-repo` does: a fresh
+// ed25519 identity and kubo's default config.
+func initRepo(repoPath string) error {
+	if err := os.MkdirAll(repoPath, 0o700); err != nil {
+		return fmt.Errorf("creating IPFS repo %s: %w", repoPath, err)
+	}
+	id, err := config.CreateIdentity(io.Discard, []options.KeyGenerateOption{options.Key.Type(options.Ed25519Key)})
+	if err != nil {
+		return fmt.Errorf("creating an IPFS identity: %w", err)
+	}
+	cfg, err := config.InitWithIdentity(id)
+	if err != nil {
+		return fmt.Errorf("IPFS config: %w", err)
+	}
+	if err := fsrepo.Init(repoPath, cfg); err != nil {
+		if fsrepo.IsInitialized(repoPath) {
+			return nil // another process won the race
+		}
+		return fmt.Errorf("initialising IPFS repo %s: %w", repoPath, err)
+	}
+	return nil
+}
+
+func isLocked(err error) bool {
+	return errors.As(err, new(fslock.LockedError))
+}
+
+// Path is the repo the node runs on.
+func (s *Store) Path() string { return s.path }
+
+// Initialized reports whether Open created the repo.
+func (s *Store) Initialized() bool { return s.inited }
+
+// Online reports whether the node is connected to the network.
+func (s *Store) Online() bool { return s.online }
+
+// CoreAPI is the node's kubo CoreAPI, for callers that need more of it.
+func (s *Store) CoreAPI() coreiface.CoreAPI { return s.api }
+
+// Node is the kubo node itself.
+func (s *Store) Node() *core.IpfsNode { return s.node }
+
+// Add implements ipfs.Store with the format's fixed settings.
+func (s *Store) Add(ctx context.Context, r io.Reader) (cid.Cid, error) {
+	p, err := s.api.Unixfs().Add(ctx, files.NewReaderFile(&ctxReader{ctx: ctx, r: r}),
+		options.Unixfs.CidVersion(ipfs.CIDVersion),
+		options.Unixfs.RawLeaves(ipfs.RawLeaves),
+		options.Unixfs.Chunker(ipfs.Chunker),
+		options.Unixfs.Hash(multihash.SHA2_256),
+		options.Unixfs.MaxFileLinks(ipfs.MaxFileLinks),
+		options.Unixfs.Layout(options.BalancedLayout),
+		options.Unixfs.Inline(false),
+		options.Unixfs.Pin(s.pin, ""),
+	)
+	if err != nil {
+		if ctx.Err() != nil {
+			return cid.Undef, ctx.Err()
+		}
+		return cid.Undef, fmt.Errorf("ipfs add: %w", err)
+	}
+	return p.RootCid(), nil
+}
+
+// Cat implements ipfs.Store.
+func (s *Store) Cat(ctx context.Context, c cid.Cid, offset, length int64) (io.ReadCloser, error) {
+	nd, err := s.api.Unixfs().Get(ctx, path.FromCid(c))
+	if err != nil {
+		return nil, fmt.Errorf("ipfs cat %s: %w", c, classify(ctx, err))
+	}
+	f, ok := nd.(files.File)
+	if !ok {
+		nd.Close()
+		return nil, fmt.Errorf("ipfs cat %s: not a file", c)
+	}
+	if offset > 0 {
+		var err error
+		if sk, ok := f.(io.Seeker); ok {
+			_, err = sk.Seek(offset, io.SeekStart)
+		} else {
+			_, err = io.CopyN(io.Discard, f, offset)
+		}
+		if err != nil {
+			f.Close()
+			return nil, fmt.Errorf("ipfs cat %s: seeking to %d: %w", c, offset, classify(ctx, err))
+		}
+	}
+	var r io.Reader = f
+	if length >= 0 {
+		r = io.LimitReader(f, length)
+	}
+	return &readCloser{Reader: &errReader{ctx: ctx, r: r, c: c}, Closer: f}, nil
+}
+
+// Pin implements ipfs.Store.
+func (s *Store) Pin(ctx context.Context, c cid.Cid) error {
+	if err := s.api.Pin().Add(ctx, path.FromCid(c), options.Pin.Recursive(true)); err != nil {
+		return fmt.Errorf("ipfs pin %s: %w", c, classify(ctx, err))
+	}
+	return nil
+}
+
+// PutBlock implements ipfs.Store.
+func (s *Store) PutBlock(ctx context.Context, codec uint64, data []byte) (cid.Cid, error) {
+	name := "raw"
+	switch codec {
+	case cid.Raw:
+	case cid.DagProtobuf:
+		name = "dag-pb"
+	default:
+		return cid.Undef, fmt.Errorf("ipfs block put: unsupported codec %#x", codec)
+	}
+	st, err := s.api.Block().Put(ctx, bytes.NewReader(data),
+		options.Block.CidCodec(name), options.Block.Hash(multihash.SHA2_256, -1), options.Block.Pin(s.pin))
+	if err != nil {
+		return cid.Undef, fmt.Errorf("ipfs block put: %w", err)
+	}
+	return st.Path().RootCid(), nil
+}
+
+// GetBlock returns one block's bytes (pinhandle.BlockGetter).
+func (s *Store) GetBlock(ctx context.Context, c cid.Cid) ([]byte, error) {
+	r, err := s.api.Block().Get(ctx, path.FromCid(c))
+	if err != nil {
+		return nil, fmt.Errorf("ipfs block get %s: %w", c, classify(ctx, err))
+	}
+	return io.ReadAll(r)
+}
+
+// Close stops the node and releases the repo lock.
+func (s *Store) Close() error {
+	s.closeOnce.Do(func() {
+		s.closeErr = s.node.Close()
+		openMu.Lock()
+		delete(open, s.path)
+		openMu.Unlock()
+	})
+	return s.closeErr
+}
+
+// classify maps "not found" (offline, or the caller's deadline) to
+// ipfs.ErrNotFound.
+func classify(ctx context.Context, err error) error {
+	if ipld.IsNotFound(err) || errors.Is(err, context.DeadlineExceeded) || (ctx.Err() != nil && errors.Is(err, ctx.Err())) {
+		return fmt.Errorf("%w: %v", ipfs.ErrNotFound, err)
+	}
+	return err
+}
+
+type readCloser struct {
+	io.Reader
+	io.Closer
+}
+
+// errReader classifies read errors (a block missing mid-file).
+type errReader struct {
+	ctx context.Context
+	r   io.Reader
+	c   cid.Cid
+}
+
+func (e *errReader) Read(p []byte) (int, error) {
+	n, err := e.r.Read(p)
+	if err != nil && err != io.EOF {
+		return n, fmt.Errorf("ipfs cat %s: %w", e.c, classify(e.ctx, err))
+	}
+	return n, err
+}
+
+// ctxReader fails reads once ctx is done, which stops an add.
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (r *ctxReader) Read(p []byte) (int, error) {
+	if err := r.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return r.r.Read(p)
+}

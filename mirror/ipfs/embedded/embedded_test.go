@@ -1,0 +1,167 @@
+package embedded_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/ipfs/go-cid"
+	"github.com/ipfs/kubo/repo/fsrepo"
+
+	"github.com/ipfs-mirror/mirror/mirror/ipfs"
+	"github.com/ipfs-mirror/mirror/mirror/ipfs/car"
+	"github.com/ipfs-mirror/mirror/mirror/ipfs/embedded"
+	"github.com/ipfs-mirror/mirror/mirror/ipfs/open/kubotest"
+)
+
+type prng struct{ r *rand.ChaCha8 }
+
+func (p *prng) Read(b []byte) (int, error) { return p.r.Read(b) }
+
+func payload(seed uint64, n int64) io.Reader {
+	return io.LimitReader(&prng{r: rand.NewChaCha8([32]byte{byte(seed), 3})}, n)
+}
+
+func openStore(t *testing.T, repo string) *embedded.Store {
+	t.Helper()
+	s, err := embedded.Open(context.Background(), embedded.Options{IPFSPath: repo})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+// TestStore: a fresh repo is initialised; adds give the same CIDs as the
+// CAR store (whose CIDs are tested equal to a daemon's); Cat, PutBlock,
+// GetBlock and Pin work; a missing CID is ErrNotFound at once offline; Close
+// releases the repo.
+func TestStore(t *testing.T) {
+	ctx := context.Background()
+	repo := filepath.Join(t.TempDir(), "ipfs")
+	s := openStore(t, repo)
+	if !s.Initialized() || !fsrepo.IsInitialized(repo) {
+		t.Fatal("the repo was not initialised")
+	}
+	if s.Online() {
+		t.Error("online by default")
+	}
+	cs, err := car.New(filepath.Join(t.TempDir(), "x.car"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cs.Close()
+	var big cid.Cid
+	for i, size := range []int64{0, 1, 262144, 262145, 174*262144 + 1} {
+		got, err := s.Add(ctx, payload(uint64(i), size))
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err := cs.Add(ctx, payload(uint64(i), size))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got != want {
+			t.Errorf("%d bytes: embedded %s, car %s", size, got, want)
+		}
+		big = got
+	}
+	all, _ := io.ReadAll(payload(4, 174*262144+1))
+	rc, err := s.Cat(ctx, big, 262140, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ := io.ReadAll(rc)
+	rc.Close()
+	if !bytes.Equal(got, all[262140:262150]) {
+		t.Errorf("cat with offset and length: %x", got)
+	}
+	bc, err := s.PutBlock(ctx, cid.Raw, []byte("hello"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want, _ := cs.PutBlock(ctx, cid.Raw, []byte("hello")); bc != want {
+		t.Errorf("block put: %s, want %s", bc, want)
+	}
+	if b, err := s.GetBlock(ctx, bc); err != nil || string(b) != "hello" {
+		t.Errorf("GetBlock: %q, %v", b, err)
+	}
+	if err := s.Pin(ctx, big); err != nil {
+		t.Fatal(err)
+	}
+	missing, _ := cid.Decode("bafkreie7ohywtosou76tasm7j63yigtzxe7d5zqus4zu3j6oltvgtibeom")
+	start := time.Now()
+	if _, err := s.Cat(ctx, missing, 0, -1); !errors.Is(err, ipfs.ErrNotFound) {
+		t.Errorf("cat of a missing CID: %v, want ErrNotFound", err)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("offline cat of a missing CID took %v", d)
+	}
+
+	if _, err := embedded.Open(ctx, embedded.Options{IPFSPath: repo}); !errors.Is(err, embedded.ErrRepoLocked) {
+		t.Errorf("second Open in-process: %v, want ErrRepoLocked", err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if locked, _ := fsrepo.LockedByOtherProcess(repo); locked {
+		t.Error("the repo is still locked after Close")
+	}
+	s2 := openStore(t, repo)
+	if s2.Initialized() {
+		t.Error("the repo was initialised twice")
+	}
+	rc, err = s2.Cat(ctx, big, 0, -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ = io.ReadAll(rc)
+	rc.Close()
+	if !bytes.Equal(got, all) {
+		t.Error("content lost across a reopen")
+	}
+}
+
+// TestDaemonServesEmbeddedRepo: what the embedded node added, a later
+// `ipfs daemon` on the same repo serves (pinned); while it runs, Open says
+// the repo is locked.
+func TestDaemonServesEmbeddedRepo(t *testing.T) {
+	ctx := context.Background()
+	repo := filepath.Join(t.TempDir(), "ipfs")
+	s := openStore(t, repo)
+	c, err := s.Add(ctx, payload(7, 1_000_000))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	n := kubotest.Attach(t, repo, kubotest.Options{})
+	n.Start(t)
+	if _, err := embedded.Open(ctx, embedded.Options{IPFSPath: repo}); !errors.Is(err, embedded.ErrRepoLocked) {
+		t.Fatalf("Open while the daemon runs: %v, want ErrRepoLocked", err)
+	}
+	n.Run(t, "repo", "gc")
+	out, err := n.Output(nil, "cat", c.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, _ := io.ReadAll(payload(7, 1_000_000))
+	if !bytes.Equal(out, want) {
+		t.Error("the daemon serves different bytes")
+	}
+	if pins := n.Run(t, "pin", "ls", "--type=recursive", c.String()); pins == "" {
+		t.Error("not pinned")
+	}
+	n.Stop(t)
+	if _, err := os.Stat(filepath.Join(repo, "api")); err == nil {
+		t.Log("the daemon left its api file")
+	}
+}
