@@ -390,3 +390,32 @@ func TestE2ESyncFaults(t *testing.T) {
 		}
 	})
 }
+
+func TestE2ESyncCompose(t *testing.T) {
+	k := testrig.StartKubo(t, testrig.KuboOptions{})
+	reg := testrig.StartRegistry(t, testrig.RegistryOptions{})
+	sixApps(t, reg.Host, 900)
+	env := []string{"IPFS_API=" + k.APIAddr}
+	dir := t.TempDir()
+	compose := filepath.Join(dir, "compose.yaml")
+	_ = os.WriteFile(compose, []byte(fmt.Sprintf("services:\n  web:\n    image: %s/app0:1.0\n  worker:\n    image: %s/app1:1.0\n  api:\n    image: %s/app0:1.0\n", reg.Host, reg.Host, reg.Host)), 0o644)
+	list := writeList(t, dir, "version: 1\nimages:\n  - compose: compose.yaml\n")
+	mustRun(t, env, "sync", list)
+	lock := readLock(t, filepath.Join(dir, "mirrors.lock"))
+	if len(lock.Images) != 2 {
+		t.Fatalf("lock has %d entries, want 2 (app0 named twice)", len(lock.Images))
+	}
+	mustRun(t, env, "compose", "rewrite", "--lock", filepath.Join(dir, "mirrors.lock"), compose)
+	override, err := os.ReadFile(filepath.Join(dir, "compose.ipfs.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range lock.Images {
+		if !strings.Contains(string(override), "localhost:5050/ipfs/"+e.CID) {
+			t.Errorf("override lacks %s:\n%s", e.CID, override)
+		}
+	}
+	if strings.Count(string(override), "image:") != 3 {
+		t.Errorf("override:\n%s", override)
+	}
+}

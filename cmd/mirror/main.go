@@ -21,6 +21,7 @@ type CLI struct {
 	Globals
 
 	Sync    SyncCmd    `cmd:"" help:"Mirror every image of a list into IPFS and write the CID lockfile."`
+	Compose ComposeCmd `cmd:"" help:"Compose helpers: rewrite a compose file to run mirrored images from IPFS."`
 	Push    PushCmd    `cmd:"" help:"Copy an image into IPFS; prints the root CID as the last line of stdout."`
 	Pull    PullCmd    `cmd:"" help:"Copy ipfs://CID to an OCI layout, a docker archive or a registry."`
 	Inspect InspectCmd `cmd:"" help:"Print the tree of an IPFS-enabled image."`
