@@ -1,6 +1,21 @@
-// Package open picks the ipfs.Store that every mirror command uses, in one
-// resolution order: an explicit API address (--ipfs-api / IPFS_API), else
-// the API file a running daemon wrote to $IPFS_PATH/api (default ~/.ipfs/api).
+// Package open picks the ipfs.Store every mirror command uses, in one
+// resolution order:
+//
+//  1. an explicit API address (--ipfs-api / IPFS_API): that daemon, or an
+//     error if it does not answer;
+//  2. the API file a running daemon wrote to $IPFS_PATH/api (default
+//     ~/.ipfs/api), if that daemon answers;
+//  3. an embedded kubo node on the repo at $IPFS_PATH, initialised if
+//     missing (offline unless Options.Online).
+//
+// An api file whose daemon is gone (it does not answer and the repo is not
+// locked: a crash) is stale and falls through to 3. One that does not
+// answer while the repo is locked is an error: a daemon holds the repo but
+// is not serving.
+//
+// The embedded node is compiled in by default. Building with
+// -tags mirror_noembed leaves it (and most of kubo) out; 3 then fails with
+// ipfs.ErrUnavailable saying how to start a daemon.
 package open
 
 import (
@@ -8,6 +23,8 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+
+	fslock "github.com/ipfs/go-fs-lock"
 
 	"github.com/ipfs-mirror/mirror/mirror/ipfs"
 	"github.com/ipfs-mirror/mirror/mirror/ipfs/kubo"
@@ -23,21 +40,82 @@ type Options struct {
 	IPFSPath string
 	// NoPin adds without pinning.
 	NoPin bool
+	// Online lets the embedded node join the network configured in the
+	// repo. It does not affect a daemon.
+	Online bool
+	// NoEmbedded refuses the embedded node: a daemon must be running.
+	NoEmbedded bool
 }
+
+// embeddedOpener opens the embedded node; nil when built with
+// mirror_noembed. errLocked is its "repo locked" sentinel.
+var (
+	embeddedOpener func(ctx context.Context, o Options) (ipfs.Store, error)
+	errLocked      error
+)
+
+// Embedded reports whether this binary has the embedded node.
+func Embedded() bool { return embeddedOpener != nil }
 
 // Store opens the store the options name and checks that it answers.
 func Store(ctx context.Context, o Options) (ipfs.Store, error) {
-	addr := o.API
-	if addr == "" {
-		a, err := kubo.RepoAPIAddr(o.IPFSPath)
-		switch {
-		case errors.Is(err, fs.ErrNotExist):
-			return nil, fmt.Errorf("%w: no --ipfs-api given and no running daemon found ($IPFS_PATH/api is missing); start one with `ipfs daemon` or pass --ipfs-api /ip4/127.0.0.1/tcp/5001", ipfs.ErrUnavailable)
-		case err != nil:
-			return nil, fmt.Errorf("%w: %v", ipfs.ErrUnavailable, err)
-		}
-		addr = a
+	if o.API != "" {
+		return daemon(ctx, o.API, o)
 	}
+	s, err := repoDaemon(ctx, o)
+	if s != nil || err != nil {
+		return s, err
+	}
+	if o.NoEmbedded || embeddedOpener == nil {
+		why := "this mirror was built without the embedded IPFS node (-tags mirror_noembed)"
+		if o.NoEmbedded {
+			why = "the embedded IPFS node is disabled"
+		}
+		return nil, fmt.Errorf("%w: no --ipfs-api given, no running daemon found ($IPFS_PATH/api), and %s; start one with `ipfs daemon` or pass --ipfs-api /ip4/127.0.0.1/tcp/5001", ipfs.ErrUnavailable, why)
+	}
+	s, err = embeddedOpener(ctx, o)
+	if err != nil && errors.Is(err, errLocked) {
+		// A daemon took the repo between our look at the api file and
+		// now: use it.
+		if s, err2 := repoDaemon(ctx, o); s != nil || err2 != nil {
+			return s, err2
+		}
+		return nil, fmt.Errorf("%w: %w; if a daemon is starting, wait for it or pass --ipfs-api", ipfs.ErrUnavailable, err)
+	}
+	return s, err
+}
+
+// repoDaemon returns the daemon named by $IPFS_PATH/api if it answers,
+// (nil, nil) when there is none (no file, or a stale one), or an error when
+// a daemon holds the repo without answering.
+func repoDaemon(ctx context.Context, o Options) (ipfs.Store, error) {
+	addr, err := kubo.RepoAPIAddr(o.IPFSPath)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return nil, nil
+	case err != nil:
+		return nil, fmt.Errorf("%w: %v", ipfs.ErrUnavailable, err)
+	}
+	s, err := daemon(ctx, addr, o)
+	if err == nil {
+		return s, nil
+	}
+	if ctx.Err() != nil {
+		return nil, ctx.Err()
+	}
+	repo, rerr := kubo.RepoPath(o.IPFSPath)
+	if rerr != nil {
+		return nil, rerr
+	}
+	// kubo's fsrepo.LockedByOtherProcess, without importing fsrepo (and
+	// with it most of kubo) into binaries built without the embedded node.
+	if locked, lerr := fslock.Locked(repo, "repo.lock"); lerr == nil && !locked {
+		return nil, nil // stale api file: the daemon is gone
+	}
+	return nil, fmt.Errorf("%w (the daemon holds %s but its API does not answer)", err, repo)
+}
+
+func daemon(ctx context.Context, addr string, o Options) (ipfs.Store, error) {
 	s, err := kubo.New(addr, kubo.Options{Pin: !o.NoPin, Headers: o.Headers})
 	if err != nil {
 		return nil, err
@@ -46,4 +124,25 @@ func Store(ctx context.Context, o Options) (ipfs.Store, error) {
 		return nil, fmt.Errorf("%w; start a node with `ipfs daemon` or pass --ipfs-api", err)
 	}
 	return s, nil
+}
+
+// Describe says which store s is, for logs: "kubo RPC API at URL",
+// "embedded IPFS node on REPO (offline)", "CAR file PATH".
+func Describe(s ipfs.Store) string {
+	switch v := s.(type) {
+	case interface{ Addr() string }:
+		return "kubo RPC API at " + v.Addr()
+	case interface {
+		Path() string
+		Online() bool
+	}:
+		mode := "offline"
+		if v.Online() {
+			mode = "online"
+		}
+		return fmt.Sprintf("embedded IPFS node on %s (%s)", v.Path(), mode)
+	case interface{ Path() string }:
+		return "CAR file " + v.Path()
+	}
+	return fmt.Sprintf("%T", s)
 }

@@ -1,0 +1,17 @@
+//go:build !mirror_noembed
+
+package open
+
+import (
+	"context"
+
+	"github.com/ipfs-mirror/mirror/mirror/ipfs"
+	"github.com/ipfs-mirror/mirror/mirror/ipfs/embedded"
+)
+
+func init() {
+	errLocked = embedded.ErrRepoLocked
+	embeddedOpener = func(ctx context.Context, o Options) (ipfs.Store, error) {
+		return embedded.Open(ctx, embedded.Options{IPFSPath: o.IPFSPath, Online: o.Online, NoPin: o.NoPin})
+	}
+}
