@@ -403,7 +403,7 @@ func (w *Writer) blob(ctx context.Context, d digest.Digest, size int64, mt strin
 			return Blob{}, ctx.Err()
 		}
 		if e.err == nil {
-			w.onEvent(Event{Type: BlobDone, Digest: d, MediaType: mt, Size: size, Done: size, CID: e.b.CID, Cached: true})
+			w.onEvent(Event{Type: BlobDone, Digest: d, MediaType: DockerToOCI(mt), Size: size, Done: size, CID: e.b.CID, Cached: true})
 			b := e.b
 			b.MediaType = DockerToOCI(mt)
 			return b, nil
@@ -426,6 +426,7 @@ func (w *Writer) blob(ctx context.Context, d digest.Digest, size int64, mt strin
 }
 
 func (w *Writer) add(ctx context.Context, d digest.Digest, size int64, mt string, open func() (io.ReadCloser, error)) (Blob, error) {
+	mt = DockerToOCI(mt)
 	if err := w.sem.Acquire(ctx, 1); err != nil {
 		return Blob{}, err
 	}
