@@ -18,13 +18,13 @@ import (
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/ipfs-mirror/mirror/mirror/ipfs/kubo"
-	"github.com/ipfs-mirror/mirror/mirror/ipfs/open/kubotest"
 	"github.com/ipfs-mirror/mirror/mirror/pinhandle"
+	"github.com/ipfs-mirror/mirror/mirror/testrig"
 )
 
-func kuboStore(t *testing.T, n *kubotest.Node) *kubo.Store {
+func kuboStore(t *testing.T, n *testrig.Kubo) *kubo.Store {
 	t.Helper()
-	s, err := kubo.New(n.API, kubo.Options{Pin: true})
+	s, err := kubo.New(n.APIAddr, kubo.Options{Pin: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -36,7 +36,7 @@ func kuboStore(t *testing.T, n *kubotest.Node) *kubo.Store {
 // --cid-version=1 --raw-leaves` makes of the same layout on disk.
 func TestSameAsKuboAddR(t *testing.T) {
 	ctx := context.Background()
-	n := kubotest.Start(t, kubotest.Options{})
+	n := testrig.StartKubo(t, testrig.KuboOptions{})
 	ks := kuboStore(t, n)
 	img := writeImage(t, ks, 1000, 262144, 5_000_000)
 	img.in.RefName = "example.com/app:1.0"
@@ -44,7 +44,7 @@ func TestSameAsKuboAddR(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	index := []byte(n.Run(t, "cat", h.String()+"/index.json"))
+	index := []byte(run(n, "cat", h.String()+"/index.json"))
 	var idx ocispec.Index
 	if err := json.Unmarshal(index, &idx); err != nil || len(idx.Manifests) != 1 ||
 		idx.Manifests[0].Annotations[ocispec.AnnotationRefName] != "example.com/app:1.0" ||
@@ -54,7 +54,7 @@ func TestSameAsKuboAddR(t *testing.T) {
 
 	dir := filepath.Join(t.TempDir(), "layout")
 	writeLayout(t, dir, img, index)
-	want := n.Run(t, "add", "-r", "-Q", "--cid-version=1", "--raw-leaves", "--pin=false", dir)
+	want := run(n, "add", "-r", "-Q", "--cid-version=1", "--raw-leaves", "--pin=false", dir)
 	if h.String() != want {
 		t.Fatalf("handle %s, ipfs add -r %s", h, want)
 	}
@@ -73,17 +73,17 @@ func TestSameAsKuboAddR(t *testing.T) {
 	if hc != h || hs != h {
 		t.Errorf("handles differ: kubo %s, car %s, simulated sizes %s", h, hc, hs)
 	}
-	if got, want := n.Run(t, "files", "stat", "--format=<cumulsize>", "/ipfs/"+h.String()), fmt.Sprint(dirSize(t, n, h)); got != want {
+	if got, want := run(n, "files", "stat", "--format=<cumulsize>", "/ipfs/"+h.String()), fmt.Sprint(dirSize(t, n, h)); got != want {
 		t.Errorf("cumulative size %s, blocks add up to %s", got, want)
 	}
 }
 
 // dirSize adds up the sizes of every block under c (the image has no
 // repeated block, so this is the cumulative size).
-func dirSize(t *testing.T, n *kubotest.Node, c cid.Cid) int {
+func dirSize(t *testing.T, n *testrig.Kubo, c cid.Cid) int {
 	t.Helper()
 	var st struct{ TotalSize int }
-	if err := json.Unmarshal([]byte(n.Run(t, "dag", "stat", "--progress=false", "--enc=json", c.String())), &st); err != nil {
+	if err := json.Unmarshal([]byte(run(n, "dag", "stat", "--progress=false", "--enc=json", c.String())), &st); err != nil {
 		t.Fatal(err)
 	}
 	return st.TotalSize
@@ -93,7 +93,7 @@ func dirSize(t *testing.T, n *kubotest.Node, c cid.Cid) int {
 // basic directory; the handle must shard it as kubo does.
 func TestShardedLikeKubo(t *testing.T) {
 	ctx := context.Background()
-	n := kubotest.Start(t, kubotest.Options{})
+	n := testrig.StartKubo(t, testrig.KuboOptions{})
 	ks := kuboStore(t, n)
 	img := writeImage(t, ks, 10)
 	dir := filepath.Join(t.TempDir(), "layout")
@@ -110,17 +110,17 @@ func TestShardedLikeKubo(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	writeLayout(t, dir, img, []byte(n.Run(t, "cat", h.String()+"/index.json")))
-	want := n.Run(t, "add", "-r", "-Q", "--cid-version=1", "--raw-leaves", "--pin=false", dir)
+	writeLayout(t, dir, img, []byte(run(n, "cat", h.String()+"/index.json")))
+	want := run(n, "add", "-r", "-Q", "--cid-version=1", "--raw-leaves", "--pin=false", dir)
 	if h.String() != want {
 		t.Fatalf("handle %s, ipfs add -r %s", h, want)
 	}
 	// And the directory really is sharded (else the test proves little).
-	sha, err := cid.Decode(strings.TrimPrefix(n.Run(t, "resolve", "/ipfs/"+h.String()+"/blobs/sha256"), "/ipfs/"))
+	sha, err := cid.Decode(strings.TrimPrefix(run(n, "resolve", "/ipfs/"+h.String()+"/blobs/sha256"), "/ipfs/"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	raw, err := n.Output(nil, "block", "get", sha.String())
+	raw, err := output(n, "block", "get", sha.String())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -148,11 +148,11 @@ func TestPinKeepsImage(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	n := kubotest.Start(t, kubotest.Options{})
+	n := testrig.StartKubo(t, testrig.KuboOptions{})
 	// The root CID alone keeps one block.
-	n.Run(t, "dag", "import", "--pin-roots=false", path)
-	n.Run(t, "pin", "add", img.in.Root.String())
-	n.Run(t, "repo", "gc")
+	run(n, "dag", "import", "--pin-roots=false", path)
+	run(n, "pin", "add", img.in.Root.String())
+	run(n, "repo", "gc")
 	lost := 0
 	for _, b := range img.in.Blobs {
 		if _, err := n.RunErr(nil, "block", "stat", "--offline", b.CID.String()); err != nil {
@@ -164,11 +164,11 @@ func TestPinKeepsImage(t *testing.T) {
 	}
 
 	// The handle keeps them all.
-	n.Run(t, "dag", "import", "--pin-roots=false", path)
-	n.Run(t, "pin", "add", h.String())
-	n.Run(t, "repo", "gc")
+	run(n, "dag", "import", "--pin-roots=false", path)
+	run(n, "pin", "add", h.String())
+	run(n, "repo", "gc")
 	for _, b := range img.in.Blobs {
-		out, err := n.Output(nil, "cat", "--offline", b.CID.String())
+		out, err := output(n, "cat", "--offline", b.CID.String())
 		if err != nil {
 			t.Fatalf("blob %s lost after gc: %v", b.Digest, err)
 		}
@@ -176,12 +176,12 @@ func TestPinKeepsImage(t *testing.T) {
 			t.Errorf("blob %s reads back as %s", b.Digest, digest.FromBytes(out))
 		}
 	}
-	if got := n.Run(t, "cat", "--offline", h.String()+"/ipfs-root.json"); got != string(img.root) {
+	if got := run(n, "cat", "--offline", h.String()+"/ipfs-root.json"); got != string(img.root) {
 		t.Errorf("ipfs-root.json = %s", got)
 	}
 	// And `ipfs get` of the handle is an OCI layout whose blobs hash right.
 	out := filepath.Join(t.TempDir(), "got")
-	n.Run(t, "get", "--offline", "-o", out, h.String())
+	run(n, "get", "--offline", "-o", out, h.String())
 	for d, b := range img.files {
 		got, err := os.ReadFile(filepath.Join(out, "blobs", "sha256", d.Encoded()))
 		if err != nil || sha256.Sum256(got) != sha256.Sum256(b) {
@@ -192,12 +192,9 @@ func TestPinKeepsImage(t *testing.T) {
 
 // TestSkopeoReadsHandle: `ipfs get <handle>` is an OCI layout skopeo copies.
 func TestSkopeoReadsHandle(t *testing.T) {
-	skopeo, err := exec.LookPath("skopeo")
-	if err != nil {
-		kubotest.Missing(t, "skopeo")
-	}
+	skopeo := testrig.Tool(t, "MIRROR_SKOPEO_BIN", "skopeo")
 	ctx := context.Background()
-	n := kubotest.Start(t, kubotest.Options{})
+	n := testrig.StartKubo(t, testrig.KuboOptions{})
 	ks := kuboStore(t, n)
 	img := writeImage(t, ks, 500, 2_000_000)
 	img.in.RefName = "app"
@@ -206,7 +203,7 @@ func TestSkopeoReadsHandle(t *testing.T) {
 		t.Fatal(err)
 	}
 	layout := filepath.Join(t.TempDir(), "layout")
-	n.Run(t, "get", "-o", layout, h.String())
+	run(n, "get", "-o", layout, h.String())
 	for _, src := range []string{"oci:" + layout, "oci:" + layout + ":app"} {
 		dst := filepath.Join(t.TempDir(), "out")
 		cmd := exec.Command(skopeo, "--override-os", "linux", "--override-arch", "amd64",
@@ -228,4 +225,13 @@ func TestSkopeoReadsHandle(t *testing.T) {
 			}
 		}
 	}
+}
+
+// run runs the ipfs CLI on n's repo and returns its trimmed stdout.
+func run(n *testrig.Kubo, args ...string) string { return strings.TrimSpace(n.Run(args...)) }
+
+// output runs the ipfs CLI on n's repo and returns its stdout as is.
+func output(n *testrig.Kubo, args ...string) ([]byte, error) {
+	s, err := n.RunErr(nil, args...)
+	return []byte(s), err
 }

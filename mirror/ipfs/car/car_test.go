@@ -9,7 +9,9 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"runtime"
 	"runtime/metrics"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -20,7 +22,7 @@ import (
 	"github.com/ipfs-mirror/mirror/mirror/ipfs"
 	"github.com/ipfs-mirror/mirror/mirror/ipfs/car"
 	"github.com/ipfs-mirror/mirror/mirror/ipfs/kubo"
-	"github.com/ipfs-mirror/mirror/mirror/ipfs/open/kubotest"
+	"github.com/ipfs-mirror/mirror/mirror/testrig"
 )
 
 // sizes cover the edges of the layout: empty, one byte, one chunk minus,
@@ -60,8 +62,8 @@ func newStore(t *testing.T) (*car.Store, string) {
 // TestCIDsMatchKubo adds the same bytes through a real daemon's RPC API and
 // through the CAR store: the CIDs must be equal, size by size.
 func TestCIDsMatchKubo(t *testing.T) {
-	n := kubotest.Start(t, kubotest.Options{})
-	ks, err := kubo.New(n.API, kubo.Options{Pin: true})
+	n := testrig.StartKubo(t, testrig.KuboOptions{})
+	ks, err := kubo.New(n.APIAddr, kubo.Options{Pin: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -117,11 +119,11 @@ func TestDagImport(t *testing.T) {
 	}
 	checkCAR(t, path, roots)
 
-	n := kubotest.Start(t, kubotest.Options{})
-	n.Run(t, "dag", "import", path)
-	n.Run(t, "repo", "gc")
+	n := testrig.StartKubo(t, testrig.KuboOptions{})
+	run(n, "dag", "import", path)
+	run(n, "repo", "gc")
 	for i, size := range sizes {
-		out, err := n.Output(nil, "cat", roots[i].String())
+		out, err := output(n, "cat", roots[i].String())
 		if err != nil {
 			t.Fatalf("ipfs cat %s (%d bytes): %v", roots[i], size, err)
 		}
@@ -258,6 +260,8 @@ func TestBoundedMemory(t *testing.T) {
 		t.Skip("-short")
 	}
 	cs, _ := newStore(t)
+	// Start from a collected heap: earlier tests' garbage is not ours.
+	runtime.GC()
 	var peak atomic.Uint64
 	stop := make(chan struct{})
 	sampled := make(chan struct{})
@@ -343,4 +347,13 @@ func TestConcurrentAdds(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkCAR(t, path, got[:3])
+}
+
+// run runs the ipfs CLI on n's repo and returns its trimmed stdout.
+func run(n *testrig.Kubo, args ...string) string { return strings.TrimSpace(n.Run(args...)) }
+
+// output runs the ipfs CLI on n's repo and returns its stdout as is.
+func output(n *testrig.Kubo, args ...string) ([]byte, error) {
+	s, err := n.RunErr(nil, args...)
+	return []byte(s), err
 }

@@ -7,7 +7,9 @@ import (
 	"io"
 	"math/rand/v2"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -17,7 +19,7 @@ import (
 	"github.com/ipfs-mirror/mirror/mirror/ipfs"
 	"github.com/ipfs-mirror/mirror/mirror/ipfs/car"
 	"github.com/ipfs-mirror/mirror/mirror/ipfs/embedded"
-	"github.com/ipfs-mirror/mirror/mirror/ipfs/open/kubotest"
+	"github.com/ipfs-mirror/mirror/mirror/testrig"
 )
 
 type prng struct{ r *rand.ChaCha8 }
@@ -143,13 +145,28 @@ func TestDaemonServesEmbeddedRepo(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	n := kubotest.Attach(t, repo, kubotest.Options{})
-	n.Start(t)
+	// The embedded node made a default repo: move a daemon on it to
+	// loopback port 0, with no peers, before starting one.
+	bin := testrig.Tool(t, "MIRROR_IPFS_BIN", "ipfs")
+	for _, kv := range [][2]string{
+		{"Addresses.API", `"/ip4/127.0.0.1/tcp/0"`},
+		{"Addresses.Gateway", `"/ip4/127.0.0.1/tcp/0"`},
+		{"Addresses.Swarm", `["/ip4/127.0.0.1/tcp/0"]`},
+		{"Bootstrap", `[]`},
+		{"AutoConf.Enabled", `false`},
+	} {
+		cmd := exec.Command(bin, "config", "--json", kv[0], kv[1])
+		cmd.Env = append(os.Environ(), "IPFS_PATH="+repo, "IPFS_TELEMETRY=off")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("ipfs config %s: %v\n%s", kv[0], err, out)
+		}
+	}
+	n := testrig.StartKubo(t, testrig.KuboOptions{Repo: repo})
 	if _, err := embedded.Open(ctx, embedded.Options{IPFSPath: repo}); !errors.Is(err, embedded.ErrRepoLocked) {
 		t.Fatalf("Open while the daemon runs: %v, want ErrRepoLocked", err)
 	}
-	n.Run(t, "repo", "gc")
-	out, err := n.Output(nil, "cat", c.String())
+	run(n, "repo", "gc")
+	out, err := output(n, "cat", c.String())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -157,11 +174,20 @@ func TestDaemonServesEmbeddedRepo(t *testing.T) {
 	if !bytes.Equal(out, want) {
 		t.Error("the daemon serves different bytes")
 	}
-	if pins := n.Run(t, "pin", "ls", "--type=recursive", c.String()); pins == "" {
+	if pins := run(n, "pin", "ls", "--type=recursive", c.String()); pins == "" {
 		t.Error("not pinned")
 	}
-	n.Stop(t)
+	n.Stop()
 	if _, err := os.Stat(filepath.Join(repo, "api")); err == nil {
 		t.Log("the daemon left its api file")
 	}
+}
+
+// run runs the ipfs CLI on n's repo and returns its trimmed stdout.
+func run(n *testrig.Kubo, args ...string) string { return strings.TrimSpace(n.Run(args...)) }
+
+// output runs the ipfs CLI on n's repo and returns its stdout as is.
+func output(n *testrig.Kubo, args ...string) ([]byte, error) {
+	s, err := n.RunErr(nil, args...)
+	return []byte(s), err
 }

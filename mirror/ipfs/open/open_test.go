@@ -15,7 +15,7 @@ import (
 
 	"github.com/ipfs-mirror/mirror/mirror/ipfs"
 	"github.com/ipfs-mirror/mirror/mirror/ipfs/open"
-	"github.com/ipfs-mirror/mirror/mirror/ipfs/open/kubotest"
+	"github.com/ipfs-mirror/mirror/mirror/testrig"
 )
 
 func ctx(t *testing.T) context.Context {
@@ -59,8 +59,8 @@ func TestEmbeddedWhenNoDaemon(t *testing.T) {
 // TestRunningDaemonWins: with a daemon on the repo, its API is used (the
 // embedded node could not open the locked repo anyway).
 func TestRunningDaemonWins(t *testing.T) {
-	n := kubotest.Start(t, kubotest.Options{})
-	s, err := open.Store(ctx(t), open.Options{IPFSPath: n.Path})
+	n := testrig.StartKubo(t, testrig.KuboOptions{})
+	s, err := open.Store(ctx(t), open.Options{IPFSPath: n.Repo})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -72,20 +72,27 @@ func TestRunningDaemonWins(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := n.Run(t, "cat", c.String()); got != "via the daemon" {
+	if got := run(n, "cat", c.String()); got != "via the daemon" {
 		t.Errorf("daemon has %q", got)
 	}
 }
 
-// TestStaleAPIFile: a daemon killed without cleanup leaves its api file;
+// TestStaleAPIFile: a daemon that crashed leaves its api file;
 // the repo is unlocked, so the embedded node takes over.
 func TestStaleAPIFile(t *testing.T) {
-	n := kubotest.Start(t, kubotest.Options{})
-	n.Kill(t)
-	if _, err := os.Stat(filepath.Join(n.Path, "api")); err != nil {
-		t.Skipf("the killed daemon left no api file: %v", err)
+	n := testrig.StartKubo(t, testrig.KuboOptions{})
+	apiFile := filepath.Join(n.Repo, "api")
+	api, err := os.ReadFile(apiFile)
+	if err != nil {
+		t.Fatal(err)
 	}
-	s, err := open.Store(ctx(t), open.Options{IPFSPath: n.Path})
+	// What a crash leaves: the daemon gone (lock released), its api file
+	// still there.
+	n.Stop()
+	if err := os.WriteFile(apiFile, api, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s, err := open.Store(ctx(t), open.Options{IPFSPath: n.Repo})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -110,4 +117,13 @@ func TestLockedButSilent(t *testing.T) {
 	if _, err := open.Store(ctx(t), open.Options{IPFSPath: repo}); !errors.Is(err, ipfs.ErrUnavailable) || !strings.Contains(err.Error(), "does not answer") {
 		t.Errorf("locked repo, silent API: %v", err)
 	}
+}
+
+// run runs the ipfs CLI on n's repo and returns its trimmed stdout.
+func run(n *testrig.Kubo, args ...string) string { return strings.TrimSpace(n.Run(args...)) }
+
+// output runs the ipfs CLI on n's repo and returns its stdout as is.
+func output(n *testrig.Kubo, args ...string) ([]byte, error) {
+	s, err := n.RunErr(nil, args...)
+	return []byte(s), err
 }
