@@ -242,6 +242,10 @@ func (t *tree) image(ctx context.Context, img v1.Image, platform *ocispec.Platfo
 		if img, err = t.opts.Convert(ctx, img); err != nil {
 			return nil, err
 		}
+		// Converted images may own temporary files (spooled layers).
+		if c, ok := img.(io.Closer); ok {
+			defer c.Close()
+		}
 	}
 	raw, err := img.RawManifest()
 	if err != nil {
