@@ -1,0 +1,132 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+)
+
+// result is one row: a measurement repeated --runs times.
+type result struct {
+	Case  int    `json:"case"`
+	Group string `json:"group"`
+	Name  string `json:"name"`
+	Unit  string `json:"unit"`
+	// Runs are the values of each run; Median is what the table shows.
+	Runs   []float64 `json:"runs"`
+	Median float64   `json:"median"`
+	// CPU seconds per run: the measured processes (mirror, or the
+	// baseline's tools) and the kubo daemon over the same interval.
+	CPU     []float64 `json:"cpuSeconds,omitempty"`
+	KuboCPU []float64 `json:"kuboCpuSeconds,omitempty"`
+	// Baseline names the row of the same group this one is compared with;
+	// Ratio is Median / the baseline's median.
+	Baseline string  `json:"baseline,omitempty"`
+	Ratio    float64 `json:"ratio,omitempty"`
+	Target   string  `json:"target,omitempty"`
+	Met      *bool   `json:"met,omitempty"`
+	Note     string  `json:"note,omitempty"`
+	// Load is the 1/5/15-minute load average when the row was finished.
+	Load string `json:"load"`
+}
+
+func (b *bench) add(r *result) *result {
+	r.Median = median(r.Runs)
+	r.Load = loadAvg()
+	b.results = append(b.results, r)
+	unit := r.Unit
+	b.logf("  %s / %s: %s %s (runs %s)", r.Group, r.Name, fmtNum(r.Median), unit, fmtRuns(r.Runs))
+	return r
+}
+
+// compare sets r's ratio against the row named base in r's group.
+func (b *bench) compare(r *result, base string) {
+	for _, o := range b.results {
+		if o.Group == r.Group && o.Name == base && o.Median != 0 {
+			r.Baseline, r.Ratio = base, r.Median/o.Median
+			return
+		}
+	}
+}
+
+func (r *result) target(desc string, met bool) {
+	r.Target, r.Met = desc, &met
+}
+
+type report struct {
+	Command string    `json:"command"`
+	Quick   bool      `json:"quick"`
+	Runs    int       `json:"runs"`
+	Machine machine   `json:"machine"`
+	Results []*result `json:"results"`
+}
+
+func (b *bench) report() report {
+	return report{Command: b.command(), Quick: b.o.quick, Runs: b.o.runs, Machine: b.machine, Results: b.results}
+}
+
+func (b *bench) command() string {
+	return "go run ./cmd/mirror-bench " + strings.Join(osArgs(), " ")
+}
+
+func (b *bench) printMarkdown(w io.Writer) {
+	m := b.machine
+	fmt.Fprintf(w, "## mirror-bench results\n\n")
+	fmt.Fprintf(w, "`%s` — %d runs per case, medians shown.\n\n", strings.TrimSpace(b.command()), b.o.runs)
+	fmt.Fprintf(w, "Machine: %d CPUs (%s), %s RAM, %s, kubo %s, mirror %s. Load average (1/5/15 min) at start %s, at end %s; run took %s.\n\n",
+		m.NProc, m.CPU, m.MemTotal, m.GoVersion, m.Kubo, m.Commit, m.LoadStart, m.LoadEnd, m.Duration)
+	fmt.Fprintln(w, "| case | measurement | what | median | runs | CPU s (tool / kubo) | ratio | target | met | load |")
+	fmt.Fprintln(w, "|---|---|---|---:|---|---|---:|---|---|---|")
+	for _, r := range b.results {
+		cpu := ""
+		if len(r.CPU) > 0 {
+			cpu = fmt.Sprintf("%.1f / %.1f", median(r.CPU), median(r.KuboCPU))
+		}
+		ratio := ""
+		if r.Baseline != "" {
+			ratio = fmt.Sprintf("%.2f× %s", r.Ratio, r.Baseline)
+		}
+		met := ""
+		if r.Met != nil {
+			met = "✅"
+			if !*r.Met {
+				met = "❌"
+			}
+		}
+		fmt.Fprintf(w, "| %d | %s | %s | %s %s | %s | %s | %s | %s | %s | %s |\n",
+			r.Case, esc(r.Group), esc(r.Name), fmtNum(r.Median), r.Unit, fmtRuns(r.Runs), cpu, esc(ratio), esc(r.Target), met, strings.Fields(r.Load + " ?")[0])
+	}
+	var notes []string
+	for _, r := range b.results {
+		if r.Note != "" {
+			notes = append(notes, fmt.Sprintf("- case %d, %s / %s: %s", r.Case, r.Group, r.Name, r.Note))
+		}
+	}
+	if len(notes) > 0 {
+		fmt.Fprintf(w, "\nNotes:\n\n%s\n", strings.Join(notes, "\n"))
+	}
+}
+
+func esc(s string) string { return strings.ReplaceAll(s, "|", "\\|") }
+
+func fmtNum(v float64) string {
+	switch {
+	case v == 0:
+		return "0"
+	case v >= 100 || v == float64(int64(v)):
+		return strconv.FormatFloat(v, 'f', 0, 64)
+	case v >= 10:
+		return strconv.FormatFloat(v, 'f', 1, 64)
+	default:
+		return strconv.FormatFloat(v, 'f', 2, 64)
+	}
+}
+
+func fmtRuns(xs []float64) string {
+	s := make([]string, len(xs))
+	for i, x := range xs {
+		s[i] = fmtNum(x)
+	}
+	return strings.Join(s, ", ")
+}
