@@ -73,7 +73,7 @@ func (o EstargzOptions) buildOptions(ctx context.Context) ([]estargz.Option, err
 		par = DefaultEstargzParallelism
 	}
 	opts := []estargz.Option{
-		estargz.WithCompressionLevel(level),
+		estargz.WithCompression(newPooledGzip(level)),
 		estargz.WithChunkSize(o.ChunkSize),
 		estargz.WithParallelism(par),
 		estargz.WithContext(ctx),

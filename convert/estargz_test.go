@@ -473,3 +473,33 @@ func TestEstargzEmptyLayer(t *testing.T) {
 		t.Errorf("trees differ:\n%s", d)
 	}
 }
+
+// Our build (pooled gzip writers, the uncompressed tar as input) gives
+// exactly the bytes of estargz.Build with its default gzip compression on
+// the compressed source, as nerdctl / ctr-remote call it.
+func TestEstargzSameBytesAsUpstreamBuild(t *testing.T) {
+	for _, level := range []int{0, 1} {
+		bl := newBlobLayer(t, makeTar(t, randomFiles(15, "u", 40, 40<<10)), compGzip, types.OCILayer)
+		src := buildImage(t, false, testLayerSpec{layer: bl})
+		out := mustEstargz(t, src, EstargzOptions{CompressionLevel: level, ChunkSize: 16 << 10})
+		ours := blobOf(t, mustLayer(t, out, 0))
+
+		upLevel := level
+		if upLevel == 0 {
+			upLevel = gzip.BestCompression
+		}
+		blob, err := estargz.Build(io.NewSectionReader(bytes.NewReader(bl.blob), 0, int64(len(bl.blob))),
+			estargz.WithCompressionLevel(upLevel), estargz.WithChunkSize(16<<10), estargz.WithParallelism(DefaultEstargzParallelism))
+		if err != nil {
+			t.Fatal(err)
+		}
+		up, err := io.ReadAll(blob)
+		blob.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(ours, up) {
+			t.Errorf("level %d: our eStargz differs from estargz.Build's (%d vs %d bytes)", level, len(ours), len(up))
+		}
+	}
+}

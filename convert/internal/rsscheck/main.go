@@ -34,17 +34,17 @@ import (
 
 func main() {
 	size := flag.Int("size", 512, "layer size in MiB (uncompressed)")
-	fileMiB := flag.Int("file", 1, "size of each file in the layer, MiB")
+	fileKiB := flag.Int("filekib", 1024, "size of each file in the layer, KiB")
 	level := flag.Int("level", 0, "eStargz gzip level (0: default, 9)")
 	dir := flag.String("dir", "", "temporary directory (default: os.TempDir())")
 	flag.Parse()
-	if err := run(*size, *fileMiB, *level, *dir); err != nil {
+	if err := run(*size, *fileKiB, *level, *dir); err != nil {
 		fmt.Fprintln(os.Stderr, "rsscheck:", err)
 		os.Exit(1)
 	}
 }
 
-func run(sizeMiB, fileMiB, level int, dir string) error {
+func run(sizeMiB, fileKiB, level int, dir string) error {
 	tmp, err := os.MkdirTemp(dir, "rsscheck-*")
 	if err != nil {
 		return err
@@ -53,7 +53,7 @@ func run(sizeMiB, fileMiB, level int, dir string) error {
 
 	t0 := time.Now()
 	src := filepath.Join(tmp, "layer.tar.gz")
-	diffID, err := writeLayer(src, sizeMiB, fileMiB)
+	diffID, err := writeLayer(src, sizeMiB, fileKiB)
 	if err != nil {
 		return err
 	}
@@ -98,7 +98,7 @@ func run(sizeMiB, fileMiB, level int, dir string) error {
 }
 
 // writeLayer writes a gzip tar of random files and returns its diff ID.
-func writeLayer(path string, sizeMiB, fileMiB int) (v1.Hash, error) {
+func writeLayer(path string, sizeMiB, fileKiB int) (v1.Hash, error) {
 	f, err := os.Create(path)
 	if err != nil {
 		return v1.Hash{}, err
@@ -112,12 +112,12 @@ func writeLayer(path string, sizeMiB, fileMiB int) (v1.Hash, error) {
 	diff := sha256.New()
 	tw := tar.NewWriter(io.MultiWriter(zw, diff))
 	r := rand.NewChaCha8([32]byte{42})
-	buf := make([]byte, 1<<20)
-	for i := 0; i*fileMiB < sizeMiB; i++ {
-		if err := tw.WriteHeader(&tar.Header{Name: fmt.Sprintf("data/%03d/f%05d", i/100, i), Typeflag: tar.TypeReg, Mode: 0o644, Size: int64(fileMiB) << 20}); err != nil {
+	buf := make([]byte, 1<<10)
+	for i := 0; i*fileKiB < sizeMiB<<10; i++ {
+		if err := tw.WriteHeader(&tar.Header{Name: fmt.Sprintf("data/%04d/f%07d", i/1000, i), Typeflag: tar.TypeReg, Mode: 0o644, Size: int64(fileKiB) << 10}); err != nil {
 			return v1.Hash{}, err
 		}
-		for range fileMiB {
+		for range fileKiB {
 			r.Read(buf)
 			if _, err := tw.Write(buf); err != nil {
 				return v1.Hash{}, err
