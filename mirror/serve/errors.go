@@ -26,9 +26,9 @@ const (
 
 // Sentinel errors of the package.
 var (
-	// ErrIntegrity: content read from IPFS does not match its descriptor
-	// (the server never serves it as valid).
-	ErrIntegrity = errors.New("integrity check failed")
+	// ErrTreeTooLarge: an image's indexes and manifests together are over
+	// Options.MaxTreeBytes.
+	ErrTreeTooLarge = errors.New("image tree too large")
 )
 
 // regError is one error answer: an HTTP status and a spec error code.

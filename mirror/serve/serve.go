@@ -93,6 +93,10 @@ type Options struct {
 	// CacheBytes bounds the bytes of their documents (default 64 MiB).
 	CacheImages int
 	CacheBytes  int64
+	// MaxTreeBytes bounds what resolving one image may read: its root,
+	// indexes and manifests together (default 32 MiB; each document is
+	// also bounded by manifests.MaxManifestSize, 4 MiB).
+	MaxTreeBytes int64
 	// SmallBlob is the size up to which a blob is read whole and verified
 	// before its first byte is sent, then cached (default 1 MiB; configs
 	// and small layers). BlobCacheBytes bounds that cache (default 32 MiB).
@@ -118,6 +122,9 @@ func (o *Options) defaults() {
 	}
 	if o.CacheBytes <= 0 {
 		o.CacheBytes = 64 << 20
+	}
+	if o.MaxTreeBytes <= 0 {
+		o.MaxTreeBytes = 32 << 20
 	}
 	if o.SmallBlob <= 0 {
 		o.SmallBlob = 1 << 20
@@ -366,7 +373,7 @@ func (s *Server) image(ctx context.Context, root cid.Cid) (*image, error) {
 			return im, nil
 		}
 		s.stats.resolves.Add(1)
-		t, err := manifests.Resolve(ctx, s.store, root)
+		t, err := manifests.Resolve(ctx, &budgetStore{Store: s.store, limit: s.opts.MaxTreeBytes}, root)
 		if err != nil {
 			return nil, err
 		}
@@ -537,6 +544,8 @@ func (s *Server) ipfsError(err error, t target, notFound string) *regError {
 		s.stats.integrity.Add(1)
 		s.log.Error("integrity failure: content from IPFS does not match its digest; refused", "name", t.name, "err", err)
 		e = newError(http.StatusBadGateway, CodeManifestInvalid, "integrity check failed: %v", err)
+	case errors.Is(err, ErrTreeTooLarge):
+		e = newError(http.StatusBadGateway, CodeManifestInvalid, "%v", err)
 	case errors.Is(err, manifests.ErrNotIPFSImage), errors.Is(err, ErrIPNS):
 		e = newError(http.StatusNotFound, CodeNameUnknown, "%v", err)
 	case errors.Is(err, ipfs.ErrNotFound):

@@ -391,6 +391,12 @@ func TestErrors(t *testing.T) {
 	if resp.StatusCode != 404 || len(body) != 0 {
 		t.Errorf("HEAD unknown blob: %d, %d bytes", resp.StatusCode, len(body))
 	}
+	// A tree over MaxTreeBytes is refused, not held.
+	small := startServer(t, e.store, serve.Options{MaxTreeBytes: 600})
+	resp, body = get(t, "GET", small.url+"/v2/ipfs/"+root+"/manifests/latest")
+	if resp.StatusCode != http.StatusBadGateway || errCode(t, body) != serve.CodeManifestInvalid || !strings.Contains(string(body), "too large") {
+		t.Errorf("tree over MaxTreeBytes: %d %s", resp.StatusCode, body)
+	}
 	// Every request is logged, with its status.
 	if !strings.Contains(s.log.String(), "status=405") || !strings.Contains(s.log.String(), "code=NAME_INVALID") {
 		t.Errorf("access log lacks lines:\n%s", s.log.String())
@@ -584,7 +590,7 @@ func TestLoad(t *testing.T) {
 		t.Skip("load test")
 	}
 	e := startEnv(t)
-	one := testrig.MultiPlatform(t, 100, 512<<10)
+	one := testrig.MultiPlatform(t, 100, 1200<<10) // streamed layers (over SmallBlob) and small cached ones
 	oneRes := e.push(t, one)
 	var roots []string
 	var srcs []map[string][]byte
