@@ -267,3 +267,42 @@ func withPlatform(t *testing.T, img v1.Image, arch, variant string) v1.Image {
 	}
 	return out
 }
+
+// Encrypting an index with a buildx-style attestation manifest: the images
+// are encrypted, the attestation (no filesystem layer) passes through and
+// points at the encrypted image.
+func TestConvertIndexEncryptWithAttestation(t *testing.T) {
+	k := genKeys(t)
+	src, _ := buildIndex(t, false)
+	out, err := ConvertIndex(context.Background(), src, func(ctx context.Context, img v1.Image) (v1.Image, error) {
+		return Encrypt(ctx, img, EncryptOptions{Recipients: []string{"jwe:" + k.pub}})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer Close(out)
+	sm, _ := src.IndexManifest()
+	om, err := out.IndexManifest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 2 {
+		img, err := out.Image(om.Manifests[i].Digest)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, _ := img.Manifest()
+		for _, l := range m.Layers {
+			if !strings.HasSuffix(string(l.MediaType), "+encrypted") {
+				t.Errorf("entry %d: layer %s not encrypted", i, l.MediaType)
+			}
+		}
+	}
+	att := om.Manifests[2]
+	if att.Digest != sm.Manifests[2].Digest {
+		t.Error("attestation manifest changed")
+	}
+	if att.Annotations[annotationRefDigest] != om.Manifests[0].Digest.String() {
+		t.Errorf("attestation refers to %s", att.Annotations[annotationRefDigest])
+	}
+}

@@ -55,7 +55,10 @@ type EncryptOptions struct {
 //     plaintext), the manifest becomes OCI.
 //
 // Layers already encrypted, foreign layers and non-filesystem blobs pass
-// through. Recipients are parsed and the layer media types checked before
+// through; an image with no unencrypted filesystem layer at all (a buildx
+// attestation manifest, an OCI artifact, an image already encrypted) is
+// returned as is — attestations therefore stay readable: drop them (platform
+// selection) if they must not be published. Recipients are parsed and the layer media types checked before
 // returning (ErrNoRecipients, ErrUnsupportedRecipient, ErrInvalidKey,
 // ErrUnsupportedMediaType, ErrNothingToEncrypt). Each layer is encrypted on
 // first use of the result into a temporary file; Close the result to remove
@@ -84,19 +87,29 @@ func Encrypt(ctx context.Context, img v1.Image, opts EncryptOptions) (v1.Image, 
 	selected := func(i int) bool {
 		return len(opts.Layers) == 0 || slices.Contains(opts.Layers, i) || slices.Contains(opts.Layers, i-n)
 	}
-	todo := 0
+	todo, fsLayers := 0, 0
 	for i, l := range m.Layers {
+		k := classify(l.MediaType)
+		switch k {
+		case kindTar, kindGzip, kindZstd, kindUnknown:
+			fsLayers++
+		}
 		if !selected(i) {
 			continue
 		}
-		switch classify(l.MediaType) {
+		switch k {
 		case kindUnknown:
 			return nil, fmt.Errorf("encrypt: layer %d (%s): %w %q", i, l.Digest, ErrUnsupportedMediaType, l.MediaType)
 		case kindTar, kindGzip, kindZstd:
 			todo++
 		}
 	}
-	if todo == 0 {
+	switch {
+	case todo == 0 && fsLayers == 0:
+		// Not a filesystem image (an attestation, an artifact) or one
+		// already encrypted: nothing to encrypt, as is.
+		return img, nil
+	case todo == 0:
 		return nil, fmt.Errorf("encrypt: selection %v of an image of %d layers: %w", opts.Layers, n, ErrNothingToEncrypt)
 	}
 	return &image{
