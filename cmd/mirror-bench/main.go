@@ -278,15 +278,21 @@ func (b *bench) tools() error {
 // buildMirror builds ./cmd/mirror of the module we are in (or takes
 // --mirror-bin).
 func (b *bench) buildMirror(ctx context.Context) error {
+	out, err := exec.CommandContext(ctx, "go", "env", "GOMOD").Output()
+	root := filepath.Dir(strings.TrimSpace(string(out)))
+	if err == nil {
+		if rev, err := exec.CommandContext(ctx, "git", "-C", root, "describe", "--always", "--dirty").Output(); err == nil {
+			b.machine.Commit = strings.TrimSpace(string(rev))
+		}
+	}
 	if b.o.mirrorBin != "" {
 		b.mirrorBin = b.o.mirrorBin
+		b.machine.Commit += " (--mirror-bin " + b.mirrorBin + ")"
 		return nil
 	}
-	out, err := exec.CommandContext(ctx, "go", "env", "GOMOD").Output()
 	if err != nil {
 		return fmt.Errorf("go env GOMOD: %w", err)
 	}
-	root := filepath.Dir(strings.TrimSpace(string(out)))
 	if strings.TrimSpace(string(out)) == "" || strings.TrimSpace(string(out)) == os.DevNull {
 		return errors.New("not inside the mirror module: run from the repository (or pass --mirror-bin)")
 	}
@@ -297,9 +303,6 @@ func (b *bench) buildMirror(ctx context.Context) error {
 	cmd.Stdout, cmd.Stderr = b.log, b.log
 	if err := cmd.Run(); err != nil {
 		return fmt.Errorf("go build ./cmd/mirror: %w", err)
-	}
-	if rev, err := exec.CommandContext(ctx, "git", "-C", root, "describe", "--always", "--dirty").Output(); err == nil {
-		b.machine.Commit = strings.TrimSpace(string(rev))
 	}
 	b.logf("built mirror (%s) in %s", b.machine.Commit, time.Since(t0).Round(time.Second))
 	return nil

@@ -76,9 +76,14 @@ func (b *bench) printMarkdown(w io.Writer) {
 	fmt.Fprintf(w, "`%s` — %d runs per case, medians shown.\n\n", strings.TrimSpace(b.command()), b.o.runs)
 	fmt.Fprintf(w, "Machine: %d CPUs (%s), %s RAM, %s, kubo %s, mirror %s. Load average (1/5/15 min) at start %s, at end %s; run took %s.\n\n",
 		m.NProc, m.CPU, m.MemTotal, m.GoVersion, m.Kubo, m.Commit, m.LoadStart, m.LoadEnd, m.Duration)
-	fmt.Fprintln(w, "| case | measurement | what | median | runs | CPU s (tool / kubo) | ratio | target | met | load |")
-	fmt.Fprintln(w, "|---|---|---|---:|---|---|---:|---|---|---|")
+	group := ""
 	for _, r := range b.results {
+		if r.Group != group {
+			group = r.Group
+			fmt.Fprintf(w, "\n**Case %d — %s** (load at end: %s)\n\n", r.Case, group, r.Load)
+			fmt.Fprintln(w, "| measurement | median | runs | CPU s (tool / kubo) | ratio | target | met |")
+			fmt.Fprintln(w, "|---|---:|---|---|---|---|---|")
+		}
 		cpu := ""
 		if len(r.CPU) > 0 {
 			cpu = fmt.Sprintf("%.1f / %.1f", median(r.CPU), median(r.KuboCPU))
@@ -89,18 +94,21 @@ func (b *bench) printMarkdown(w io.Writer) {
 		}
 		met := ""
 		if r.Met != nil {
-			met = "✅"
+			met = "✅ met"
 			if !*r.Met {
-				met = "❌"
+				met = "❌ missed"
 			}
 		}
-		fmt.Fprintf(w, "| %d | %s | %s | %s %s | %s | %s | %s | %s | %s | %s |\n",
-			r.Case, esc(r.Group), esc(r.Name), fmtNum(r.Median), r.Unit, fmtRuns(r.Runs), cpu, esc(ratio), esc(r.Target), met, strings.Fields(r.Load + " ?")[0])
+		val := strings.TrimSpace(fmtNum(r.Median) + " " + r.Unit)
+		if len(r.Runs) == 0 {
+			val = "not measured"
+		}
+		fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s | %s |\n", esc(r.Name), val, fmtRuns(r.Runs), cpu, esc(ratio), esc(r.Target), met)
 	}
 	var notes []string
 	for _, r := range b.results {
 		if r.Note != "" {
-			notes = append(notes, fmt.Sprintf("- case %d, %s / %s: %s", r.Case, r.Group, r.Name, r.Note))
+			notes = append(notes, fmt.Sprintf("- case %d, %s: %s", r.Case, r.Name, r.Note))
 		}
 	}
 	if len(notes) > 0 {

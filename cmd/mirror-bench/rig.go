@@ -268,6 +268,9 @@ http:
   addr: 127.0.0.1:%d
   secret: benchsecret
 `, filepath.Join(dir, "data"), port)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
 	cfgPath := filepath.Join(dir, "config.yml")
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
 		return nil, err
