@@ -82,6 +82,7 @@ type options struct {
 	keep      bool
 	jobs      int
 	profile   string
+	markdown  string
 }
 
 func main() {
@@ -99,6 +100,7 @@ func mainErr() int {
 	flag.StringVar(&o.workDir, "dir", "", "work directory (default: a new one under $TMPDIR, removed at the end)")
 	flag.BoolVar(&o.keep, "keep", false, "keep the work directory")
 	flag.IntVar(&o.jobs, "jobs", 4, "--jobs of mirror sync in cases 1, 3 and 6 (and the concurrency of the ipfs add baseline)")
+	flag.StringVar(&o.markdown, "markdown", "", "also write the Markdown table to this file")
 	flag.StringVar(&o.profile, "profile", "", "write CPU profiles to this directory: kubo's (from its /debug/pprof) during case 1's and case 2's mirror runs")
 	flag.Usage = func() {
 		fmt.Fprintf(os.Stderr, "usage: mirror-bench [--quick] [--runs N] [--json] [--cases 1,2,...]\n\n")
@@ -246,6 +248,16 @@ func (b *bench) run(ctx context.Context) (err error) {
 		}
 	} else {
 		b.printMarkdown(os.Stdout)
+	}
+	if b.o.markdown != "" {
+		f, err := os.Create(b.o.markdown)
+		if err != nil {
+			return err
+		}
+		b.printMarkdown(f)
+		if err := f.Close(); err != nil {
+			return err
+		}
 	}
 	return errors.Join(errs...)
 }
