@@ -14,6 +14,8 @@ type PushCmd struct {
 	Platform []string `short:"p" placeholder:"OS/ARCH[/VARIANT]" help:"Keep only these platforms (repeatable, comma-separated). Default: all."`
 	Jobs     int      `short:"j" default:"4" help:"Blobs transferred at once."`
 	Source   string   `arg:"" help:"Registry reference (docker.io/library/alpine:3.20, optional docker:// prefix), oci:DIR[:TAG] or docker-archive:FILE."`
+
+	CarFlags `embed:""`
 }
 
 // pushOutput is the --json form.
@@ -37,7 +39,7 @@ func (c *PushCmd) Run(ctx context.Context, g *Globals) error {
 	if _, err := mirror.ParseRef(c.Source, g.Registry()); err != nil {
 		return err
 	}
-	store, err := g.OpenStore(ctx)
+	store, err := c.openStore(ctx, g)
 	if err != nil {
 		return err
 	}
@@ -48,6 +50,9 @@ func (c *PushCmd) Run(ctx context.Context, g *Globals) error {
 	res, err := mirror.Push(ctx, w, c.Source, mirror.PushOptions{Registry: g.Registry(), Platforms: platforms})
 	pr.done()
 	if err != nil {
+		return err
+	}
+	if err := c.finish(ctx, g, store, res.Result); err != nil {
 		return err
 	}
 	if g.JSON {

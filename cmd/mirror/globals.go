@@ -23,6 +23,7 @@ type Globals struct {
 	Insecure      bool          `help:"Allow plain HTTP and unverified TLS for registries."`
 	JSON          bool          `name:"json" help:"Print machine-readable JSON on stdout."`
 	Verbose       bool          `short:"v" help:"Print a line per blob on stderr."`
+	NodeFlags     `embed:""`
 
 	stdout, stderr io.Writer
 	syncHooks      []func(*mirror.SyncOptions)
@@ -43,7 +44,9 @@ func (g *Globals) OpenStoreWith(ctx context.Context, noPin bool) (ipfs.Store, er
 		}
 		headers[strings.TrimSpace(k)] = strings.TrimSpace(v)
 	}
-	return open.Store(ctx, open.Options{API: g.IPFSAPI, Headers: headers, NoPin: noPin})
+	o := open.Options{API: g.IPFSAPI, Headers: headers, NoPin: noPin}
+	g.NodeFlags.apply(&o)
+	return open.Store(ctx, o)
 }
 
 func redact(h string) string {

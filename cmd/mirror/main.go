@@ -25,7 +25,10 @@ type CLI struct {
 	Push    PushCmd    `cmd:"" help:"Copy an image into IPFS; prints the root CID as the last line of stdout."`
 	Pull    PullCmd    `cmd:"" help:"Copy ipfs://CID to an OCI layout, a docker archive or a registry."`
 	Inspect InspectCmd `cmd:"" help:"Print the tree of an IPFS-enabled image."`
+	Pin     PinCmd     `cmd:"" help:"Pin whole images (every blob) by root CID, or by pin-handle CID."`
 	Serve   ServeCmd   `cmd:"" help:"Serve IPFS images as a read-only registry (localhost:5050/ipfs/<CID>, and lockfile names)."`
+	Verify  VerifyCmd  `cmd:"" help:"Check that every image of a lockfile resolves on IPFS and every blob matches its digest; --pin keeps them."`
+	Publish PublishCmd `cmd:"" help:"Add a lockfile (and its list) to IPFS, pin it, print its CID; --ipns-key publishes it under a name."`
 	Version VersionCmd `cmd:"" help:"Print the version."`
 }
 

@@ -1,0 +1,53 @@
+package main
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/ipfs-mirror/mirror/manifests"
+	"github.com/ipfs-mirror/mirror/mirror/ipfs"
+	"github.com/ipfs-mirror/mirror/mirror/ipfs/car"
+	"github.com/ipfs-mirror/mirror/mirror/ipfs/open"
+	"github.com/ipfs-mirror/mirror/mirror/pinhandle"
+)
+
+// NodeFlags choose how the embedded IPFS node (used when no daemon runs)
+// behaves. Embedded in Globals.
+type NodeFlags struct {
+	Online bool `help:"Let the embedded IPFS node (used when no daemon runs on $$IPFS_PATH) join the network configured in its repo. Default: offline."`
+}
+
+func (f NodeFlags) apply(o *open.Options) { o.Online = f.Online }
+
+// CarFlags are `mirror push --car`. Embedded in PushCmd.
+type CarFlags struct {
+	Car string `placeholder:"FILE" type:"path" help:"Write the image to a CAR file instead of an IPFS node (no node needed). Its root is the image's pin handle: 'ipfs dag import FILE' loads and pins the whole image."`
+}
+
+// openStore is the CAR store with --car, else the node.
+func (c *CarFlags) openStore(ctx context.Context, g *Globals) (ipfs.Store, error) {
+	if c.Car == "" {
+		return g.OpenStore(ctx)
+	}
+	return car.New(c.Car)
+}
+
+// finish builds the pin handle into the CAR and writes the file; a no-op
+// without --car.
+func (c *CarFlags) finish(ctx context.Context, g *Globals, store ipfs.Store, res *manifests.Result) error {
+	cs, ok := store.(*car.Store)
+	if !ok {
+		return nil
+	}
+	h, err := pinhandle.Build(ctx, cs, pinhandle.FromResult(res, ""))
+	if err != nil {
+		return err
+	}
+	if err := cs.Finish(h); err != nil {
+		return err
+	}
+	blocks, size := cs.Len()
+	fmt.Fprintf(g.stderr, "wrote %s: %d blocks, %d bytes; root %s is the pin handle of ipfs://%s (load it with `ipfs dag import %s`)\n",
+		cs.Path(), blocks, size, h, res.Root, cs.Path())
+	return nil
+}
