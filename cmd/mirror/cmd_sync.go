@@ -29,6 +29,8 @@ type SyncCmd struct {
 	Retries   int           `default:"5" help:"Attempts per registry request (network errors, 5xx, 429)."`
 	RateLimit float64       `name:"registry-rate" placeholder:"N" help:"Requests per second to each registry (0: no bound)."`
 	MaxDelay  time.Duration `default:"30s" help:"Longest backoff between retries (Retry-After included)."`
+
+	GitHubAnnotations bool `name:"github-annotations" env:"MIRROR_GITHUB_ANNOTATIONS" help:"Print GitHub workflow commands (::error file=…,line=…::) for list errors and failed images, on stderr."`
 }
 
 // Run syncs.
@@ -37,6 +39,7 @@ func (c *SyncCmd) Run(ctx context.Context, g *Globals) error {
 	defer cancel()
 	cfg, err := config.Load(c.List)
 	if err != nil {
+		c.annotate(g, err, nil)
 		return configError{err}
 	}
 	var only *regexp.Regexp
@@ -51,6 +54,7 @@ func (c *SyncCmd) Run(ctx context.Context, g *Globals) error {
 	}
 	lock, err := lockfile.Read(lockPath)
 	if err != nil {
+		c.annotate(g, err, nil)
 		return configError{err}
 	}
 	if g.IPFSAPI == "" && cfg.IPFS.API != "" {
@@ -76,6 +80,7 @@ func (c *SyncCmd) Run(ctx context.Context, g *Globals) error {
 	g.configureSync(&opts)
 	rep, runErr := mirror.Sync(ctx, store, cfg, lock, opts)
 	out.done(rep)
+	c.annotate(g, runErr, rep)
 	if rep != nil {
 		if c.Report != "" {
 			if err := writeJSONFile(c.Report, rep); err != nil {

@@ -1,0 +1,190 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/ipfs/go-cid"
+	rpc "github.com/ipfs/kubo/client/rpc"
+
+	"github.com/ipfs-mirror/mirror/mirror"
+	"github.com/ipfs-mirror/mirror/mirror/ipfs"
+	"github.com/ipfs-mirror/mirror/mirror/lockfile"
+)
+
+// VerifyCmd is `mirror verify`.
+type VerifyCmd struct {
+	Lock         string        `arg:"" name:"LOCKFILE" help:"The lockfile to check (mirrors.lock)." type:"path"`
+	Pin          bool          `help:"Pin every CID of each verified image the node does not keep pinned (root, manifests, configs, layers, pin handle)."`
+	Jobs         int           `short:"j" default:"4" help:"Entries and blob reads in flight."`
+	EntryTimeout time.Duration `default:"10m" help:"Bound the work on one entry: a block nobody provides fails its entry then (0: no bound)."`
+	Only         string        `placeholder:"REGEX" help:"Only entries whose source matches."`
+	Summary      string        `placeholder:"FILE" help:"Append a Markdown summary to FILE (e.g. $$GITHUB_STEP_SUMMARY)."`
+	Report       string        `placeholder:"FILE" help:"Also write the --json report to FILE."`
+
+	GitHubAnnotations bool `name:"github-annotations" env:"MIRROR_GITHUB_ANNOTATIONS" help:"Print GitHub workflow commands (::error file=…,line=…::) for failed entries, on stderr."`
+}
+
+// Run verifies.
+func (c *VerifyCmd) Run(ctx context.Context, g *Globals) error {
+	ctx, cancel := g.withTimeout(ctx)
+	defer cancel()
+	data, err := os.ReadFile(c.Lock)
+	if errors.Is(err, fs.ErrNotExist) {
+		return usageError{fmt.Errorf("%s: no such lockfile", c.Lock)}
+	}
+	if err != nil {
+		return err
+	}
+	lock, err := lockfile.Parse(c.Lock, data)
+	if err != nil {
+		if c.GitHubAnnotations {
+			writeAnnotations(g.stderr, fileErrors(err, c.Lock))
+		}
+		return configError{err}
+	}
+	if c.Only != "" {
+		only, err := regexp.Compile(c.Only)
+		if err != nil {
+			return usageError{fmt.Errorf("--only: %w", err)}
+		}
+		kept := lock.Images[:0]
+		for _, e := range lock.Images {
+			if only.MatchString(e.Source) {
+				kept = append(kept, e)
+			}
+		}
+		lock.Images = kept
+	}
+	store, err := g.OpenStore(ctx)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+
+	rep, runErr := mirror.Verify(ctx, store, lock, mirror.VerifyOptions{
+		Jobs:         c.Jobs,
+		EntryTimeout: c.EntryTimeout,
+		Pin:          c.Pin,
+		Pinned:       pinChecker(store),
+		OnEntry: func(e *mirror.VerifyEntry) {
+			if g.Verbose {
+				fmt.Fprintln(g.stderr, verifyLine(e))
+			}
+		},
+	})
+	rep.LockFile = c.Lock
+	if runErr != nil {
+		return runErr
+	}
+	if c.Report != "" {
+		if err := writeJSONFile(c.Report, rep); err != nil {
+			return err
+		}
+	}
+	if c.Summary != "" {
+		if err := appendFile(c.Summary, verifyMarkdown(rep)); err != nil {
+			return err
+		}
+	}
+	if g.JSON {
+		enc := json.NewEncoder(g.stdout)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(rep); err != nil {
+			return err
+		}
+	} else {
+		for _, e := range rep.Entries {
+			fmt.Fprintln(g.stdout, verifyLine(e))
+		}
+		fmt.Fprintln(g.stdout, verifyTotals(rep))
+	}
+	if c.GitHubAnnotations && rep.Failed > 0 {
+		lines := lockLines(data)
+		var as []annotation
+		for _, e := range rep.Entries {
+			if e.Status == mirror.VerifyFailed {
+				as = append(as, annotation{File: c.Lock, Line: lines[e.Source+"\x00"+e.Mode], Title: fmt.Sprintf("mirror verify: %s (%s) %s", e.Source, e.Mode, e.Problem), Msg: e.Error})
+			}
+		}
+		writeAnnotations(g.stderr, as)
+	}
+	switch {
+	case rep.Failed == 0:
+		return nil
+	case rep.OnlyMismatches():
+		// Integrity, and nothing else: exit 5.
+		return fmt.Errorf("%d of %d entries do not match their digests:\n%w", rep.Failed, len(rep.Entries), rep.Err())
+	}
+	return partialError{fmt.Errorf("%d of %d entries failed:\n%w", rep.Failed, len(rep.Entries), rep.Err())}
+}
+
+// verifyLine is one entry's line: status, source, mode, CID, what was read.
+func verifyLine(e *mirror.VerifyEntry) string {
+	if e.Status == mirror.VerifyOK {
+		s := fmt.Sprintf("ok      %s (%s) ipfs://%s: %d manifests, %d blobs, %s verified", e.Source, e.Mode, e.CID, e.Manifests, e.Blobs, human(e.Bytes))
+		if e.Pinned > 0 {
+			s += fmt.Sprintf(", %d pins added", e.Pinned)
+		}
+		return s
+	}
+	return fmt.Sprintf("FAILED  %s (%s) ipfs://%s: %s: %s", e.Source, e.Mode, e.CID, e.Problem, e.Error)
+}
+
+func verifyTotals(rep *mirror.VerifyReport) string {
+	s := fmt.Sprintf("verify: %d ok, %d failed", rep.OK, rep.Failed)
+	if rep.Mismatches > 0 {
+		s += fmt.Sprintf(" (%d digest mismatches)", rep.Mismatches)
+	}
+	s += fmt.Sprintf("; %d blobs (%s) read and verified", rep.Blobs, human(rep.Bytes))
+	if rep.Pinned > 0 {
+		s += fmt.Sprintf("; %d pins added", rep.Pinned)
+	}
+	return s + fmt.Sprintf(" in %s", rep.Duration.Round(time.Millisecond))
+}
+
+// verifyMarkdown is the table for $GITHUB_STEP_SUMMARY.
+func verifyMarkdown(rep *mirror.VerifyReport) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "### mirror verify `%s`\n\n%s\n\n", rep.LockFile, verifyTotals(rep))
+	b.WriteString("| status | source | mode | CID | blobs | problem |\n|---|---|---|---|---|---|\n")
+	for _, e := range rep.Entries {
+		status, problem := "✅ ok", ""
+		if e.Status != mirror.VerifyOK {
+			status = "❌ failed"
+			problem = e.Problem + ": " + strings.ReplaceAll(e.Error, "|", "\\|")
+		}
+		fmt.Fprintf(&b, "| %s | `%s` | %s | `%s` | %d | %s |\n", status, e.Source, e.Mode, e.CID, e.Blobs, problem)
+	}
+	b.WriteString("\n")
+	return b.String()
+}
+
+// pinChecker asks a kubo node whether it keeps a CID pinned (directly,
+// recursively or indirectly); nil for stores that cannot tell.
+func pinChecker(store ipfs.Store) func(context.Context, cid.Cid) (bool, error) {
+	s, ok := store.(interface{ API() *rpc.HttpApi })
+	if !ok {
+		return nil
+	}
+	return func(ctx context.Context, c cid.Cid) (bool, error) {
+		var out struct {
+			Keys map[string]struct{ Type string }
+		}
+		err := s.API().Request("pin/ls", "/ipfs/"+c.String()).Option("type", "all").Exec(ctx, &out)
+		if err != nil {
+			if strings.Contains(err.Error(), "not pinned") {
+				return false, nil
+			}
+			return false, err
+		}
+		return len(out.Keys) > 0, nil
+	}
+}
