@@ -78,10 +78,14 @@ func (b *bench) caseRSS(ctx context.Context) error {
 	last.target(fmt.Sprintf("< 150 MiB and flat (≤ %s-layer RSS + 32 MiB)", strings.TrimSuffix(first.Name, " layer")),
 		last.Median < 150 && last.Median-first.Median <= 32)
 	if b.o.profile != "" {
-		return b.profiled(ctx, "case2-kubo-during-mirror-push.pprof", largestWall, func() error {
+		err := b.profiled(ctx, "case2-kubo-during-mirror-push.pprof", largestWall, func() error {
 			_, err := b.mirror(ctx, "push", largest)
 			return err
 		})
+		if err != nil {
+			return err
+		}
+		return b.profileInProcess(ctx, "case2-mirror-push-in-process.pprof", largest)
 	}
 	return nil
 }
