@@ -17,7 +17,6 @@ type recorder struct {
 	http.ResponseWriter
 	status  int
 	bytes   int64
-	name    string
 	root    cid.Cid
 	cid     cid.Cid
 	digest  digest.Digest

@@ -205,6 +205,11 @@ type locks struct {
 func newLocks(paths []string, interval time.Duration, log *slog.Logger) (*locks, error) {
 	l := &locks{paths: paths, interval: interval, log: log, read: lockfile.Read}
 	l.stamps = l.stat()
+	for i, st := range l.stamps {
+		if st == nil {
+			log.Warn("lockfile does not exist (yet): no names from it until it does", "lock", paths[i])
+		}
+	}
 	t, err := buildTable(paths, l.read, log)
 	if err != nil {
 		return nil, err

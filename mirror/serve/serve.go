@@ -293,7 +293,6 @@ func (s *Server) route(w *recorder, r *http.Request) {
 		writeError(w, r, rerr)
 		return
 	}
-	w.name = t.name
 	if kind == "manifests" {
 		s.manifest(w, r, t, ref)
 	} else {

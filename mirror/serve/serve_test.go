@@ -284,7 +284,7 @@ func TestHeaders(t *testing.T) {
 		}
 	}
 	resp, body = get(t, "GET", blobURL, "Range", fmt.Sprintf("bytes=%d-", lsize))
-	if resp.StatusCode != http.StatusRequestedRangeNotSatisfiable || resp.Header.Get("Content-Range") != fmt.Sprintf("bytes */%d", lsize) {
+	if resp.StatusCode != http.StatusRequestedRangeNotSatisfiable || resp.Header.Get("Content-Range") != fmt.Sprintf("bytes */%d", lsize) || errCode(t, body) != serve.CodeRangeInvalid {
 		t.Errorf("unsatisfiable range: %d %q", resp.StatusCode, resp.Header.Get("Content-Range"))
 	}
 	resp, body = get(t, "HEAD", blobURL, "Range", "bytes=10-19")
