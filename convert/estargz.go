@@ -174,7 +174,13 @@ func estargzLayer(ctx context.Context, s *scratch, opts EstargzOptions, src v1.L
 	if err != nil {
 		return nil, fmt.Errorf("building eStargz: %w", err)
 	}
-	defer blob.Close()
+	defer func() {
+		// Close removes Build's temporary files; draining then lets its
+		// background goroutine (blocked on a pipe when we stop early) end:
+		// its reads fail once the files are closed.
+		blob.Close()
+		io.Copy(io.Discard, blob)
+	}()
 
 	out, err := s.create("mirror-estargz-*.tar.gz")
 	if err != nil {
@@ -212,7 +218,6 @@ func estargzLayer(ctx context.Context, s *scratch, opts EstargzOptions, src v1.L
 		MediaType:   types.OCILayer,
 		Size:        hw.n,
 		Digest:      hw.digest(),
-		URLs:        desc.URLs,
 		Annotations: maps.Clone(desc.Annotations),
 	}
 	if d.Annotations == nil {
