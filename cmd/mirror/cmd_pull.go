@@ -13,6 +13,7 @@ import (
 type PullCmd struct {
 	Platform []string `short:"p" placeholder:"OS/ARCH[/VARIANT]" help:"Keep only these platforms (repeatable). docker-archive: defaults to the host's."`
 	Jobs     int      `short:"j" default:"4" help:"Blobs pushed at once to a registry."`
+	Key      []string `placeholder:"PRIV.pem[:PASSWORD]" help:"Decrypt encrypted layers with this key (repeatable). Without keys an encrypted image is copied as is."`
 	URLs     string   `name:"urls" enum:",keep,strip" default:"" help:"keep: write the IPFS-enabled manifests byte for byte (digests as on IPFS); strip: the url-free rewrite, same blobs (default: strip for a registry, keep for oci: and docker-archive:)."`
 	Image    string   `arg:"" name:"ipfs://CID" help:"The image: ipfs://CID or a bare CID."`
 	Dest     string   `arg:"" help:"oci:DIR[:TAG], docker-archive:FILE[:NAME:TAG] or a registry reference with a tag."`
@@ -33,12 +34,16 @@ func (c *PullCmd) Run(ctx context.Context, g *Globals) error {
 	if _, err := mirror.ParseRef(c.Dest, g.Registry()); err != nil {
 		return err
 	}
+	decrypt, err := decrypter(c.Key)
+	if err != nil {
+		return err
+	}
 	store, err := g.OpenStore(ctx)
 	if err != nil {
 		return err
 	}
 	defer store.Close()
-	res, err := mirror.Pull(ctx, store, root, c.Dest, mirror.PullOptions{Registry: g.Registry(), Platforms: platforms, Jobs: c.Jobs, URLs: c.URLs})
+	res, err := mirror.Pull(ctx, store, root, c.Dest, mirror.PullOptions{Registry: g.Registry(), Platforms: platforms, Jobs: c.Jobs, URLs: c.URLs, Transform: decrypt})
 	if err != nil {
 		return err
 	}

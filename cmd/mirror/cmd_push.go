@@ -13,7 +13,8 @@ import (
 type PushCmd struct {
 	Platform []string `short:"p" placeholder:"OS/ARCH[/VARIANT]" help:"Keep only these platforms (repeatable, comma-separated). Default: all."`
 	Jobs     int      `short:"j" default:"4" help:"Blobs transferred at once."`
-	Source   string   `arg:"" help:"Registry reference (docker.io/library/alpine:3.20, optional docker:// prefix), oci:DIR[:TAG] or docker-archive:FILE."`
+	ModeFlags
+	Source string `arg:"" help:"Registry reference (docker.io/library/alpine:3.20, optional docker:// prefix), oci:DIR[:TAG] or docker-archive:FILE."`
 
 	CarFlags `embed:""`
 }
@@ -39,6 +40,10 @@ func (c *PushCmd) Run(ctx context.Context, g *Globals) error {
 	if _, err := mirror.ParseRef(c.Source, g.Registry()); err != nil {
 		return err
 	}
+	conv, mode, err := c.converter()
+	if err != nil {
+		return err
+	}
 	store, err := c.openStore(ctx, g)
 	if err != nil {
 		return err
@@ -46,8 +51,8 @@ func (c *PushCmd) Run(ctx context.Context, g *Globals) error {
 	defer store.Close()
 	pr := newProgress(g)
 	w := manifests.NewWriter(store, c.Jobs, pr.event)
-	fmt.Fprintf(g.stderr, "pushing %s to IPFS\n", c.Source)
-	res, err := mirror.Push(ctx, w, c.Source, mirror.PushOptions{Registry: g.Registry(), Platforms: platforms})
+	fmt.Fprintf(g.stderr, "pushing %s to IPFS (%s)\n", c.Source, mode)
+	res, err := mirror.Push(ctx, w, c.Source, mirror.PushOptions{Registry: g.Registry(), Platforms: platforms, Convert: conv})
 	pr.done()
 	if err != nil {
 		return err

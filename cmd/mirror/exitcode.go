@@ -8,6 +8,7 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 
+	"github.com/ipfs-mirror/mirror/convert"
 	"github.com/ipfs-mirror/mirror/manifests"
 	"github.com/ipfs-mirror/mirror/mirror"
 	"github.com/ipfs-mirror/mirror/mirror/ipfs"
@@ -50,7 +51,10 @@ func exitCode(ctx context.Context, err error) int {
 		return ExitInterrupted
 	case errors.As(err, &ue), errors.As(err, &ce), errors.Is(err, mirror.ErrBadReference), errors.Is(err, mirror.ErrNoMatchingPlatform):
 		return ExitUsage
-	case errors.Is(err, manifests.ErrDigestMismatch):
+	case errors.Is(err, convert.ErrExclusiveModes), errors.Is(err, convert.ErrUnknownMode), errors.Is(err, convert.ErrUnsupportedRecipient),
+		errors.Is(err, convert.ErrNoRecipients), errors.Is(err, convert.ErrInvalidKey):
+		return ExitUsage
+	case errors.Is(err, manifests.ErrDigestMismatch), errors.Is(err, convert.ErrDigestMismatch):
 		return ExitIntegrity
 	case errors.Is(err, ipfs.ErrUnavailable), errors.Is(err, ipfs.ErrNotFound), errors.Is(err, manifests.ErrNotIPFSImage):
 		return ExitIPFS
