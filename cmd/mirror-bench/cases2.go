@@ -347,6 +347,9 @@ func (b *bench) caseServe(ctx context.Context) error {
 	b.compare(warmR, regR.Name)
 	warmR.target("≥ 0.9× docker-registry", warmR.Ratio >= 0.9)
 	b.compare(catR, regR.Name)
+	if b.o.profile != "" {
+		return b.profileServeInProcess(ctx, "case4-serve-in-process.pprof", pj.Root)
+	}
 	return nil
 }
 

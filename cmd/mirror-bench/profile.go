@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"runtime/pprof"
@@ -11,6 +12,7 @@ import (
 	"github.com/ipfs-mirror/mirror/manifests"
 	"github.com/ipfs-mirror/mirror/mirror"
 	kuborpc "github.com/ipfs-mirror/mirror/mirror/ipfs/kubo"
+	"github.com/ipfs-mirror/mirror/mirror/serve"
 )
 
 // profileInProcess runs what `mirror push SOURCE` runs — mirror.Push through
@@ -44,5 +46,54 @@ func (b *bench) profileInProcess(ctx context.Context, file, source string) error
 		return fmt.Errorf("in-process push of %s: %w", source, err)
 	}
 	b.logf("profile: wrote %s (in-process mirror.Push of %s in %s; kubo used %.1f CPU s meanwhile)", path, source, time.Since(t0).Round(time.Millisecond), b.k.cpu()-k0)
+	return nil
+}
+
+// profileServeInProcess serves the IPFS store with the serve package (what
+// `mirror serve` runs) inside this process under a CPU profile, while skopeo
+// pulls root from it to a dir: twice (cold, then cached).
+func (b *bench) profileServeInProcess(ctx context.Context, file, root string) error {
+	store, err := kuborpc.New(b.k.api, kuborpc.Options{Pin: true})
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	srv, err := serve.New(store, serve.Options{})
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	sctx, stop := context.WithCancel(ctx)
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(sctx, ln) }()
+	defer func() {
+		stop()
+		<-served
+	}()
+	path := filepath.Join(b.o.profile, file)
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if err := pprof.StartCPUProfile(f); err != nil {
+		return err
+	}
+	defer pprof.StopCPUProfile()
+	t0 := time.Now()
+	for i := 0; i < 2; i++ {
+		dir := filepath.Join(b.dir, "profile-pull")
+		_ = os.RemoveAll(dir)
+		_, err := b.exec(ctx, b.skopeoBin, "copy", "-q", "--policy", b.policy, "--src-tls-verify=false",
+			"docker://"+ln.Addr().String()+"/ipfs/"+root, "dir:"+dir)
+		_ = os.RemoveAll(dir)
+		if err != nil {
+			return fmt.Errorf("in-process serve: %w", err)
+		}
+	}
+	b.logf("profile: wrote %s (in-process serve, two skopeo pulls in %s)", path, time.Since(t0).Round(time.Millisecond))
 	return nil
 }
