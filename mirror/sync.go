@@ -34,6 +34,7 @@ const (
 	StatusChanged   Status = "changed"   // the source moved (or the entry's settings changed); mirrored again
 	StatusUnchanged Status = "unchanged" // the source digest equals the lockfile's: nothing read, nothing added
 	StatusImmutable Status = "immutable" // an immutable tag already locked: not even checked
+	StatusRestored  Status = "restored"  // the source is unchanged but the IPFS node no longer held the image: mirrored again
 	StatusRemoved   Status = "removed"   // in the lockfile, no longer selected by the list: entry dropped
 	StatusFailed    Status = "failed"    // an error; the previous entry (if any) is kept
 )
@@ -371,7 +372,7 @@ func (s *syncer) one(ctx context.Context, img *config.Image, tag string) {
 		}
 	}
 	s.lockMu.Unlock()
-	if tag != "" && s.cfg.IsImmutable(tag) && len(prev) == len(img.Modes) {
+	if tag != "" && s.cfg.IsImmutable(tag) && len(prev) == len(img.Modes) && s.holdsAll(ctx, prev) {
 		for _, m := range img.Modes {
 			fillFromLock(reports[m], prev[m])
 			finish(m, StatusImmutable, nil)
@@ -392,6 +393,7 @@ func (s *syncer) one(ctx context.Context, img *config.Image, tag string) {
 
 	// Which modes need work?
 	var todo []config.Mode
+	restore := map[config.Mode]bool{}
 	for _, m := range img.Modes {
 		r := reports[m]
 		r.SourceDigest = digest.String()
@@ -402,8 +404,9 @@ func (s *syncer) one(ctx context.Context, img *config.Image, tag string) {
 			continue
 		}
 		if e != nil && e.Digest == digest.String() && equalStrings(e.Platforms, platforms) && samePushRefs(e.Push, targets) {
-			ok, err := s.pushesCurrent(ctx, e.Push)
-			if err == nil && ok {
+			if !s.holds(ctx, e.CID) {
+				restore[m] = true
+			} else if ok, err := s.pushesCurrent(ctx, e.Push); err == nil && ok {
 				fillFromLock(r, e)
 				finish(m, StatusUnchanged, nil)
 				continue
@@ -416,11 +419,7 @@ func (s *syncer) one(ctx context.Context, img *config.Image, tag string) {
 	}
 	if s.o.DryRun {
 		for _, m := range todo {
-			st := StatusNew
-			if prev[m] != nil {
-				st = StatusChanged
-			}
-			finish(m, st, nil)
+			finish(m, statusOf(prev[m], restore[m]), nil)
 		}
 		return
 	}
@@ -448,11 +447,7 @@ func (s *syncer) one(ctx context.Context, img *config.Image, tag string) {
 	for _, m := range todo {
 		r := reports[m]
 		err := s.write(ctx, img, tag, m, src, ps, r)
-		st := StatusNew
-		if prev[m] != nil {
-			st = StatusChanged
-		}
-		finish(m, st, err)
+		finish(m, statusOf(prev[m], restore[m]), err)
 	}
 }
 
@@ -534,6 +529,40 @@ func (s *syncer) pushesCurrent(ctx context.Context, push []lockfile.PushTarget) 
 		}
 	}
 	return true, nil
+}
+
+func statusOf(prev *lockfile.Entry, restored bool) Status {
+	switch {
+	case restored:
+		return StatusRestored
+	case prev != nil:
+		return StatusChanged
+	}
+	return StatusNew
+}
+
+// holds says whether the node still has the image's root pinned (stores
+// that cannot tell are trusted).
+func (s *syncer) holds(ctx context.Context, root string) bool {
+	h, ok := s.store.(ipfs.Holder)
+	if !ok {
+		return true
+	}
+	c, err := ipfs.ParseCID(root)
+	if err != nil {
+		return false
+	}
+	has, err := h.Holds(ctx, c)
+	return err != nil || has
+}
+
+func (s *syncer) holdsAll(ctx context.Context, prev map[config.Mode]*lockfile.Entry) bool {
+	for _, e := range prev {
+		if !s.holds(ctx, e.CID) {
+			return false
+		}
+	}
+	return true
 }
 
 func fillFromLock(r *ImageReport, e *lockfile.Entry) {

@@ -419,3 +419,31 @@ func TestE2ESyncCompose(t *testing.T) {
 		t.Errorf("override:\n%s", override)
 	}
 }
+
+// TestE2ESyncRestoresWhatTheNodeLost: an ephemeral node (a fresh CI runner)
+// with a committed lockfile gets the images again, and the lockfile bytes
+// stay the same.
+func TestE2ESyncRestoresWhatTheNodeLost(t *testing.T) {
+	reg := testrig.StartRegistry(t, testrig.RegistryOptions{})
+	sixApps(t, reg.Host, 1200)
+	dir := t.TempDir()
+	list := writeList(t, dir, appsList(reg.Host, "immutable_tags: '^1\\.0$'\n"))
+	k1 := testrig.StartKubo(t, testrig.KuboOptions{})
+	mustRun(t, []string{"IPFS_API=" + k1.APIAddr}, "sync", list)
+	before, _ := os.ReadFile(filepath.Join(dir, "mirrors.lock"))
+	k2 := testrig.StartKubo(t, testrig.KuboOptions{})
+	res := mustRun(t, []string{"IPFS_API=" + k2.APIAddr}, "sync", list)
+	if !strings.Contains(res.stderr, "6 restored") {
+		t.Errorf("fresh node: %s", res.stderr)
+	}
+	after, _ := os.ReadFile(filepath.Join(dir, "mirrors.lock"))
+	if !bytes.Equal(before, after) {
+		t.Errorf("lockfile changed:\n%s\n%s", before, after)
+	}
+	for _, e := range readLock(t, filepath.Join(dir, "mirrors.lock")).Images {
+		checkTree(t, k2, e.CID)
+	}
+	if res := mustRun(t, []string{"IPFS_API=" + k2.APIAddr}, "sync", list); !strings.Contains(res.stderr, "6 immutable") {
+		t.Errorf("third run: %s", res.stderr)
+	}
+}

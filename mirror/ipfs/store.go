@@ -82,3 +82,10 @@ func V1(c cid.Cid) cid.Cid {
 	}
 	return c
 }
+
+// Holder is implemented by stores that can tell cheaply, locally and
+// without the network, whether they hold c pinned. Sync uses it so that an
+// entry is "unchanged" only when the node still has the image.
+type Holder interface {
+	Holds(ctx context.Context, c cid.Cid) (bool, error)
+}

@@ -319,3 +319,24 @@ func (r *ctxReadCloser) Read(p []byte) (int, error) {
 }
 
 func (r *ctxReadCloser) Close() error { return r.rc.Close() }
+
+// Holds implements ipfs.Holder: is c pinned (recursively or directly) on the
+// node? `pin ls` answers from the local pin set, never the network.
+func (s *Store) Holds(ctx context.Context, c cid.Cid) (bool, error) {
+	var out struct {
+		Keys map[string]struct{ Type string }
+	}
+	err := s.api.Request("pin/ls", "/ipfs/"+c.String()).Option("type", "all").Option("stream", false).Exec(ctx, &out)
+	if err != nil {
+		if strings.Contains(err.Error(), "not pinned") {
+			return false, nil
+		}
+		return false, fmt.Errorf("ipfs pin ls %s: %w", c, wrapConnErr(err))
+	}
+	for _, k := range out.Keys {
+		if k.Type != "indirect" {
+			return true, nil
+		}
+	}
+	return len(out.Keys) > 0, nil
+}
