@@ -95,7 +95,7 @@ func (c *SyncCmd) Run(ctx context.Context, g *Globals) error {
 			}
 		}
 		if c.Summary != "" {
-			if err := appendFile(c.Summary, markdownSummary(rep, c.List)); err != nil {
+			if err := appendFile(c.Summary, markdownSummary(rep, workspacePath(c.List))); err != nil {
 				return err
 			}
 		}
