@@ -203,9 +203,10 @@ func (b *bench) caseThroughput(ctx context.Context) error {
 		}
 		group := fmt.Sprintf("sync throughput: %d images × one %s %s %s layer (%s of blobs)", len(s.refs), human(size), kind, desc, human(s.bytes))
 		jobs := b.o.jobs
-		mirrorR := &result{Case: 1, Group: group, Name: fmt.Sprintf("mirror sync --jobs %d", jobs), Unit: "MiB/s"}
-		addR := &result{Case: 1, Group: group, Name: fmt.Sprintf("limit: curl blob | ipfs add, %d at once", jobs), Unit: "MiB/s"}
-		skoR := &result{Case: 1, Group: group, Name: "skopeo copy → oci:DIR, then ipfs add -r DIR", Unit: "MiB/s"}
+		mirrorR := &result{Case: 1, Group: group, Name: fmt.Sprintf("mirror sync --jobs %d", jobs), Unit: "MiB/s", bytes: s.bytes}
+		addR := &result{Case: 1, Group: group, Name: fmt.Sprintf("limit: curl blob | ipfs add, %d at once", jobs), Unit: "MiB/s", bytes: s.bytes}
+		skoR := &result{Case: 1, Group: group, Name: "skopeo copy → oci:DIR, then ipfs add -r DIR", Unit: "MiB/s", bytes: s.bytes}
+		var skoPhase, addPhase []float64
 		for run := 0; run < b.o.runs; run++ {
 			// mirror sync
 			if err := b.k.reset(ctx); err != nil {
@@ -242,10 +243,11 @@ func (b *bench) caseThroughput(ctx context.Context) error {
 			if err := b.k.reset(ctx); err != nil {
 				return err
 			}
-			st, err = b.skopeoPipeline(ctx, s)
+			st, phase, err := b.skopeoPipeline(ctx, s)
 			if err != nil {
 				return err
 			}
+			skoPhase, addPhase = append(skoPhase, phase[0]), append(addPhase, phase[1])
 			record(skoR, mibps(s.bytes, st.Wall), st)
 		}
 		if b.o.profile != "" && !text {
@@ -259,7 +261,8 @@ func (b *bench) caseThroughput(ctx context.Context) error {
 			}
 		}
 		addR.Note = "each layer and config blob GET from the registry by curl, piped to `ipfs add -Q --cid-version=1 --raw-leaves --chunker=size-262144 --pin` (the ipfs CLI, through the same daemon); as many at once as mirror's --jobs"
-		skoR.Note = "`skopeo copy --src-tls-verify=false docker://… oci:DIR:NAME` per image, one after the other, then `ipfs add -r -Q --cid-version=1 --raw-leaves --chunker=size-262144 --pin DIR`; produces a plain OCI layout in IPFS, not the IPFS-enabled format"
+		skoR.Note = "`skopeo copy --src-tls-verify=false docker://… oci:DIR:NAME` per image, one after the other, then `ipfs add -r -Q --cid-version=1 --raw-leaves --chunker=size-262144 --pin DIR`; produces a plain OCI layout in IPFS, not the IPFS-enabled format" +
+			fmt.Sprintf("; median phases: skopeo %.1f s, ipfs add -r %.1f s", median(skoPhase), median(addPhase))
 		b.add(addR)
 		b.add(skoR)
 		b.add(mirrorR)
@@ -282,7 +285,10 @@ func record(r *result, v float64, st stat) {
 	r.KuboCPU = append(r.KuboCPU, st.KuboCPU)
 }
 
-func (b *bench) skopeoPipeline(ctx context.Context, s *imageSet) (stat, error) {
+// skopeoPipeline returns the stat of the whole and the wall seconds of its
+// two phases (skopeo copies, ipfs add -r).
+func (b *bench) skopeoPipeline(ctx context.Context, s *imageSet) (stat, [2]float64, error) {
+	var phase [2]float64
 	dir := filepath.Join(b.dir, "skopeo-oci")
 	_ = os.RemoveAll(dir)
 	defer os.RemoveAll(dir)
@@ -293,18 +299,20 @@ func (b *bench) skopeoPipeline(ctx context.Context, s *imageSet) (stat, error) {
 		st, err := b.exec(ctx, b.skopeoBin, "copy", "-q", "--policy", b.policy, "--src-tls-verify=false",
 			"docker://"+ref, fmt.Sprintf("oci:%s:img%d", dir, i))
 		if err != nil {
-			return st, fmt.Errorf("skopeo copy: %w", err)
+			return st, phase, fmt.Errorf("skopeo copy: %w", err)
 		}
 		total.CPU += st.CPU
 	}
+	phase[0] = time.Since(t0).Seconds()
 	st, err := b.exec(ctx, b.ipfsBin, "add", "-r", "-Q", "--cid-version=1", "--raw-leaves", "--chunker=size-262144", "--pin", dir)
 	if err != nil {
-		return st, err
+		return st, phase, err
 	}
 	total.CPU += st.CPU
 	total.Wall = time.Since(t0)
+	phase[1] = total.Wall.Seconds() - phase[0]
 	total.KuboCPU = b.k.cpu() - k0
-	return total, nil
+	return total, phase, nil
 }
 
 // profiled runs fn once more (not counted) while kubo records a CPU profile

@@ -269,10 +269,10 @@ func (b *bench) caseServe(ctx context.Context) error {
 		}
 	}
 	group := fmt.Sprintf("pull of a %s image (%d × %s random layers) with skopeo to dir:", human(size), len(layers), human(b.sz.ServeLayer))
-	regR := &result{Case: 4, Group: group, Name: "docker-registry", Unit: "MiB/s"}
-	coldR := &result{Case: 4, Group: group, Name: "mirror serve, cold (fresh process)", Unit: "MiB/s"}
-	warmR := &result{Case: 4, Group: group, Name: "mirror serve, cached (second pull)", Unit: "MiB/s"}
-	catR := &result{Case: 4, Group: group, Name: "ipfs cat of each blob to a file", Unit: "MiB/s"}
+	regR := &result{Case: 4, Group: group, Name: "docker-registry", Unit: "MiB/s", bytes: size}
+	coldR := &result{Case: 4, Group: group, Name: "mirror serve, cold (fresh process)", Unit: "MiB/s", bytes: size}
+	warmR := &result{Case: 4, Group: group, Name: "mirror serve, cached (second pull)", Unit: "MiB/s", bytes: size}
+	catR := &result{Case: 4, Group: group, Name: "ipfs cat of each blob to a file", Unit: "MiB/s", bytes: size}
 	pull := func(src string, check int64, serverPid int) (stat, error) {
 		dir := filepath.Join(b.dir, "pull-dir")
 		_ = os.RemoveAll(dir)
@@ -406,15 +406,15 @@ func (b *bench) caseEstargz(ctx context.Context) error {
 	}
 	raw := l.tarSize
 	group := fmt.Sprintf("eStargz conversion of one compressible layer: %s tar, %s gzip -6 (MiB/s of tar bytes)", human(raw), human(l.size))
-	gzR := &result{Case: 5, Group: group, Name: "curl blob | gzip -d | gzip -6 > /dev/null", Unit: "MiB/s"}
-	lib9 := &result{Case: 5, Group: group, Name: "convert.ToEstargz, level 9 (mirror's default), in-process", Unit: "MiB/s"}
-	lib6 := &result{Case: 5, Group: group, Name: "convert.ToEstargz, level 6, in-process", Unit: "MiB/s"}
+	gzR := &result{Case: 5, Group: group, Name: "curl blob | gzip -d | gzip -6 > /dev/null", Unit: "MiB/s", bytes: raw}
+	lib9 := &result{Case: 5, Group: group, Name: "convert.ToEstargz, level 9 (mirror's default), in-process", Unit: "MiB/s", bytes: raw}
+	lib6 := &result{Case: 5, Group: group, Name: "convert.ToEstargz, level 6, in-process", Unit: "MiB/s", bytes: raw}
 	hasMode := false
 	if st, err := b.exec(ctx, b.mirrorBin, "push", "--help"); err == nil && strings.Contains(st.Stdout, "--mode") && strings.Contains(st.Stdout, "estargz") {
 		hasMode = true
 	}
-	pushE := &result{Case: 5, Group: group, Name: "mirror push --mode estargz (conversion + ipfs add)", Unit: "MiB/s"}
-	pushP := &result{Case: 5, Group: group, Name: "mirror push (plain, no conversion)", Unit: "MiB/s"}
+	pushE := &result{Case: 5, Group: group, Name: "mirror push --mode estargz (conversion + ipfs add)", Unit: "MiB/s", bytes: raw}
+	pushP := &result{Case: 5, Group: group, Name: "mirror push (plain, no conversion)", Unit: "MiB/s", bytes: raw}
 	for run := 0; run < b.o.runs; run++ {
 		st, err := b.pipe(ctx, cmdOf(b.curlBin, "-sSf", blobURL), cmdOf(b.gzBin, "-d"), command{name: b.gzBin, args: []string{"-6"}, out: os.DevNull})
 		if err != nil {
@@ -447,6 +447,11 @@ func (b *bench) caseEstargz(ctx context.Context) error {
 			}
 		}
 	}
+	if b.o.profile != "" {
+		if err := b.profileEstargz(ctx, "case5-estargz-in-process.pprof", ref); err != nil {
+			return err
+		}
+	}
 	gzR.Note = "single-threaded gzip; the same blob bytes from the registry"
 	lib9.Note = "remote.Image from the registry → convert.ToEstargz → every layer's Compressed() drained; CPU = this process (estargz compresses 4 parts in parallel)"
 	b.add(gzR)
@@ -455,6 +460,8 @@ func (b *bench) caseEstargz(ctx context.Context) error {
 	b.compare(lib9, gzR.Name)
 	b.compare(lib6, gzR.Name)
 	if hasMode {
+		pushP.Note = "the same image without conversion: the IPFS add part of the row below"
+		pushE.Note = "converts the layer (level 9) and adds the result to IPFS"
 		b.add(pushP)
 		b.add(pushE)
 		b.compare(pushE, gzR.Name)

@@ -97,3 +97,24 @@ func (b *bench) profileServeInProcess(ctx context.Context, file, root string) er
 	b.logf("profile: wrote %s (in-process serve, two skopeo pulls in %s)", path, time.Since(t0).Round(time.Millisecond))
 	return nil
 }
+
+// profileEstargz runs the in-process eStargz conversion of case 5 once
+// more under a CPU profile.
+func (b *bench) profileEstargz(ctx context.Context, file, ref string) error {
+	path := filepath.Join(b.o.profile, file)
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if err := pprof.StartCPUProfile(f); err != nil {
+		return err
+	}
+	st, err := b.estargzInProcess(ctx, ref, 0)
+	pprof.StopCPUProfile()
+	if err != nil {
+		return err
+	}
+	b.logf("profile: wrote %s (in-process convert.ToEstargz in %s)", path, st.Wall.Round(time.Millisecond))
+	return nil
+}

@@ -29,11 +29,22 @@ type result struct {
 	Note     string  `json:"note,omitempty"`
 	// Load is the 1/5/15-minute load average when the row was finished.
 	Load string `json:"load"`
+	// MiBPerCPUSecond is, for throughput rows, the bytes moved per CPU
+	// second of the tool and kubo together (medians): a figure that a busy
+	// machine distorts less than wall time.
+	MiBPerCPUSecond float64 `json:"mibPerCpuSecond,omitempty"`
+
+	bytes int64 // bytes per run, for MiBPerCPUSecond
 }
 
 func (b *bench) add(r *result) *result {
 	r.Median = median(r.Runs)
 	r.Load = loadAvg()
+	if r.bytes > 0 && len(r.CPU) > 0 {
+		if cpu := median(r.CPU) + median(r.KuboCPU); cpu > 0 {
+			r.MiBPerCPUSecond = float64(r.bytes) / float64(mib) / cpu
+		}
+	}
 	b.results = append(b.results, r)
 	unit := r.Unit
 	b.logf("  %s / %s: %s %s (runs %s)", r.Group, r.Name, fmtNum(r.Median), unit, fmtRuns(r.Runs))
@@ -81,8 +92,8 @@ func (b *bench) printMarkdown(w io.Writer) {
 		if r.Group != group {
 			group = r.Group
 			fmt.Fprintf(w, "\n**Case %d — %s** (load at end: %s)\n\n", r.Case, group, r.Load)
-			fmt.Fprintln(w, "| measurement | median | runs | CPU s (tool / kubo) | ratio | target | met |")
-			fmt.Fprintln(w, "|---|---:|---|---|---|---|---|")
+			fmt.Fprintln(w, "| measurement | median | runs | CPU s (tool / kubo) | MiB per CPU s | ratio | target | met |")
+			fmt.Fprintln(w, "|---|---:|---|---|---:|---|---|---|")
 		}
 		cpu := ""
 		if len(r.CPU) > 0 {
@@ -103,7 +114,11 @@ func (b *bench) printMarkdown(w io.Writer) {
 		if len(r.Runs) == 0 {
 			val = "not measured"
 		}
-		fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s | %s |\n", esc(r.Name), val, fmtRuns(r.Runs), cpu, esc(ratio), esc(r.Target), met)
+		eff := ""
+		if r.MiBPerCPUSecond > 0 {
+			eff = fmtNum(r.MiBPerCPUSecond)
+		}
+		fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s | %s | %s |\n", esc(r.Name), val, fmtRuns(r.Runs), cpu, eff, esc(ratio), esc(r.Target), met)
 	}
 	var notes []string
 	for _, r := range b.results {
