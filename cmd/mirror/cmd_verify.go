@@ -178,7 +178,9 @@ func pinChecker(store ipfs.Store) func(context.Context, cid.Cid) (bool, error) {
 		var out struct {
 			Keys map[string]struct{ Type string }
 		}
-		err := s.API().Request("pin/ls", "/ipfs/"+c.String()).Option("type", "all").Exec(ctx, &out)
+		// A bare CID: kubo takes it, and so does the IPFS Cluster proxy API
+		// (whose pin/ls refuses paths).
+		err := s.API().Request("pin/ls", c.String()).Option("type", "all").Exec(ctx, &out)
 		if err != nil {
 			if strings.Contains(err.Error(), "not pinned") {
 				return false, nil

@@ -1,0 +1,367 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/ipfs-mirror/mirror/mirror/testrig"
+)
+
+// Persistence through an IPFS Cluster (docs/persistence.md): real
+// ipfs-cluster-service v1.1.0 peers (built outside our module by
+// .ci/tools.sh) over real kubo daemons, all on 127.0.0.1 in one private
+// swarm.
+
+// clusterPeer is one ipfs-cluster-service process and its kubo.
+type clusterPeer struct {
+	Kubo      *testrig.Kubo
+	Dir       string
+	ID        string
+	Listen    string // cluster swarm multiaddr with /p2p/ID
+	RESTAPI   string // multiaddr of the REST API (ipfs-cluster-ctl --host)
+	ProxyAPI  string // multiaddr of the kubo-compatible proxy API
+	cmd       *exec.Cmd
+	done      chan struct{}
+	mu        sync.Mutex
+	log       bytes.Buffer
+	ctl, serv string
+}
+
+func (p *clusterPeer) Log() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.log.String()
+}
+
+// Ctl runs ipfs-cluster-ctl against this peer's REST API.
+func (p *clusterPeer) Ctl(t *testing.T, args ...string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, p.ctl, append([]string{"--host", p.RESTAPI}, args...)...)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("ipfs-cluster-ctl %s: %v: %s%s", strings.Join(args, " "), err, out.String(), errb.String())
+	}
+	return out.String()
+}
+
+func (p *clusterPeer) stop() {
+	if p.cmd == nil || p.cmd.Process == nil {
+		return
+	}
+	select {
+	case <-p.done:
+		return
+	default:
+	}
+	_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGTERM)
+	select {
+	case <-p.done:
+	case <-time.After(20 * time.Second):
+		_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
+		<-p.done
+	}
+}
+
+// clusterSecret is the cluster's shared secret (32 bytes, hex).
+const clusterSecret = "5b4a2f0c11e9d8c7b6a5948372615f4e3d2c1b0a99887766554433221100ffee"
+
+// startCluster starts one cluster peer per kubo (crdt consensus, every peer
+// trusted, replication factor repl), the first as the bootstrap of the
+// others, and waits until every peer sees all of them.
+func startCluster(t *testing.T, kubos []*testrig.Kubo, repl int) []*clusterPeer {
+	t.Helper()
+	serv := testrig.Tool(t, "MIRROR_CLUSTER_SERVICE_BIN", "ipfs-cluster-service")
+	ctl := testrig.Tool(t, "MIRROR_CLUSTER_CTL_BIN", "ipfs-cluster-ctl")
+	var peers []*clusterPeer
+	for i, k := range kubos {
+		p := &clusterPeer{Kubo: k, Dir: filepath.Join(t.TempDir(), fmt.Sprintf("cluster%d", i)), ctl: ctl, serv: serv}
+		out, err := exec.Command(serv, "--config", p.Dir, "init", "--consensus", "crdt").CombinedOutput()
+		if err != nil {
+			t.Fatalf("ipfs-cluster-service init: %v: %s", err, out)
+		}
+		port := func() string { return fmt.Sprintf("/ip4/127.0.0.1/tcp/%d", testrig.FreePort(t)) }
+		listen := port()
+		p.RESTAPI, p.ProxyAPI = port(), port()
+		editJSON(t, filepath.Join(p.Dir, "service.json"), func(c map[string]any) {
+			cl := c["cluster"].(map[string]any)
+			cl["peername"] = fmt.Sprintf("peer%d", i)
+			cl["secret"] = clusterSecret
+			cl["listen_multiaddress"] = []string{listen}
+			cl["mdns_interval"] = "0s"
+			cl["enable_relay_hop"] = false
+			cl["replication_factor_min"] = repl
+			cl["replication_factor_max"] = repl
+			cl["monitor_ping_interval"] = "1s"
+			cl["peer_watch_interval"] = "1s"
+			apis := c["api"].(map[string]any)
+			apis["restapi"].(map[string]any)["http_listen_multiaddress"] = p.RESTAPI
+			apis["pinsvcapi"].(map[string]any)["http_listen_multiaddress"] = port()
+			proxy := apis["ipfsproxy"].(map[string]any)
+			proxy["listen_multiaddress"] = p.ProxyAPI
+			proxy["node_multiaddress"] = k.APIAddr
+			conn := c["ipfs_connector"].(map[string]any)["ipfshttp"].(map[string]any)
+			conn["node_multiaddress"] = k.APIAddr
+			conn["connect_swarms_delay"] = "1s"
+			c["monitor"].(map[string]any)["pubsubmon"].(map[string]any)["check_interval"] = "1s"
+		})
+		var ident struct {
+			ID string `json:"id"`
+		}
+		if err := json.Unmarshal([]byte(readFile(t, filepath.Join(p.Dir, "identity.json"))), &ident); err != nil {
+			t.Fatal(err)
+		}
+		p.ID = ident.ID
+		p.Listen = listen + "/p2p/" + p.ID
+		peers = append(peers, p)
+	}
+	// Every peer knows every other's address (peer_addresses), so that
+	// peers that did not bootstrap from each other still reach each other
+	// with no DHT lookup; the others bootstrap from the first.
+	for i, p := range peers {
+		var others []string
+		for _, o := range peers {
+			if o != p {
+				others = append(others, o.Listen)
+			}
+		}
+		editJSON(t, filepath.Join(p.Dir, "service.json"), func(c map[string]any) {
+			c["cluster"].(map[string]any)["peer_addresses"] = others
+		})
+		args := []string{"--config", p.Dir, "daemon"}
+		if i > 0 {
+			args = append(args, "--bootstrap", peers[0].Listen)
+		}
+		p.start(t, args)
+	}
+	// `peers ls` prints a line per peer: "ID | NAME | Sees N other peers".
+	deadline := time.Now().Add(90 * time.Second)
+	want := fmt.Sprintf("Sees %d other peers", len(peers)-1)
+	for _, p := range peers {
+		for {
+			out := p.Ctl(t, "peers", "ls")
+			if strings.Count(out, want) == len(peers) {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("peer %s: peers ls:\n%s\nlog:\n%s", p.ID, out, p.Log())
+			}
+			time.Sleep(500 * time.Millisecond)
+		}
+	}
+	// Allocations need every peer's freespace metric first.
+	for {
+		out := peers[0].Ctl(t, "--enc", "json", "health", "metrics", "freespace")
+		n := 0
+		for _, p := range peers {
+			if strings.Contains(out, p.ID) {
+				n++
+			}
+		}
+		if n == len(peers) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("freespace metrics of %d peers:\n%s", n, out)
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	return peers
+}
+
+func (p *clusterPeer) start(t *testing.T, args []string) {
+	t.Helper()
+	cmd := exec.Command(p.serv, args...)
+	cmd.Env = append(os.Environ(), "IPFS_TELEMETRY=off", "GOLOG_LOG_LEVEL=warn")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = cmd.Stdout
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	p.cmd, p.done = cmd, make(chan struct{})
+	ready := make(chan struct{})
+	go func() {
+		sc := bufio.NewScanner(out)
+		once := sync.Once{}
+		for sc.Scan() {
+			p.mu.Lock()
+			p.log.WriteString(sc.Text() + "\n")
+			p.mu.Unlock()
+			if strings.Contains(sc.Text(), "IPFS Cluster is READY") {
+				once.Do(func() { close(ready) })
+			}
+		}
+		_ = cmd.Wait()
+		close(p.done)
+	}()
+	t.Cleanup(p.stop)
+	select {
+	case <-ready:
+	case <-p.done:
+		t.Fatalf("ipfs-cluster-service exited:\n%s", p.Log())
+	case <-time.After(90 * time.Second):
+		t.Fatalf("ipfs-cluster-service not ready in 90s:\n%s", p.Log())
+	}
+}
+
+func editJSON(t *testing.T, path string, edit func(map[string]any)) {
+	t.Helper()
+	var c map[string]any
+	if err := json.Unmarshal([]byte(readFile(t, path)), &c); err != nil {
+		t.Fatal(err)
+	}
+	edit(c)
+	b, err := json.MarshalIndent(c, "", "  ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// waitPinned waits until every CID is pinned on at least n cluster peers.
+func waitPinned(t *testing.T, p *clusterPeer, cids []string, n int) {
+	t.Helper()
+	deadline := time.Now().Add(3 * time.Minute)
+	for _, c := range cids {
+		for {
+			var st struct {
+				PeerMap map[string]struct {
+					Status string `json:"status"`
+				} `json:"peer_map"`
+			}
+			_ = json.Unmarshal([]byte(p.Ctl(t, "--enc", "json", "status", c)), &st)
+			pinned := 0
+			for _, s := range st.PeerMap {
+				if s.Status == "pinned" {
+					pinned++
+				}
+			}
+			if pinned >= n {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s pinned on %d peers, want %d: %+v", c, pinned, n, st)
+			}
+			time.Sleep(300 * time.Millisecond)
+		}
+	}
+}
+
+// TestE2EClusterPersistence: a sync on an ephemeral node; `mirror verify
+// --pin` through a cluster peer's proxy API pins every CID of every image in
+// the cluster (replication 2 of 3); `ipfs-cluster-ctl pin add` keeps the
+// published lockfile; the ephemeral node is stopped, and the images still
+// verify and pull from the cluster's peers. Then a sync straight through
+// the proxy API gives the same CIDs, pinned in the cluster as they are
+// added.
+func TestE2EClusterPersistence(t *testing.T) {
+	opts := testrig.KuboOptions{Online: true, SwarmKey: swarmKey()}
+	var kubos []*testrig.Kubo
+	for range 3 {
+		kubos = append(kubos, testrig.StartKubo(t, opts))
+	}
+	eph := testrig.StartKubo(t, opts)
+	for i, k := range append(kubos, eph) {
+		for _, o := range kubos[:min(i, len(kubos))] {
+			k.Run("swarm", "connect", swarmAddr(t, o))
+		}
+	}
+	peers := startCluster(t, kubos, 2)
+	t.Logf("cluster: %d peers; proxy API of peer0 %s", len(peers), peers[0].ProxyAPI)
+
+	reg := testrig.StartRegistry(t, testrig.RegistryOptions{})
+	multi := testrig.MultiPlatform(t, 1500, 500<<10)
+	single := testrig.Image(t, testrig.ImageSpec{Layers: []v1.Layer{testrig.Layer(t, 1550, 700<<10, false)}})
+	testrig.Push(t, reg.Host+"/keep/multi:1.0", multi)
+	testrig.Push(t, reg.Host+"/keep/single:1.0", single)
+	dir := t.TempDir()
+	list := writeList(t, dir, fmt.Sprintf("version: 1\nimages:\n  - source: %s/keep/multi\n    tags: [\"1.0\"]\n  - source: %s/keep/single\n    tags: [\"1.0\"]\n", reg.Host, reg.Host))
+	lockPath := filepath.Join(dir, "mirrors.lock")
+
+	// 1. The ephemeral node (a CI runner's) mirrors the list.
+	ephEnv := []string{"IPFS_API=" + eph.APIAddr}
+	mustRun(t, ephEnv, "sync", list)
+	lock := readLock(t, lockPath)
+
+	// 2. Keep it on the cluster: verify --pin through the proxy API reads
+	// every blob back (the cluster's kubo fetches them from the runner) and
+	// pins every CID in the cluster.
+	proxyEnv := []string{"IPFS_API=" + peers[0].ProxyAPI}
+	v := parseVerify(t, mustRun(t, proxyEnv, "--json", "verify", "--pin", lockPath))
+	if v.OK != 2 || v.Pinned == 0 {
+		t.Fatalf("verify --pin through the cluster proxy: %+v", v)
+	}
+	var all []string
+	for _, e := range lock.Images {
+		all = append(all, e.CID)
+		for _, c := range treeCIDs(t, eph, e.CID) {
+			all = append(all, c.cid)
+		}
+	}
+	lockCID := mustRun(t, ephEnv, "publish", "--with-list", list, lockPath).lastLine()
+	peers[1].Ctl(t, "pin", "add", "--replication", "2", "--name", "mirrors.lock", lockCID)
+	waitPinned(t, peers[0], append(all, lockCID), 2)
+	pinset := peers[2].Ctl(t, "pin", "ls")
+	t.Logf("cluster pinset: %d pins; verify --pin added %d", strings.Count(pinset, "\n"), v.Pinned)
+	for _, c := range all {
+		if !strings.Contains(pinset, c) {
+			t.Errorf("%s not in the cluster pinset", c)
+		}
+	}
+
+	// 3. The runner goes away.
+	eph.Stop()
+
+	// 4. Everything still comes from the cluster's peers: verify on each
+	// kubo of the cluster, and pull the images back.
+	for i, k := range kubos {
+		env := []string{"IPFS_API=" + k.APIAddr}
+		v := parseVerify(t, mustRun(t, env, "--json", "--timeout", "3m", "verify", lockPath))
+		if v.OK != 2 {
+			t.Errorf("verify on cluster kubo %d: %+v", i, v)
+		}
+	}
+	env := []string{"IPFS_API=" + kubos[2].APIAddr}
+	for i, node := range []any{multi, single} {
+		out := filepath.Join(t.TempDir(), "oci")
+		mustRun(t, env, "pull", lock.Images[i].CID, "oci:"+out)
+		sameBlobs(t, "pull from the cluster "+lock.Images[i].Source, sourceBlobs(t, node), layoutBlobs(t, out))
+	}
+	if got := kubos[2].Run("cat", "/ipfs/"+lockCID+"/mirrors.lock"); got != readFile(t, lockPath) {
+		t.Error("the published lockfile is not the lockfile")
+	}
+
+	// 5. The other recipe: sync straight through the proxy API. The
+	// cluster's adder gives the same CIDs and pins what it adds.
+	dir2 := t.TempDir()
+	list2 := writeList(t, dir2, readFile(t, list))
+	mustRun(t, proxyEnv, "sync", list2)
+	lock2 := readLock(t, filepath.Join(dir2, "mirrors.lock"))
+	for i, e := range lock2.Images {
+		if e.CID != lock.Images[i].CID {
+			t.Errorf("%s: through the cluster proxy %s, through kubo %s", e.Source, e.CID, lock.Images[i].CID)
+		}
+	}
+	t.Logf("sync through the cluster proxy: same %d root CIDs", len(lock2.Images))
+}
