@@ -83,6 +83,15 @@ func TestE2EPublishVerify(t *testing.T) {
 	if want := strings.TrimSpace(a.Run("add", "-r", "-Q", "--only-hash", "--cid-version=1", dir)); pub.CID != want {
 		t.Errorf("published directory %s, ipfs add -r --cid-version=1 of %s says %s", pub.CID, dir, want)
 	}
+	// A list over 256 KiB (a file of several blocks: the directory link
+	// records its cumulative size) still gives ipfs add -r's CID.
+	bigDir := t.TempDir()
+	bigList := writeList(t, bigDir, readFile(t, list)+strings.Repeat("# a long comment line to make the list big\n", 8000))
+	writeListAs(t, bigDir, "mirrors.lock", lockBytes)
+	bigCID := mustRun(t, envA, "publish", "--with-list", bigList, filepath.Join(bigDir, "mirrors.lock")).lastLine()
+	if want := strings.TrimSpace(a.Run("add", "-r", "-Q", "--only-hash", "--cid-version=1", bigDir)); bigCID != want {
+		t.Errorf("published directory with a %d-byte list: %s, ipfs add -r says %s", len(readFile(t, bigList)), bigCID, want)
+	}
 	if pins := a.Run("pin", "ls", "--type=recursive", pub.CID); !strings.Contains(pins, pub.CID) {
 		t.Errorf("directory not pinned: %s", pins)
 	}
