@@ -365,3 +365,115 @@ func TestE2EClusterPersistence(t *testing.T) {
 	}
 	t.Logf("sync through the cluster proxy: same %d root CIDs", len(lock2.Images))
 }
+
+// startDaemonOn starts a kubo daemon (offline) on k's repo as our own
+// process, for configurations testrig's start cannot talk to (an API that
+// wants a token); it returns the API multiaddr and stops with the test.
+func startDaemonOn(t *testing.T, k *testrig.Kubo) string {
+	t.Helper()
+	_ = os.Remove(filepath.Join(k.Repo, "api"))
+	cmd := exec.Command(k.Bin, "daemon", "--offline", "--migrate=false")
+	cmd.Env = append(os.Environ(), "IPFS_PATH="+k.Repo, "IPFS_TELEMETRY=off", "GOLOG_LOG_LEVEL=error")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	var log lockedLog
+	cmd.Stdout, cmd.Stderr = &log, &log
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(done) }()
+	t.Cleanup(func() {
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
+		select {
+		case <-done:
+		case <-time.After(15 * time.Second):
+			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+			<-done
+		}
+	})
+	deadline := time.Now().Add(60 * time.Second)
+	for !strings.Contains(log.String(), "Daemon is ready") {
+		select {
+		case <-done:
+			t.Fatalf("ipfs daemon exited:\n%s", log.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("ipfs daemon not ready:\n%s", log.String())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return strings.TrimSpace(readFile(t, filepath.Join(k.Repo, "api")))
+}
+
+type lockedLog struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedLog) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedLog) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// TestE2EPersistentNodeAuth: a persistent node whose RPC API wants a token
+// (kubo's API.Authorizations): sync, verify and pull with
+// --ipfs-api-header; without it or with a wrong one, exit 4; the header's
+// value is never printed.
+func TestE2EPersistentNodeAuth(t *testing.T) {
+	const token, wrong = "persist-t0ken-4f9a", "wr0ng-t0ken-77c1"
+	k := testrig.StartKubo(t, testrig.KuboOptions{})
+	k.Run("config", "--json", "API.Authorizations", `{"ci":{"AuthSecret":"bearer:`+token+`","AllowedPaths":["/api/v0"]}}`)
+	k.Stop()
+	api := startDaemonOn(t, k)
+
+	reg := testrig.StartRegistry(t, testrig.RegistryOptions{})
+	img := testrig.Image(t, testrig.ImageSpec{Layers: []v1.Layer{testrig.Layer(t, 1700, 300<<10, false)}})
+	testrig.Push(t, reg.Host+"/auth/app:1.0", img)
+	dir := t.TempDir()
+	list := writeList(t, dir, "version: 1\nimages:\n  - source: "+reg.Host+"/auth/app\n    tags: [\"1.0\"]\n")
+	lockPath := filepath.Join(dir, "mirrors.lock")
+
+	noLeak := func(r result, what string) {
+		t.Helper()
+		for _, s := range []string{token, wrong} {
+			if strings.Contains(r.stdout+r.stderr, s) {
+				t.Errorf("%s: a header value is in the output:\n%s\n%s", what, r.stdout, r.stderr)
+			}
+		}
+	}
+	env := []string{"IPFS_API=" + api}
+	r := mirrorRun(t, env, "sync", list)
+	if r.code != ExitIPFS || !strings.Contains(r.stderr, "Access Denied") {
+		t.Errorf("no token: exit %d: %s", r.code, r.stderr)
+	}
+	r = mirrorRun(t, env, "--ipfs-api-header", "Authorization: Bearer "+wrong, "sync", list)
+	if r.code != ExitIPFS {
+		t.Errorf("wrong token: exit %d: %s", r.code, r.stderr)
+	}
+	noLeak(r, "wrong token")
+	hdr := []string{"--ipfs-api-header", "Authorization: Bearer " + token}
+	r = mustRun(t, env, append(hdr, "-v", "sync", list)...)
+	noLeak(r, "sync")
+	r = mustRun(t, env, append(hdr, "verify", "--pin", lockPath)...)
+	noLeak(r, "verify")
+	if !strings.Contains(r.stdout, "verify: 1 ok, 0 failed") {
+		t.Errorf("verify:\n%s", r.stdout)
+	}
+	lock := readLock(t, lockPath)
+	out := filepath.Join(t.TempDir(), "oci")
+	mustRun(t, env, append(hdr, "pull", lock.Images[0].CID, "oci:"+out)...)
+	sameBlobs(t, "pull with a token", sourceBlobs(t, img), layoutBlobs(t, out))
+	r = mirrorRun(t, env, "--ipfs-api-header", "Authorization Bearer "+token, "verify", lockPath)
+	if r.code != ExitUsage {
+		t.Errorf("malformed header: exit %d: %s", r.code, r.stderr)
+	}
+	noLeak(r, "malformed header")
+}
