@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"path/filepath"
 	"regexp"
 	"sort"
 	"strings"
@@ -123,8 +124,12 @@ type SyncOptions struct {
 	// Convert provides the non-plain modes; nil means only plain works.
 	Convert Converter
 	// PinHandle, when set, builds a pin handle for each image written and
-	// returns its CID (recorded as the entry's pin).
+	// returns its CID (recorded as the entry's pin). Unchanged entries that
+	// have no pin yet get one built from the stored tree (IPFS reads only).
 	PinHandle func(ctx context.Context, res *manifests.Result) (cid.Cid, error)
+	// CARDir, when set, gets one CAR per entry (CARName), rooted at its pin
+	// handle; an unchanged entry whose CAR exists is not exported again.
+	CARDir string
 	// OnEvent receives progress; may be nil.
 	OnEvent func(SyncEvent)
 }
@@ -408,6 +413,12 @@ func (s *syncer) one(ctx context.Context, img *config.Image, tag string) {
 				restore[m] = true
 			} else if ok, err := s.pushesCurrent(ctx, e.Push); err == nil && ok {
 				fillFromLock(r, e)
+				if !s.o.DryRun {
+					if err := s.upgrade(ctx, r); err != nil {
+						finish(m, "", err)
+						continue
+					}
+				}
 				finish(m, StatusUnchanged, nil)
 				continue
 			}
@@ -487,10 +498,59 @@ func (s *syncer) write(ctx context.Context, img *config.Image, tag string, m con
 		}
 		r.Push = append(r.Push, lockfile.PushTarget{Ref: t, Digest: pr.Digest.String()})
 	}
+	if err := s.exportCAR(ctx, r); err != nil {
+		return err
+	}
+	s.record(r)
+	return nil
+}
+
+func (s *syncer) record(r *ImageReport) {
 	entry := lockfile.Entry{Source: r.Source, Mode: r.Mode, Digest: r.SourceDigest, Platforms: r.Platforms, CID: r.CID, Pin: r.Pin, Push: r.Push}
 	s.lockMu.Lock()
 	s.lock.Put(entry)
 	s.lockMu.Unlock()
+}
+
+// upgrade gives an unchanged entry what this run's options add: a pin
+// handle it lacks, a CAR not yet exported. Only IPFS is read.
+func (s *syncer) upgrade(ctx context.Context, r *ImageReport) error {
+	changed := false
+	if s.o.PinHandle != nil && r.Pin == "" {
+		root, err := ipfs.ParseCID(r.CID)
+		if err != nil {
+			return err
+		}
+		h, err := PinHandleOf(ctx, s.store, root, "")
+		if err != nil {
+			return fmt.Errorf("building the pin handle: %w", err)
+		}
+		r.Pin, changed = h.String(), true
+	}
+	if s.o.CARDir != "" {
+		if _, err := os.Stat(filepath.Join(s.o.CARDir, CARName(r.Source, r.Mode))); err != nil {
+			if err := s.exportCAR(ctx, r); err != nil {
+				return err
+			}
+		}
+	}
+	if changed {
+		s.record(r)
+	}
+	return nil
+}
+
+func (s *syncer) exportCAR(ctx context.Context, r *ImageReport) error {
+	if s.o.CARDir == "" {
+		return nil
+	}
+	root, err := ipfs.ParseCID(r.CID)
+	if err != nil {
+		return err
+	}
+	if _, err := ExportCAR(ctx, s.store, root, filepath.Join(s.o.CARDir, CARName(r.Source, r.Mode)), ""); err != nil {
+		return fmt.Errorf("exporting the CAR: %w", err)
+	}
 	return nil
 }
 

@@ -15,20 +15,23 @@ import (
 	"github.com/ipfs-mirror/mirror/mirror"
 	"github.com/ipfs-mirror/mirror/mirror/config"
 	"github.com/ipfs-mirror/mirror/mirror/lockfile"
+	"github.com/ipfs-mirror/mirror/mirror/pinhandle"
 )
 
 // SyncCmd is `mirror sync`.
 type SyncCmd struct {
-	List      string        `arg:"" name:"MIRRORS.yaml" help:"The mirror list." type:"path"`
-	Lock      string        `help:"The lockfile (default: mirrors.lock next to the list)." type:"path"`
-	Jobs      int           `short:"j" default:"4" help:"Images and blob transfers in flight (one bound for both)."`
-	DryRun    bool          `help:"Print the plan (new / changed / unchanged / removed) and write nothing."`
-	Only      string        `placeholder:"REGEX" help:"Only entries whose source matches."`
-	Summary   string        `placeholder:"FILE" help:"Append a Markdown summary to FILE (e.g. $$GITHUB_STEP_SUMMARY)." env:"MIRROR_SUMMARY"`
-	Report    string        `placeholder:"FILE" help:"Also write the --json report to FILE."`
-	Retries   int           `default:"5" help:"Attempts per registry request (network errors, 5xx, 429)."`
-	RateLimit float64       `name:"registry-rate" placeholder:"N" help:"Requests per second to each registry (0: no bound)."`
-	MaxDelay  time.Duration `default:"30s" help:"Longest backoff between retries (Retry-After included)."`
+	List        string        `arg:"" name:"MIRRORS.yaml" help:"The mirror list." type:"path"`
+	Lock        string        `help:"The lockfile (default: mirrors.lock next to the list)." type:"path"`
+	Jobs        int           `short:"j" default:"4" help:"Images and blob transfers in flight (one bound for both)."`
+	DryRun      bool          `help:"Print the plan (new / changed / unchanged / removed) and write nothing."`
+	Only        string        `placeholder:"REGEX" help:"Only entries whose source matches."`
+	Summary     string        `placeholder:"FILE" help:"Append a Markdown summary to FILE (e.g. $$GITHUB_STEP_SUMMARY)." env:"MIRROR_SUMMARY"`
+	Report      string        `placeholder:"FILE" help:"Also write the --json report to FILE."`
+	Retries     int           `default:"5" help:"Attempts per registry request (network errors, 5xx, 429)."`
+	RateLimit   float64       `name:"registry-rate" placeholder:"N" help:"Requests per second to each registry (0: no bound)."`
+	MaxDelay    time.Duration `default:"30s" help:"Longest backoff between retries (Retry-After included)."`
+	CAR         string        `name:"car" type:"path" placeholder:"DIR" help:"Also write each image as a CAR in DIR (rooted at its pin handle), for pinning services and ipfs dag import."`
+	NoPinHandle bool          `help:"Do not build pin handles (the lockfile's pin: field)."`
 
 	GitHubAnnotations bool `name:"github-annotations" env:"MIRROR_GITHUB_ANNOTATIONS" help:"Print GitHub workflow commands (::error file=…,line=…::) for list errors and failed images, on stderr."`
 }
@@ -77,6 +80,10 @@ func (c *SyncCmd) Run(ctx context.Context, g *Globals) error {
 		Convert:  convertFor(g),
 		OnEvent:  out.event,
 	}
+	if !c.NoPinHandle {
+		opts.PinHandle = pinhandle.Builder(store)
+	}
+	opts.CARDir = c.CAR
 	g.configureSync(&opts)
 	rep, runErr := mirror.Sync(ctx, store, cfg, lock, opts)
 	out.done(rep)
