@@ -94,6 +94,7 @@ for p in $(words "${INPUT_PEERS:-}"); do
 done
 
 setenv IPFS_PATH "$IPFS_PATH"
+setenv IPFS_TELEMETRY off
 addpath "$(dirname "$bin")"
 out api "$api"
 out ipfs-path "$IPFS_PATH"

@@ -8,7 +8,9 @@ set -euo pipefail
 want=$(awk '$1 == "go" { print $2; exit }' "$MIRROR_ROOT/go.mod")
 needed=true
 if command -v go >/dev/null; then
-  have=$(go env GOVERSION 2>/dev/null || true)
+  # The toolchain on PATH itself, not one a go.mod in the workspace would
+  # switch to.
+  have=$(GOTOOLCHAIN=local go env GOVERSION 2>/dev/null || true)
   have=${have#go}
   have=${have%%[!0-9.]*}
   if [[ -n $have && $(printf '%s\n%s\n' "$want" "$have" | sort -V | head -n1) == "$want" ]]; then
