@@ -189,6 +189,7 @@ func newRig(t *testing.T) *rig {
 }
 
 func TestE2EMultiPlatformRoundTrip(t *testing.T) {
+	t.Parallel()
 	r := newRig(t)
 	idx := testrig.MultiPlatform(t, 100, 600<<10)
 	src := r.reg.Host + "/test/multi:v1"
@@ -285,6 +286,7 @@ func TestE2EMultiPlatformRoundTrip(t *testing.T) {
 }
 
 func TestE2ESingleManifestAndDockerTypes(t *testing.T) {
+	t.Parallel()
 	r := newRig(t)
 	for _, docker := range []bool{false, true} {
 		t.Run(fmt.Sprintf("docker=%v", docker), func(t *testing.T) {
@@ -315,6 +317,7 @@ func TestE2ESingleManifestAndDockerTypes(t *testing.T) {
 }
 
 func TestE2ELayoutAndArchiveSources(t *testing.T) {
+	t.Parallel()
 	r := newRig(t)
 	idx := testrig.MultiPlatform(t, 300, 100<<10)
 	dir := filepath.Join(t.TempDir(), "layout")

@@ -26,6 +26,7 @@ func addBytes(t *testing.T, k *testrig.Kubo, b []byte) string {
 }
 
 func TestE2EBadInput(t *testing.T) {
+	t.Parallel()
 	r := newRig(t)
 	img := testrig.Image(t, testrig.ImageSpec{Layers: []v1.Layer{testrig.Layer(t, 21, 400<<10, false)}})
 	src := r.reg.Host + "/test/bad:v1"

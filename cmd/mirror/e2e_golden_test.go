@@ -20,6 +20,7 @@ var update = flag.Bool("update", false, "rewrite golden files")
 // same options, same JSON encoding ⇒ the same CIDs as nerdctl; a change here
 // changes every user's CIDs and must be deliberate.
 func TestE2EGolden(t *testing.T) {
+	t.Parallel()
 	r := newRig(t)
 	shared := testrig.Layer(t, 1, 70<<10, true)
 	var imgs []v1.Image

@@ -127,6 +127,7 @@ func layoutLayers(t *testing.T, dir string) []v1.Layer {
 }
 
 func TestE2EEstargz(t *testing.T) {
+	t.Parallel()
 	r := newRig(t)
 	img, files := filesImage(t)
 	src := filepath.Join(t.TempDir(), "src")
@@ -195,6 +196,7 @@ func TestE2EEstargz(t *testing.T) {
 }
 
 func TestE2EEncryptionInterop(t *testing.T) {
+	t.Parallel()
 	r := newRig(t)
 	keys := t.TempDir()
 	pub, priv := rsaKeys(t, keys, "a")

@@ -74,6 +74,7 @@ func readLock(t *testing.T, path string) *lockfile.File {
 }
 
 func TestE2ESyncSharedLayersAndNoop(t *testing.T) {
+	t.Parallel()
 	k := testrig.StartKubo(t, testrig.KuboOptions{})
 	var regCount, ipfsCount testrig.Counter
 	reg := testrig.StartRegistry(t, testrig.RegistryOptions{Wrap: regCount.Counting})
@@ -159,6 +160,7 @@ func TestE2ESyncSharedLayersAndNoop(t *testing.T) {
 }
 
 func TestE2ESyncRepush(t *testing.T) {
+	t.Parallel()
 	k := testrig.StartKubo(t, testrig.KuboOptions{})
 	reg := testrig.StartRegistry(t, testrig.RegistryOptions{})
 	var dstCount testrig.Counter
@@ -255,6 +257,7 @@ func (c *captured) Write(b []byte) (int, error) { return c.body.Write(b) }
 func (c *captured) WriteHeader(code int)        { c.code = code }
 
 func TestE2ESyncFaults(t *testing.T) {
+	t.Parallel()
 	k := testrig.StartKubo(t, testrig.KuboOptions{})
 	f := &faulty{}
 	reg := testrig.StartRegistry(t, testrig.RegistryOptions{Wrap: f.wrap})
@@ -359,21 +362,25 @@ func TestE2ESyncFaults(t *testing.T) {
 		lockPath := filepath.Join(dir, "mirrors.lock")
 		_ = os.WriteFile(lockPath, []byte(lockfile.Header+"version: 1\nimages: []\n"), 0o644)
 		k3 := testrig.StartKubo(t, testrig.KuboOptions{})
-		var cmd *exec.Cmd
+		var pid atomic.Int64
 		var once sync.Once
 		api := testrig.KuboProxy(t, k3, nil, func(r *http.Request) {
-			if strings.HasSuffix(r.URL.Path, "/add") {
-				once.Do(func() { _ = cmd.Process.Signal(syscall.SIGINT) })
+			if strings.HasSuffix(r.URL.Path, "/add") && pid.Load() > 0 {
+				once.Do(func() { _ = syscall.Kill(int(pid.Load()), syscall.SIGINT) })
 				time.Sleep(200 * time.Millisecond)
 			}
 		})
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
-		cmd = exec.CommandContext(ctx, mirrorBin, "sync", "--jobs", "1", list)
+		cmd := exec.CommandContext(ctx, mirrorBin, "sync", "--jobs", "1", list)
 		cmd.Env = append(os.Environ(), "IPFS_API="+api, "IPFS_TELEMETRY=off")
 		var stderr bytes.Buffer
 		cmd.Stderr = &stderr
-		err := cmd.Run()
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		pid.Store(int64(cmd.Process.Pid))
+		err := cmd.Wait()
 		code := 0
 		if ee, ok := err.(*exec.ExitError); ok {
 			code = ee.ExitCode()
@@ -392,6 +399,7 @@ func TestE2ESyncFaults(t *testing.T) {
 }
 
 func TestE2ESyncCompose(t *testing.T) {
+	t.Parallel()
 	k := testrig.StartKubo(t, testrig.KuboOptions{})
 	reg := testrig.StartRegistry(t, testrig.RegistryOptions{})
 	sixApps(t, reg.Host, 900)
@@ -424,6 +432,7 @@ func TestE2ESyncCompose(t *testing.T) {
 // with a committed lockfile gets the images again, and the lockfile bytes
 // stay the same.
 func TestE2ESyncRestoresWhatTheNodeLost(t *testing.T) {
+	t.Parallel()
 	reg := testrig.StartRegistry(t, testrig.RegistryOptions{})
 	sixApps(t, reg.Host, 1200)
 	dir := t.TempDir()
@@ -452,6 +461,7 @@ func TestE2ESyncRestoresWhatTheNodeLost(t *testing.T) {
 // writes a CAR per entry; a fresh node that imports the CARs and collects
 // garbage still has every image.
 func TestE2ESyncCARAndPinHandles(t *testing.T) {
+	t.Parallel()
 	reg := testrig.StartRegistry(t, testrig.RegistryOptions{})
 	apps := sixApps(t, reg.Host, 1500)
 	k := testrig.StartKubo(t, testrig.KuboOptions{})
