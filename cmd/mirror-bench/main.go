@@ -368,16 +368,6 @@ func loadAvg() string {
 	return strings.Join(f[:3], " ")
 }
 
-// load1 is the 1-minute load average.
-func load1() float64 {
-	f := strings.Fields(loadAvg())
-	if len(f) == 0 {
-		return 0
-	}
-	v, _ := strconv.ParseFloat(f[0], 64)
-	return v
-}
-
 // median of xs (xs is not changed).
 func median(xs []float64) float64 {
 	if len(xs) == 0 {

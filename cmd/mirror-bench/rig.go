@@ -122,7 +122,7 @@ func (p *proc) Stop(grace time.Duration) {
 	}
 }
 
-// cpuTicks is utime+stime of a live process from /proc (clock ticks).
+// cpuSeconds is utime+stime of a live process, from /proc/PID/stat.
 func cpuSeconds(pid int) float64 {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
@@ -406,7 +406,6 @@ func startCountingProxy(target string) (*countingProxy, error) {
 	rp := httputil.NewSingleHostReverseProxy(u)
 	rp.FlushInterval = -1
 	rp.Transport = &http.Transport{Proxy: nil, MaxIdleConnsPerHost: 64}
-	rp.ErrorLog = nil
 	cp := &countingProxy{host: ln.Addr().String(), c: &counter{}}
 	cp.srv = &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		cp.c.add(r)
