@@ -57,6 +57,10 @@ type RegistryOptions struct {
 	Transport http.RoundTripper
 	// UserAgent is sent to registries.
 	UserAgent string
+	// Puller, when set, is reused by every request (remote.Reuse): the
+	// registry ping and token exchange happen once per repository, not once
+	// per request.
+	Puller *remote.Puller
 }
 
 func (o RegistryOptions) nameOpts() []name.Option {
@@ -89,6 +93,9 @@ func (o RegistryOptions) Remote(ctx context.Context) []remote.Option {
 		ua = "mirror"
 	}
 	opts = append(opts, remote.WithUserAgent(ua))
+	if o.Puller != nil {
+		opts = append(opts, remote.Reuse(o.Puller))
+	}
 	return opts
 }
 

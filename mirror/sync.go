@@ -154,6 +154,12 @@ func Sync(ctx context.Context, store ipfs.Store, cfg *config.File, lock *lockfil
 		}
 		o.Registry.Transport = NewRetryTransport(base, o.Retry)
 	}
+	if o.Registry.Puller == nil {
+		// One puller for the run: one ping and token per repository.
+		if p, err := remote.NewPuller(o.Registry.Remote(ctx)...); err == nil {
+			o.Registry.Puller = p
+		}
+	}
 	s := &syncer{store: store, cfg: cfg, lock: lock, o: o, rep: &Report{LockFile: o.LockPath, DryRun: o.DryRun}}
 	s.w = manifests.NewWriter(store, o.Jobs, func(e manifests.Event) {
 		if e.Type == manifests.BlobDone && !e.Cached {
