@@ -120,41 +120,40 @@ func stripIndex(idx v1.ImageIndex) (v1.ImageIndex, error) {
 		if err != nil {
 			return nil, err
 		}
-		var child any
-		var nd v1.Hash
-		var size int64
+		var child interface {
+			Digest() (v1.Hash, error)
+			Size() (int64, error)
+		}
 		switch {
 		case IsIndex(m.MediaType):
 			ci, err := idx.ImageIndex(h)
 			if err != nil {
 				return nil, err
 			}
-			c, err := stripIndex(ci)
+			child, err = stripIndex(ci)
 			if err != nil {
 				return nil, err
 			}
-			child = c
-			if nd, err = c.Digest(); err != nil {
-				return nil, err
-			}
-			size, _ = c.Size()
 		case IsManifest(m.MediaType):
 			ci, err := idx.Image(h)
 			if err != nil {
 				return nil, err
 			}
-			c, err := stripImage(ci)
+			child, err = stripImage(ci)
 			if err != nil {
 				return nil, err
 			}
-			child = c
-			if nd, err = c.Digest(); err != nil {
-				return nil, err
-			}
-			size, _ = c.Size()
 		default:
 			doc.Manifests[i].URLs = dropIPFS(m.URLs)
 			continue
+		}
+		nd, err := child.Digest()
+		if err != nil {
+			return nil, err
+		}
+		size, err := child.Size()
+		if err != nil {
+			return nil, err
 		}
 		s.children[nd] = child
 		doc.Manifests[i].Digest = digest.Digest(nd.String())
