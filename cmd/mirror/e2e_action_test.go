@@ -53,6 +53,10 @@ func ipfsOnPath(t *testing.T) string {
 // action daemons (pid files under its temp) are stopped when the test ends.
 func newActionRunner(t *testing.T, workspace string) *runner {
 	t.Helper()
+	// What the action's scripts use besides bash and coreutils (.ci/tools.sh
+	// installs jq).
+	testrig.Tool(t, "", "jq")
+	testrig.Tool(t, "", "curl")
 	r := newRunner(t, workspace)
 	r.BaseEnv = append(r.BaseEnv, "PATH="+ipfsOnPath(t)+":"+os.Getenv("PATH"))
 	t.Cleanup(func() { stopDaemons(t, r.Temp) })
