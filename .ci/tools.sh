@@ -3,16 +3,17 @@
 # Tools for the GitHub Action's checks and tests, built OUTSIDE our module
 # (their dependency graphs never touch go.mod) and cached in $CACHE/bin like
 # kubo:
-#   jq, shellcheck      Debian packages (the action's scripts use jq;
+#   jq, curl, shellcheck  Debian packages (the action's scripts use jq and curl;
 #                       actionlint runs shellcheck on every run: block)
 #   actionlint          lints the example workflows (.ci/extra.sh)
 #   ipfs-cluster-*      v1.1.0, for the persistence test (real cluster peers)
 
 tools_go=$(go env GOVERSION)
 
-step "Debian packages: jq, shellcheck"
+step "Debian packages: jq, curl, shellcheck"
 tools_missing=()
 command -v jq >/dev/null || tools_missing+=(jq)
+command -v curl >/dev/null || tools_missing+=(curl)
 command -v shellcheck >/dev/null || tools_missing+=(shellcheck)
 if [ ${#tools_missing[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
