@@ -1,7 +1,6 @@
 package convert
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"io"
@@ -142,28 +141,15 @@ func encryptLayer(ctx context.Context, s *scratch, ec *encconfig.EncryptConfig, 
 	if err != nil {
 		return nil, fmt.Errorf("encrypting: %w", err)
 	}
-	f, err := s.create("mirror-encrypted-*")
+	name, hw, err := s.spool("mirror-encrypted-*", encR)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("encrypting: %w", err)
 	}
-	name := f.Name()
 	defer func() {
 		if err != nil {
 			s.remove(name)
 		}
 	}()
-	hw := newHashWriter(f)
-	bw := bufio.NewWriterSize(hw, 1<<20)
-	_, err = io.Copy(bw, encR)
-	if err == nil {
-		err = bw.Flush()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return nil, fmt.Errorf("encrypting: %w", err)
-	}
 	encAnn, err := finalize()
 	if err != nil {
 		return nil, fmt.Errorf("encrypting: %w", err)
@@ -282,25 +268,7 @@ func decryptToFile(ctx context.Context, s *scratch, dc *encconfig.DecryptConfig,
 	if err != nil {
 		return nil, fmt.Errorf("decrypting: %w", err)
 	}
-	f, err := s.create("mirror-decrypted-*")
-	if err != nil {
-		return nil, err
-	}
-	name := f.Name()
-	defer func() {
-		if err != nil {
-			s.remove(name)
-		}
-	}()
-	hw := newHashWriter(f)
-	bw := bufio.NewWriterSize(hw, 1<<20)
-	_, err = io.Copy(bw, pr)
-	if err == nil {
-		err = bw.Flush()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
+	name, hw, err := s.spool("mirror-decrypted-*", pr)
 	if err != nil {
 		return nil, fmt.Errorf("decrypting: %w", err)
 	}

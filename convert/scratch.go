@@ -1,8 +1,10 @@
 package convert
 
 import (
+	"bufio"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"sync"
 )
@@ -81,4 +83,29 @@ func (s *scratch) Close() error {
 		delete(s.files, p)
 	}
 	return errors.Join(errs...)
+}
+
+// spool copies r into a new temporary file (pattern as for create), hashing
+// what it writes; on any error the file is removed. The caller owns the
+// file at name (remove it, or hand it to a fileLayer).
+func (s *scratch) spool(pattern string, r io.Reader) (name string, hw *hashWriter, err error) {
+	f, err := s.create(pattern)
+	if err != nil {
+		return "", nil, err
+	}
+	name = f.Name()
+	hw = newHashWriter(f)
+	bw := bufio.NewWriterSize(hw, 1<<20)
+	_, err = io.Copy(bw, r)
+	if err == nil {
+		err = bw.Flush()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		s.remove(name)
+		return "", nil, err
+	}
+	return name, hw, nil
 }
