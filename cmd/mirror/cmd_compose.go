@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strings"
 
 	"github.com/ipfs-mirror/mirror/mirror"
 	"github.com/ipfs-mirror/mirror/mirror/lockfile"
@@ -56,6 +55,5 @@ func (c *ComposeRewriteCmd) Run(_ context.Context, g *Globals) error {
 		return err
 	}
 	fmt.Fprintf(g.stderr, "wrote %s (%d services); run: docker compose -f %s -f %s up\n", out, len(res.Rewritten), c.Compose, out)
-	_ = strings.TrimSpace
 	return nil
 }

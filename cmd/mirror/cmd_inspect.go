@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"strings"
 
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
@@ -87,16 +86,13 @@ func printNode(g *Globals, n *inspectNode, prefix string, last bool) {
 		label += " " + p
 	}
 	fmt.Fprintf(g.stdout, "%s%s%s %s\n", prefix, branch, label, n.MediaType)
-	pad := prefix + next
+	pad := prefix + next + "  "
 	if len(n.Children) > 0 {
 		pad = prefix + next + "│ "
-	} else {
-		pad = prefix + next + "  "
 	}
 	fmt.Fprintf(g.stdout, "%s%s  %s\n", pad, n.Digest, human(n.Size))
 	fmt.Fprintf(g.stdout, "%sipfs://%s\n", pad, n.CID)
 	for i, ch := range n.Children {
 		printNode(g, ch, prefix+next, i == len(n.Children)-1)
 	}
-	_ = strings.TrimSpace
 }

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -245,5 +244,3 @@ func writeJSONFile(path string, v any) error {
 	}
 	return os.Rename(tmp, path)
 }
-
-var _ = errors.New
