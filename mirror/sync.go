@@ -1,6 +1,7 @@
 package mirror
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -263,12 +264,11 @@ func lockPrefix(img *config.Image) string {
 	return img.Source
 }
 
+// writeLock writes the lockfile atomically and reports whether its bytes
+// changed (a no-op run rewrites nothing).
 func writeLock(lock *lockfile.File, path string) (bool, error) {
-	old, err := lockfile.Read(path)
-	if err == nil && string(old.Marshal()) == string(lock.Marshal()) {
-		if _, statErr := statFile(path); statErr == nil {
-			return false, nil
-		}
+	if old, err := os.ReadFile(path); err == nil && bytes.Equal(old, lock.Marshal()) {
+		return false, nil
 	}
 	if err := lock.WriteFile(path); err != nil {
 		return false, err
@@ -668,12 +668,4 @@ func parsePlatformList(ss []string) ([]v1.Platform, error) {
 		out = append(out, *p)
 	}
 	return out, nil
-}
-
-func statFile(path string) (int64, error) {
-	fi, err := os.Stat(path)
-	if err != nil {
-		return 0, err
-	}
-	return fi.Size(), nil
 }

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"os"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -154,26 +153,6 @@ func sameBlobs(t *testing.T, what string, src, got map[string][]byte) {
 	}
 }
 
-func layoutBlobs(t *testing.T, dir string) map[string][]byte {
-	t.Helper()
-	out := map[string][]byte{}
-	entries, err := os.ReadDir(filepath.Join(dir, "blobs", "sha256"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, e := range entries {
-		b, err := os.ReadFile(filepath.Join(dir, "blobs", "sha256", e.Name()))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if got := fmt.Sprintf("%x", sha256.Sum256(b)); got != e.Name() {
-			t.Errorf("layout blob %s hashes to %s", e.Name(), got)
-		}
-		out["sha256:"+e.Name()] = b
-	}
-	return out
-}
-
 type rig struct {
 	k   *testrig.Kubo
 	reg *testrig.Registry
@@ -215,7 +194,7 @@ func TestE2EMultiPlatformRoundTrip(t *testing.T) {
 	t.Run("oci", func(t *testing.T) {
 		dir := filepath.Join(t.TempDir(), "out")
 		mustRun(t, r.env, "pull", "ipfs://"+root, "oci:"+dir+":v1")
-		got := layoutBlobs(t, dir)
+		got := testrig.LayoutBlobs(t, dir)
 		sameBlobs(t, "oci", srcBlobs, got)
 		// The layout holds the IPFS-enabled tree as is (--urls keep).
 		sameBlobs(t, "oci vs ipfs", ipfsBlobs, got)
@@ -302,7 +281,7 @@ func TestE2ESingleManifestAndDockerTypes(t *testing.T) {
 			}
 			dir := filepath.Join(t.TempDir(), "oci")
 			mustRun(t, r.env, "pull", root, "oci:"+dir)
-			sameBlobs(t, "oci", sourceBlobs(t, img), layoutBlobs(t, dir))
+			sameBlobs(t, "oci", sourceBlobs(t, img), testrig.LayoutBlobs(t, dir))
 			dst := r.reg.Host + "/back/single:ipfs"
 			mustRun(t, r.env, "pull", root, dst)
 			ref, _ := name.ParseReference(dst)

@@ -224,7 +224,7 @@ func TestE2EEncryptionInterop(t *testing.T) {
 		}
 		dec := filepath.Join(t.TempDir(), "dec")
 		skopeo(t, "copy", "--decryption-key", priv, "oci:"+enc, "oci:"+dec)
-		got := layoutBlobs(t, dec)
+		got := testrig.LayoutBlobs(t, dec)
 		for d, b := range srcLayers {
 			if !bytes.Equal(got[d], b) && len(b) > 2000 {
 				t.Errorf("skopeo-decrypted blob %s differs or is missing", d)
@@ -233,7 +233,7 @@ func TestE2EEncryptionInterop(t *testing.T) {
 		// mirror pull --key decrypts too; a wrong key is a clear error.
 		mine := filepath.Join(t.TempDir(), "mine")
 		mustRun(t, r.env, "pull", "--key", priv, root, "oci:"+mine)
-		sameBlobs(t, "mirror --key", filterLayers(srcLayers), layoutBlobs(t, mine))
+		sameBlobs(t, "mirror --key", filterLayers(srcLayers), testrig.LayoutBlobs(t, mine))
 		bad := mirrorRun(t, r.env, "pull", "--key", otherPriv, root, "oci:"+filepath.Join(t.TempDir(), "x"))
 		if bad.code == 0 || !strings.Contains(bad.stderr, "key") {
 			t.Errorf("wrong key: exit %d: %s", bad.code, bad.stderr)
@@ -245,7 +245,7 @@ func TestE2EEncryptionInterop(t *testing.T) {
 		root := mustRun(t, r.env, "push", "oci:"+enc).lastLine()
 		dec := filepath.Join(t.TempDir(), "dec")
 		mustRun(t, r.env, "pull", "--key", priv, root, "oci:"+dec)
-		sameBlobs(t, "decrypted", filterLayers(srcLayers), layoutBlobs(t, dec))
+		sameBlobs(t, "decrypted", filterLayers(srcLayers), testrig.LayoutBlobs(t, dec))
 	})
 	t.Run("bad input", func(t *testing.T) {
 		for _, args := range [][]string{

@@ -36,7 +36,7 @@ func TestE2EPeerToPeer(t *testing.T) {
 	for i, e := range lock.Images {
 		out := filepath.Join(t.TempDir(), "oci")
 		mustRun(t, envB, "--timeout", "2m", "pull", e.CID, "oci:"+out)
-		sameBlobs(t, "B pulled from A", sourceBlobs(t, apps[i]), layoutBlobs(t, out))
+		sameBlobs(t, "B pulled from A", sourceBlobs(t, apps[i]), testrig.LayoutBlobs(t, out))
 		mustRun(t, envB, "--timeout", "2m", "pin", e.CID)
 	}
 	a.Stop()
@@ -55,6 +55,6 @@ func TestE2EPeerToPeer(t *testing.T) {
 		sameBlobs(t, "served by B", sourceBlobs(t, apps[i]), sourceBlobs(t, idx))
 		out := filepath.Join(t.TempDir(), "oci")
 		mustRun(t, []string{"IPFS_API=" + c.APIAddr}, "--timeout", "2m", "pull", e.CID, "oci:"+out)
-		sameBlobs(t, "C pulled via B", sourceBlobs(t, apps[i]), layoutBlobs(t, out))
+		sameBlobs(t, "C pulled via B", sourceBlobs(t, apps[i]), testrig.LayoutBlobs(t, out))
 	}
 }

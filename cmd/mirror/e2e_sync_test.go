@@ -103,7 +103,7 @@ func TestE2ESyncSharedLayersAndNoop(t *testing.T) {
 		// Every CID pulls back.
 		out := filepath.Join(t.TempDir(), "oci")
 		mustRun(t, env, "pull", e.CID, "oci:"+out)
-		sameBlobs(t, "pull "+e.Source, sourceBlobs(t, apps[i]), layoutBlobs(t, out))
+		sameBlobs(t, "pull "+e.Source, sourceBlobs(t, apps[i]), testrig.LayoutBlobs(t, out))
 	}
 	adds := ipfsCount.Get("POST /api/v0/add")
 	// 2 shared bases + 12 own layers + 12 configs + 12 manifests + 6 indexes = 44

@@ -212,12 +212,12 @@ func TestE2EServe(t *testing.T) {
 	for _, ref := range []string{p.host + "/ipfs/" + root, p.host + "/docker.io/library/app:1.0", p.host + "/library/app:1.0"} {
 		out := filepath.Join(t.TempDir(), "oci")
 		runTool(t, crane, "pull", "--format=oci", ref, out)
-		sameBlobs(t, "crane pull "+ref, want, layoutBlobs(t, out))
+		sameBlobs(t, "crane pull "+ref, want, testrig.LayoutBlobs(t, out))
 	}
 	// skopeo, url-free by CID.
 	out := filepath.Join(t.TempDir(), "oci")
 	runTool(t, skopeoBin, "--insecure-policy", "copy", "--all", "--src-tls-verify=false", "docker://"+p.host+"/ipfs-nourls/"+root, "oci:"+out+":latest")
-	sameBlobs(t, "skopeo ipfs-nourls/<CID>", want, layoutBlobs(t, out))
+	sameBlobs(t, "skopeo ipfs-nourls/<CID>", want, testrig.LayoutBlobs(t, out))
 
 	// The source registry's own name, as containerd asks a mirror for it.
 	resp := serveReq(t, "GET", base+"/v2/test/app/manifests/1.0?ns="+r.reg.Host, nil)
@@ -255,11 +255,11 @@ func TestE2EServe(t *testing.T) {
 	p2 := startServe(t, append(r.env, "MIRROR_SERVE_STRIP_URLS=true", "MIRROR_SERVE_LOCK="+hub), "--json")
 	out = filepath.Join(t.TempDir(), "oci")
 	runTool(t, skopeoBin, "--insecure-policy", "copy", "--all", "--src-tls-verify=false", "docker://"+p2.host+"/docker.io/library/app:1.0", "oci:"+out+":latest")
-	sameBlobs(t, "skopeo --strip-urls library/app:1.0", want, layoutBlobs(t, out))
+	sameBlobs(t, "skopeo --strip-urls library/app:1.0", want, testrig.LayoutBlobs(t, out))
 	runTool(t, skopeoBin, "--insecure-policy", "copy", "--all", "--src-tls-verify=false", "--dest-tls-verify=false", "docker://"+p2.host+"/ipfs/"+root, "docker://"+r.reg.Host+"/copied/app:1.0")
 	out = filepath.Join(t.TempDir(), "oci")
 	runTool(t, crane, "pull", "--format=oci", r.reg.Host+"/copied/app:1.0", out)
-	sameBlobs(t, "re-pushed to distribution", want, layoutBlobs(t, out))
+	sameBlobs(t, "re-pushed to distribution", want, testrig.LayoutBlobs(t, out))
 
 	// SIGTERM: a graceful exit 0, every request logged.
 	if code := p.stop(t); code != 0 {

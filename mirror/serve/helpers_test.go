@@ -311,21 +311,3 @@ func skopeo(t testing.TB, args ...string) (string, error) {
 	out, err := cmd.CombinedOutput()
 	return string(out), err
 }
-
-// layoutBlobs reads every blob of an OCI layout directory.
-func layoutBlobs(t testing.TB, dir string) map[string][]byte {
-	t.Helper()
-	out := map[string][]byte{}
-	ents, err := os.ReadDir(filepath.Join(dir, "blobs", "sha256"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, e := range ents {
-		b, err := os.ReadFile(filepath.Join(dir, "blobs", "sha256", e.Name()))
-		if err != nil {
-			t.Fatal(err)
-		}
-		out["sha256:"+e.Name()] = b
-	}
-	return out
-}

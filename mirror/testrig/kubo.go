@@ -146,12 +146,18 @@ func (k *Kubo) Stop() {
 		return
 	default:
 	}
-	_ = syscall.Kill(-k.cmd.Process.Pid, syscall.SIGTERM)
+	StopGroup(k.cmd, k.done, 15*time.Second)
+}
+
+// StopGroup stops the process group cmd leads (started with Setpgid):
+// SIGTERM, then SIGKILL after grace; done is closed when cmd has exited.
+func StopGroup(cmd *exec.Cmd, done <-chan struct{}, grace time.Duration) {
+	_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
 	select {
-	case <-k.done:
-	case <-time.After(15 * time.Second):
-		_ = syscall.Kill(-k.cmd.Process.Pid, syscall.SIGKILL)
-		<-k.done
+	case <-done:
+	case <-time.After(grace):
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		<-done
 	}
 }
 
