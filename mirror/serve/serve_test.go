@@ -167,7 +167,7 @@ func TestSkopeo(t *testing.T) {
 	if out, err := skopeo(t, "copy", "--all", "--src-tls-verify=false", "docker://"+s.host+"/ipfs-nourls/"+res.Root.String(), "oci:"+dir+":latest"); err != nil {
 		t.Fatalf("skopeo copy: %v\n%s", err, out)
 	}
-	sameBlobs(t, "skopeo ipfs-nourls/<CID>", want, layoutBlobs(t, dir))
+	sameBlobs(t, "skopeo ipfs-nourls/<CID>", want, testrig.LayoutBlobs(t, dir))
 
 	// With --strip-urls every name is url-free.
 	s2 := startServer(t, e.store, serve.Options{StripURLs: true})
@@ -175,14 +175,14 @@ func TestSkopeo(t *testing.T) {
 	if out, err := skopeo(t, "copy", "--all", "--src-tls-verify=false", "docker://"+s2.host+"/ipfs/"+res.Root.String(), "oci:"+dir+":latest"); err != nil {
 		t.Fatalf("skopeo copy: %v\n%s", err, out)
 	}
-	sameBlobs(t, "skopeo --strip-urls ipfs/<CID>", want, layoutBlobs(t, dir))
+	sameBlobs(t, "skopeo --strip-urls ipfs/<CID>", want, testrig.LayoutBlobs(t, dir))
 
 	// The stored view: skopeo "succeeds" but leaves the layers out.
 	dir = filepath.Join(t.TempDir(), "urls")
 	if out, err := skopeo(t, "copy", "--all", "--src-tls-verify=false", "docker://"+s.host+"/ipfs/"+res.Root.String(), "oci:"+dir+":latest"); err != nil {
 		t.Logf("skopeo copy of the stored view failed: %v\n%s", err, out)
 	} else {
-		blobs := layoutBlobs(t, dir)
+		blobs := testrig.LayoutBlobs(t, dir)
 		missing := 0
 		for _, d := range layerDigests(t, src) {
 			if _, ok := blobs[d]; !ok {
