@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/ipfs-mirror/mirror/mirror/ipfs/kubo"
@@ -24,6 +26,8 @@ type ServeCmd struct {
 	VerifyRanges bool          `name:"verify-ranges" env:"MIRROR_SERVE_VERIFY_RANGES" help:"Read and verify a whole blob before serving the first Range of it (costs lazy pulling its laziness)."`
 	CacheImages  int           `name:"cache-images" default:"256" env:"MIRROR_SERVE_CACHE_IMAGES" help:"Resolved image trees kept in memory."`
 	CacheMiB     int           `name:"cache-mib" default:"64" env:"MIRROR_SERVE_CACHE_MIB" help:"Memory bound of the cached trees' documents, in MiB (small blobs have 32 MiB more)."`
+	BlobCache    string        `name:"blob-cache" env:"MIRROR_SERVE_BLOB_CACHE" placeholder:"DIR" help:"Keep blobs verified once in this directory and serve them from there (default: $XDG_CACHE_HOME/mirror/serve-blobs; 'none' turns it off)."`
+	BlobCacheGiB float64       `name:"blob-cache-gib" default:"4" env:"MIRROR_SERVE_BLOB_CACHE_GIB" help:"Disk bound of --blob-cache, in GiB (least recently used blobs go first)."`
 }
 
 // Run serves until the command's context ends (SIGINT, SIGTERM, --timeout).
@@ -35,6 +39,9 @@ func (c *ServeCmd) Run(ctx context.Context, g *Globals) error {
 	}
 	if c.ReadTimeout < 0 || c.ReadRetries < 0 {
 		return usageError{fmt.Errorf("--read-timeout and --read-retries must not be negative")}
+	}
+	if c.BlobCacheGiB <= 0 {
+		return usageError{fmt.Errorf("--blob-cache-gib must be positive (use --blob-cache none to turn the cache off)")}
 	}
 	var h slog.Handler
 	if g.JSON {
@@ -59,6 +66,20 @@ func (c *ServeCmd) Run(ctx context.Context, g *Globals) error {
 		CacheBytes:   int64(c.CacheMiB) << 20,
 		Logger:       log,
 	}
+	switch c.BlobCache {
+	case "none":
+	case "":
+		if dir, err := os.UserCacheDir(); err == nil {
+			opts.BlobCacheDir = filepath.Join(dir, "mirror", "serve-blobs")
+		} else {
+			log.Warn("no blob cache: no user cache directory (set --blob-cache DIR)", "err", err)
+		}
+	default:
+		opts.BlobCacheDir = c.BlobCache
+	}
+	if opts.BlobCacheDir != "" {
+		opts.BlobCacheDirBytes = int64(c.BlobCacheGiB * (1 << 30))
+	}
 	if ks, ok := store.(*kubo.Store); ok {
 		opts.Names = serve.KuboNames(ks)
 	}
@@ -74,6 +95,6 @@ func (c *ServeCmd) Run(ctx context.Context, g *Globals) error {
 	if !addr.IP.IsLoopback() {
 		log.Warn("listening beyond loopback: anyone who can reach this address can read every image your IPFS node can fetch", "addr", addr.String())
 	}
-	log.Info("serving", "addr", addr.String(), "locks", c.Lock, "strip_urls", c.StripURLs, "allow_ipns", c.AllowIPNS, "read_timeout", c.ReadTimeout)
+	log.Info("serving", "addr", addr.String(), "blob_cache", opts.BlobCacheDir, "locks", c.Lock, "strip_urls", c.StripURLs, "allow_ipns", c.AllowIPNS, "read_timeout", c.ReadTimeout)
 	return srv.Serve(ctx, ln)
 }

@@ -81,6 +81,14 @@ func (s *Server) blob(w *recorder, r *http.Request, t target, ref string) {
 		http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(b))
 		return
 	}
+	if s.disk != nil && desc.Size > s.opts.SmallBlob {
+		if f := s.disk.open(ctx, d, desc.Size); f != nil {
+			defer f.Close()
+			s.stats.diskHits.Add(1)
+			http.ServeContent(w, r, "", time.Time{}, f)
+			return
+		}
+	}
 	if noneMatch(r, d) {
 		w.WriteHeader(http.StatusNotModified)
 		return
@@ -143,15 +151,32 @@ func (s *Server) blob(w *recorder, r *http.Request, t target, ref string) {
 		return
 	}
 	defer rc.Close()
+	var src io.Reader = rc
+	var keep *diskWriter
+	if s.disk != nil {
+		if keep = s.disk.create(d, desc.Size); keep != nil {
+			// Removed unless committed below, once the blob matched.
+			defer func() {
+				if keep != nil {
+					keep.abort()
+				}
+			}()
+			src = io.TeeReader(rc, keep)
+		}
+	}
 	w.WriteHeader(http.StatusOK)
 	bp := bufPool.Get().(*[]byte)
 	defer bufPool.Put(bp)
 	hb := &holdback{w: w}
-	if _, err := io.CopyBuffer(hb, rc, *bp); err != nil {
+	if _, err := io.CopyBuffer(hb, src, *bp); err != nil {
 		s.abort(w, r, t, key, err)
 		return
 	}
-	// Verified: only now does the last byte go out.
+	// Verified: only now does the last byte go out, and the copy kept.
+	if keep != nil {
+		keep.commit()
+		keep = nil
+	}
 	if err := hb.flush(); err != nil {
 		s.abort(w, r, t, key, err)
 		return

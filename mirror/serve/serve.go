@@ -102,6 +102,12 @@ type Options struct {
 	// and small layers). BlobCacheBytes bounds that cache (default 32 MiB).
 	SmallBlob      int64
 	BlobCacheBytes int64
+	// BlobCacheDir, when set, keeps larger blobs on disk once they were
+	// verified whole, and serves them from there (sendfile; Range without
+	// IPFS). BlobCacheDirBytes bounds it (default 4 GiB); files found there
+	// at start are hashed again before their first use.
+	BlobCacheDir      string
+	BlobCacheDirBytes int64
 	// ShutdownGrace is how long Serve lets requests in flight finish once
 	// its context ends (default 10s).
 	ShutdownGrace time.Duration
@@ -132,6 +138,9 @@ func (o *Options) defaults() {
 	if o.BlobCacheBytes <= 0 {
 		o.BlobCacheBytes = 32 << 20
 	}
+	if o.BlobCacheDirBytes <= 0 {
+		o.BlobCacheDirBytes = 4 << 30
+	}
 	if o.ShutdownGrace <= 0 {
 		o.ShutdownGrace = 10 * time.Second
 	}
@@ -153,11 +162,12 @@ type Server struct {
 	reading   flight[blobKey, []byte]
 	verified  *lru[blobKey, struct{}]
 	verifying flight[blobKey, struct{}]
+	disk      *diskCache // nil: no disk cache
 	ipns      *lru[string, ipnsEntry]
 	ipnsing   flight[string, cid.Cid]
 
 	stats struct {
-		resolves, imageHits, blobHits, integrity atomic.Int64
+		resolves, imageHits, blobHits, diskHits, integrity atomic.Int64
 	}
 }
 
@@ -195,6 +205,11 @@ func New(store ipfs.Store, opts Options) (*Server, error) {
 		return nil, err
 	}
 	s.locks = l
+	if opts.BlobCacheDir != "" {
+		if s.disk, err = openDiskCache(opts.BlobCacheDir, opts.BlobCacheDirBytes, s.log); err != nil {
+			return nil, err
+		}
+	}
 	return s, nil
 }
 
@@ -206,6 +221,11 @@ type Stats struct {
 	ImageHits int64
 	// BlobHits counts small blobs answered from the blob cache.
 	BlobHits int64
+	// DiskHits counts blob requests answered from the disk cache;
+	// DiskBlobs and DiskBytes are its content now.
+	DiskHits  int64
+	DiskBlobs int
+	DiskBytes int64
 	// IntegrityFailures counts content refused or cut short because it did
 	// not match its digest.
 	IntegrityFailures int64
@@ -217,7 +237,15 @@ type Stats struct {
 // Stats returns the counters.
 func (s *Server) Stats() Stats {
 	n, b := s.images.len()
+	var dn int
+	var db int64
+	if s.disk != nil {
+		dn, db = s.disk.len()
+	}
 	return Stats{
+		DiskHits:          s.stats.diskHits.Load(),
+		DiskBlobs:         dn,
+		DiskBytes:         db,
 		Resolves:          s.stats.resolves.Load(),
 		ImageHits:         s.stats.imageHits.Load(),
 		BlobHits:          s.stats.blobHits.Load(),

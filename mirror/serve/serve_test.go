@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"io/fs"
 	"net"
 	"net/http"
 	"os"
@@ -450,8 +451,22 @@ func TestTampered(t *testing.T) {
 	badRoot := e.rootOf(t, badManifest)
 
 	cs := newCounting(e.store)
-	s := startServer(t, cs, serve.Options{})
+	keep := t.TempDir()
+	s := startServer(t, cs, serve.Options{BlobCacheDir: keep})
 	base := s.url + "/v2/ipfs/" + badRoot.String()
+	defer func() {
+		// Nothing of a blob that failed its check stays on disk.
+		var left []string
+		_ = filepath.WalkDir(keep, func(p string, d fs.DirEntry, err error) error {
+			if err == nil && !d.IsDir() {
+				left = append(left, p)
+			}
+			return nil
+		})
+		if len(left) > 0 {
+			t.Errorf("the disk cache kept %v after only tampered transfers", left)
+		}
+	}()
 
 	// The manifest itself is fine: it is what its descriptor says.
 	resp, _ := get(t, "GET", base+"/manifests/latest")
@@ -928,4 +943,87 @@ func testCID(t testing.TB, s string) cid.Cid {
 		t.Fatal(err)
 	}
 	return c
+}
+
+// TestDiskCache: a blob over SmallBlob is kept on disk once it was served
+// whole and verified, then served from there (whole, ranges, HEAD) without
+// reading IPFS; the directory stays within its bound; a later server on the
+// same directory re-hashes what it finds before trusting it; a tampered
+// blob is never kept.
+func TestDiskCache(t *testing.T) {
+	e := startEnv(t)
+	l1 := testrig.Layer(t, 31, 3<<20, false)
+	l2 := testrig.Layer(t, 32, 3<<20, false)
+	img := testrig.Image(t, testrig.ImageSpec{Layers: []v1.Layer{l1, l2}})
+	res := e.push(t, img)
+	want := sourceBlobs(t, img)
+	tree := e.treeOf(t, res.Root)
+	_, m := firstManifest(t, tree)
+	dir := t.TempDir()
+	cs := newCounting(e.store)
+	s := startServer(t, cs, serve.Options{BlobCacheDir: dir})
+	ref := s.host + "/ipfs/" + res.Root.String()
+	got, _ := mustPull(t, ref)
+	sameBlobs(t, "first pull", want, got)
+	cats := cs.total()
+	for _, l := range m.Layers {
+		b, err := os.ReadFile(filepath.Join(dir, "sha256", l.Digest.Encoded()))
+		if err != nil || digest.FromBytes(b) != l.Digest {
+			t.Fatalf("layer %s not kept on disk after a pull: %v", l.Digest, err)
+		}
+	}
+	got, _ = mustPull(t, ref)
+	sameBlobs(t, "second pull", want, got)
+	l0 := m.Layers[0]
+	blobURL := s.url + "/v2/ipfs/" + res.Root.String() + "/blobs/" + l0.Digest.String()
+	resp, body := get(t, "GET", blobURL, "Range", "bytes=1000-1999")
+	if resp.StatusCode != 206 || !bytes.Equal(body, want[l0.Digest.String()][1000:2000]) || resp.Header.Get("Content-Range") != fmt.Sprintf("bytes 1000-1999/%d", l0.Size) {
+		t.Errorf("range from the disk cache: %d %q", resp.StatusCode, resp.Header.Get("Content-Range"))
+	}
+	resp, _ = get(t, "HEAD", blobURL)
+	if resp.StatusCode != 200 || resp.ContentLength != l0.Size || resp.Header.Get("Docker-Content-Digest") != l0.Digest.String() {
+		t.Errorf("HEAD from the disk cache: %d, length %d", resp.StatusCode, resp.ContentLength)
+	}
+	resp, _ = get(t, "GET", blobURL, "If-None-Match", `"`+l0.Digest.String()+`"`)
+	if resp.StatusCode != http.StatusNotModified {
+		t.Errorf("If-None-Match from the disk cache: %d", resp.StatusCode)
+	}
+	if n := cs.total(); n != cats {
+		t.Errorf("IPFS read %d more times after the first pull, want 0", n-cats)
+	}
+	if st := s.Stats(); st.DiskHits < 5 || st.DiskBlobs != 2 || st.DiskBytes != l0.Size+m.Layers[1].Size {
+		t.Errorf("stats %+v", st)
+	}
+
+	// A bound of one layer and a bit: the least recently used goes.
+	small := t.TempDir()
+	sb := startServer(t, e.store, serve.Options{BlobCacheDir: small, BlobCacheDirBytes: l0.Size + 1000})
+	mustPull(t, sb.host+"/ipfs/"+res.Root.String())
+	files, _ := filepath.Glob(filepath.Join(small, "sha256", "*"))
+	if st := sb.Stats(); len(files) != 1 || st.DiskBlobs != 1 || st.DiskBytes > l0.Size+1000 {
+		t.Errorf("bounded cache: files %v, stats %+v", files, st)
+	}
+
+	// A new server on the first directory: one file is intact, the other
+	// was damaged (same size) while no server ran.
+	bad := filepath.Join(dir, "sha256", m.Layers[1].Digest.Encoded())
+	junk := testrig.RandomBytes(7, int(m.Layers[1].Size))
+	if err := os.WriteFile(bad, junk, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cs2 := newCounting(e.store)
+	s2 := startServer(t, cs2, serve.Options{BlobCacheDir: dir})
+	got, _ = mustPull(t, s2.host+"/ipfs/"+res.Root.String())
+	sameBlobs(t, "pull after restart", want, got)
+	c0, _ := manifests.CID(l0)
+	c1, _ := manifests.CID(m.Layers[1])
+	if cs2.count(c0) != 0 || cs2.count(c1) != 1 {
+		t.Errorf("after restart: intact layer read %d times from IPFS (want 0), damaged one %d (want 1)", cs2.count(c0), cs2.count(c1))
+	}
+	if b, err := os.ReadFile(bad); err != nil || digest.FromBytes(b) != m.Layers[1].Digest {
+		t.Errorf("the damaged file was not replaced by the verified blob: %v", err)
+	}
+	if !strings.Contains(s2.log.String(), "does not match its digest") {
+		t.Errorf("no warning about the damaged file:\n%s", s2.log.String())
+	}
 }
