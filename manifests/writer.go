@@ -270,6 +270,9 @@ func (t *tree) image(ctx context.Context, img v1.Image, platform *ocispec.Platfo
 				return err
 			}
 			b, err := t.w.blob(gctx, l.Digest, l.Size, l.MediaType, func() (io.ReadCloser, error) {
+				if bo, ok := img.(BlobOpener); ok && len(l.URLs) == 0 {
+					return bo.OpenBlob(gctx, l.Digest, l.Size)
+				}
 				layer, err := img.LayerByDigest(h)
 				if err != nil {
 					return nil, err
@@ -393,6 +396,15 @@ func normVariant(arch, v string) string {
 		return "v7"
 	}
 	return ""
+}
+
+// BlobOpener is implemented by a source image that can hand out its blobs
+// raw, unverified (such as a registry image read with plain GETs): the
+// Writer, which verifies every byte it adds, then hashes each blob once
+// instead of twice. Layers that carry urls (foreign layers) are still read
+// through the image's own LayerByDigest.
+type BlobOpener interface {
+	OpenBlob(ctx context.Context, d digest.Digest, size int64) (io.ReadCloser, error)
 }
 
 // blob adds one blob at most once per Writer, verifying its digest and size

@@ -61,6 +61,10 @@ type RegistryOptions struct {
 	// registry ping and token exchange happen once per repository, not once
 	// per request.
 	Puller *remote.Puller
+	// Blobs, when set, is shared by every source opened with these
+	// options (one transport per repository); otherwise each source
+	// makes its own.
+	Blobs *BlobFetcher
 }
 
 func (o RegistryOptions) nameOpts() []name.Option {
@@ -178,6 +182,16 @@ func OpenSource(ctx context.Context, r Ref, o RegistryOptions) (*Source, error) 
 		}
 		if err != nil {
 			return nil, fmt.Errorf("reading %s: %w", r.Ref, err)
+		}
+		// Blobs are read with plain GETs and hashed once, by the writer.
+		f := o.Blobs
+		if f == nil {
+			f = NewBlobFetcher(o)
+		}
+		if src.Index != nil {
+			src.Index = &rawIndex{index: src.Index, repo: r.Ref.Context(), f: f}
+		} else {
+			src.Image = &rawImage{Image: src.Image, repo: r.Ref.Context(), f: f}
 		}
 	case KindOCI:
 		if _, err := os.Stat(r.Path); err != nil {

@@ -161,6 +161,9 @@ func Sync(ctx context.Context, store ipfs.Store, cfg *config.File, lock *lockfil
 			o.Registry.Puller = p
 		}
 	}
+	if o.Registry.Blobs == nil {
+		o.Registry.Blobs = NewBlobFetcher(o.Registry)
+	}
 	s := &syncer{store: store, cfg: cfg, lock: lock, o: o, rep: &Report{LockFile: o.LockPath, DryRun: o.DryRun}}
 	s.w = manifests.NewWriter(store, o.Jobs, func(e manifests.Event) {
 		if e.Type == manifests.BlobDone && !e.Cached {
