@@ -69,10 +69,17 @@ func (c *ServeCmd) Run(ctx context.Context, g *Globals) error {
 	switch c.BlobCache {
 	case "none":
 	case "":
-		if dir, err := os.UserCacheDir(); err == nil {
-			opts.BlobCacheDir = filepath.Join(dir, "mirror", "serve-blobs")
+		// The default is best effort: a service without a writable home
+		// (systemd's DynamicUser=) runs without it.
+		dir, err := os.UserCacheDir()
+		if err == nil {
+			dir = filepath.Join(dir, "mirror", "serve-blobs")
+			err = os.MkdirAll(dir, 0o755)
+		}
+		if err == nil {
+			opts.BlobCacheDir = dir
 		} else {
-			log.Warn("no blob cache: no user cache directory (set --blob-cache DIR)", "err", err)
+			log.Warn("no blob cache: the default directory is not usable (set --blob-cache DIR, or none)", "err", err)
 		}
 	default:
 		opts.BlobCacheDir = c.BlobCache

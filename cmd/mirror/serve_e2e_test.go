@@ -45,7 +45,7 @@ var serveAddrRE = regexp.MustCompile(`(?:msg=serving .*addr=|"msg":"serving".*"a
 func startServe(t *testing.T, env []string, args ...string) *serveProc {
 	t.Helper()
 	cmd := exec.Command(mirrorBin, append([]string{"serve"}, args...)...)
-	cmd.Env = append(append(os.Environ(), "IPFS_TELEMETRY=off", "IPFS_PATH="+filepath.Join(t.TempDir(), "no-repo"), "MIRROR_SERVE_LISTEN=127.0.0.1:0"), env...)
+	cmd.Env = append(append(os.Environ(), "IPFS_TELEMETRY=off", "IPFS_PATH="+filepath.Join(t.TempDir(), "no-repo"), "XDG_CACHE_HOME="+filepath.Join(t.TempDir(), "cache"), "MIRROR_SERVE_LISTEN=127.0.0.1:0"), env...)
 	out, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
