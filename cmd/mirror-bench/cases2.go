@@ -272,6 +272,8 @@ func (b *bench) caseServe(ctx context.Context) error {
 	regR := &result{Case: 4, Group: group, Name: "docker-registry", Unit: "MiB/s", bytes: size}
 	coldR := &result{Case: 4, Group: group, Name: "mirror serve, cold (fresh process)", Unit: "MiB/s", bytes: size}
 	warmR := &result{Case: 4, Group: group, Name: "mirror serve, cached (second pull)", Unit: "MiB/s", bytes: size}
+	restartR := &result{Case: 4, Group: group, Name: "mirror serve, restarted on its disk cache", Unit: "MiB/s", bytes: size}
+	memR := &result{Case: 4, Group: group, Name: "mirror serve --blob-cache none, second pull", Unit: "MiB/s", bytes: size}
 	catR := &result{Case: 4, Group: group, Name: "ipfs cat of each blob to a file", Unit: "MiB/s", bytes: size}
 	pull := func(src string, check int64, serverPid int) (stat, error) {
 		dir := filepath.Join(b.dir, "pull-dir")
@@ -299,23 +301,37 @@ func (b *bench) caseServe(ctx context.Context) error {
 		}
 		record(regR, mibps(size, st.Wall), st)
 
-		srv, addr, err := b.startServe(ctx)
-		if err != nil {
-			return err
-		}
-		src := addr + "/ipfs/" + pj.Root
-		st, err = pull(src, size-4096, srv.cmd.Process.Pid)
-		if err == nil {
-			record(coldR, mibps(size, st.Wall), st)
-			st, err = pull(src, size-4096, srv.cmd.Process.Pid)
-			if err == nil {
-				record(warmR, mibps(size, st.Wall), st)
+		// A fresh disk cache for each run: cold means empty.
+		cacheDir := filepath.Join(b.dir, "serve-cache")
+		_ = os.RemoveAll(cacheDir)
+		for _, phase := range []struct {
+			cache string
+			rows  []*result
+		}{
+			{cacheDir, []*result{coldR, warmR}},
+			{cacheDir, []*result{restartR}},
+			{"none", []*result{nil, memR}},
+		} {
+			srv, addr, err := b.startServe(ctx, phase.cache)
+			if err != nil {
+				return err
+			}
+			src := addr + "/ipfs/" + pj.Root
+			for _, row := range phase.rows {
+				st, err = pull(src, size-4096, srv.cmd.Process.Pid)
+				if err != nil {
+					break
+				}
+				if row != nil {
+					record(row, mibps(size, st.Wall), st)
+				}
+			}
+			srv.Stop(10 * time.Second)
+			if err != nil {
+				return fmt.Errorf("pull from mirror serve: %w\n%s", err, lastLines(srv.Log(), 10))
 			}
 		}
-		srv.Stop(10 * time.Second)
-		if err != nil {
-			return fmt.Errorf("pull from mirror serve: %w\n%s", err, lastLines(srv.Log(), 10))
-		}
+		_ = os.RemoveAll(cacheDir)
 
 		outDir := filepath.Join(b.dir, "cat-out")
 		if err := os.MkdirAll(outDir, 0o755); err != nil {
@@ -335,17 +351,23 @@ func (b *bench) caseServe(ctx context.Context) error {
 		record(catR, mibps(size, st.Wall), st)
 	}
 	regR.Note = "skopeo copy --src-tls-verify=false docker://REGISTRY/bench/serve:v1 dir:DIR; one unmeasured pull first so its files are in the page cache; CPU = skopeo + the registry"
-	coldR.Note = "a new `mirror serve --listen 127.0.0.1:PORT` for each run, then skopeo copy docker://127.0.0.1:PORT/ipfs/<CID> dir:DIR (the kubo blocks are in the page cache: cold means serve's own caches are empty); CPU = skopeo + mirror serve"
-	warmR.Note = "the same copy again on the same serve process"
+	coldR.Note = "a new `mirror serve --listen 127.0.0.1:PORT --blob-cache DIR` (DIR empty) for each run, then skopeo copy docker://127.0.0.1:PORT/ipfs/<CID> dir:DIR (the kubo blocks are in the page cache: cold means serve's own caches are empty); CPU = skopeo + mirror serve"
+	warmR.Note = "the same copy again on the same serve process (layers from the disk cache)"
+	restartR.Note = "a new serve process on the same --blob-cache DIR: the files found are hashed once, then sent from disk"
+	memR.Note = "`--blob-cache none` (memory caches only: layers read from kubo again), second pull on one process"
 	catR.Note = "`ipfs cat CID > file` for every layer and the config at once (what serve reads, without HTTP, digest checks or skopeo)"
 	b.add(regR)
 	b.add(coldR)
 	b.add(warmR)
+	b.add(restartR)
+	b.add(memR)
 	b.add(catR)
 	b.compare(coldR, regR.Name)
 	coldR.target("≥ 0.7× docker-registry", coldR.Ratio >= 0.7)
 	b.compare(warmR, regR.Name)
 	warmR.target("≥ 0.9× docker-registry", warmR.Ratio >= 0.9)
+	b.compare(restartR, regR.Name)
+	b.compare(memR, regR.Name)
 	b.compare(catR, regR.Name)
 	if b.o.profile != "" {
 		return b.profileServeInProcess(ctx, "case4-serve-in-process.pprof", pj.Root)
@@ -353,13 +375,15 @@ func (b *bench) caseServe(ctx context.Context) error {
 	return nil
 }
 
-func (b *bench) startServe(ctx context.Context) (*proc, string, error) {
+// startServe starts `mirror serve` with the given --blob-cache (a
+// directory, or none).
+func (b *bench) startServe(ctx context.Context, blobCache string) (*proc, string, error) {
 	port, err := freePort()
 	if err != nil {
 		return nil, "", err
 	}
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	cmd := exec.Command(b.mirrorBin, "--ipfs-api", b.k.api, "serve", "--listen", addr)
+	cmd := exec.Command(b.mirrorBin, "--ipfs-api", b.k.api, "serve", "--listen", addr, "--blob-cache", blobCache)
 	cmd.Env = append(os.Environ(), "IPFS_TELEMETRY=off")
 	p, _, err := startProc(cmd, nil)
 	if err != nil {
