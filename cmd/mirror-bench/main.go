@@ -101,7 +101,7 @@ func mainErr() int {
 	flag.BoolVar(&o.keep, "keep", false, "keep the work directory")
 	flag.IntVar(&o.jobs, "jobs", 4, "--jobs of mirror sync in cases 1, 3 and 6 (and the concurrency of the ipfs add baseline)")
 	flag.StringVar(&o.markdown, "markdown", "", "also write the Markdown table to this file")
-	flag.StringVar(&o.profile, "profile", "", "write CPU profiles to this directory: kubo's (from its /debug/pprof) during case 1's and case 2's mirror runs")
+	flag.StringVar(&o.profile, "profile", "", "write CPU profiles to this directory: kubo's (from its /debug/pprof) during case 1's and case 2's mirror runs, and an in-process mirror serve's during a case 4 pull")
 	flag.Usage = func() {
 		fmt.Fprintf(os.Stderr, "usage: mirror-bench [--quick] [--runs N] [--json] [--cases 1,2,...]\n\n")
 		flag.PrintDefaults()
@@ -126,6 +126,12 @@ func mainErr() int {
 	if o.runs < 1 || o.jobs < 1 {
 		fmt.Fprintln(os.Stderr, "mirror-bench: --runs and --jobs must be at least 1")
 		return 2
+	}
+	if o.profile != "" {
+		if err := os.MkdirAll(o.profile, 0o755); err != nil {
+			fmt.Fprintln(os.Stderr, "mirror-bench: --profile:", err)
+			return 2
+		}
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()

@@ -167,17 +167,14 @@ func (s *Server) blob(w *recorder, r *http.Request, t target, ref string) {
 	w.WriteHeader(http.StatusOK)
 	bp := bufPool.Get().(*[]byte)
 	defer bufPool.Put(bp)
-	hb := &holdback{w: w}
-	if _, err := io.CopyBuffer(hb, src, *bp); err != nil {
-		s.abort(w, r, t, key, err)
-		return
-	}
-	// Verified: only now does the last byte go out, and the copy kept.
-	if keep != nil {
-		keep.commit()
-		keep = nil
-	}
-	if err := hb.flush(); err != nil {
+	// Verified once the source ends cleanly: only then does the last byte
+	// go out, and the copy on disk is kept.
+	if _, err := copyHoldback(w, src, *bp, func() {
+		if keep != nil {
+			keep.commit()
+			keep = nil
+		}
+	}); err != nil {
 		s.abort(w, r, t, key, err)
 		return
 	}
@@ -279,38 +276,34 @@ func (s *Server) verifyWhole(ctx context.Context, key blobKey, desc ocispec.Desc
 	return err
 }
 
-// holdback passes writes through but keeps the last byte back until flush:
-// a blob that fails verification at its end never reaches the client whole.
-type holdback struct {
-	w    io.Writer
-	last [1]byte
-	has  bool
-}
-
-func (h *holdback) Write(p []byte) (int, error) {
-	if len(p) == 0 {
-		return 0, nil
-	}
-	if h.has {
-		if _, err := h.w.Write(h.last[:]); err != nil {
-			return 0, err
+// copyHoldback copies src to w in pieces as large as buf (kubo's chunked
+// answers come in small pieces; small writes cost a syscall each), always
+// keeping the last byte read back. When src ends cleanly (io.EOF) it calls
+// ended, then writes that byte; on an error (a digest mismatch at the end
+// of a verifying reader) the byte never goes out, so the client never holds
+// the whole of a wrong blob.
+func copyHoldback(w io.Writer, src io.Reader, buf []byte, ended func()) (int64, error) {
+	var n int64
+	held := 0 // 1 when buf[0] is the byte kept back
+	for {
+		m, err := io.ReadFull(src, buf[held:])
+		filled := held + m
+		switch err {
+		case nil:
+			k, werr := w.Write(buf[:filled-1])
+			n += int64(k)
+			if werr != nil {
+				return n, werr
+			}
+			buf[0], held = buf[filled-1], 1
+		case io.EOF, io.ErrUnexpectedEOF:
+			ended()
+			k, werr := w.Write(buf[:filled])
+			return n + int64(k), werr
+		default:
+			return n, err
 		}
-		h.has = false
 	}
-	if _, err := h.w.Write(p[:len(p)-1]); err != nil {
-		return 0, err
-	}
-	h.last[0], h.has = p[len(p)-1], true
-	return len(p), nil
-}
-
-func (h *holdback) flush() error {
-	if !h.has {
-		return nil
-	}
-	h.has = false
-	_, err := h.w.Write(h.last[:])
-	return err
 }
 
 // noneMatch reports whether If-None-Match names the blob.

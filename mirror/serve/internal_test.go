@@ -6,9 +6,11 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/iotest"
 	"time"
 
 	"github.com/ipfs/go-cid"
@@ -301,16 +303,27 @@ func TestPatientStore(t *testing.T) {
 	}
 }
 
-func TestHoldback(t *testing.T) {
-	var buf bytes.Buffer
-	h := &holdback{w: &buf}
-	h.Write([]byte("abc"))
-	h.Write([]byte("de"))
-	if buf.String() != "abcd" {
-		t.Errorf("before flush: %q", buf.String())
+func TestCopyHoldback(t *testing.T) {
+	src := []byte("abcdefghij")
+	for _, size := range []int{2, 3, 4, 10, 11, 64} {
+		var out bytes.Buffer
+		ended := false
+		n, err := copyHoldback(&out, bytes.NewReader(src), make([]byte, size), func() { ended = true })
+		if err != nil || n != int64(len(src)) || out.String() != string(src) || !ended {
+			t.Errorf("buf %d: %d %q %v ended=%v", size, n, out.String(), err, ended)
+		}
+		// A source that fails at its end: everything but the last byte.
+		out.Reset()
+		ended = false
+		bad := errors.New("mismatch")
+		n, err = copyHoldback(&out, io.MultiReader(bytes.NewReader(src), iotest.ErrReader(bad)), make([]byte, size), func() { ended = true })
+		if err != bad || ended || out.String() == string(src) || !strings.HasPrefix(string(src), out.String()) || n != int64(out.Len()) {
+			t.Errorf("failing source, buf %d: %d %q %v ended=%v", size, n, out.String(), err, ended)
+		}
 	}
-	h.flush()
-	if buf.String() != "abcde" {
-		t.Errorf("after flush: %q", buf.String())
+	// Empty.
+	var out bytes.Buffer
+	if n, err := copyHoldback(&out, bytes.NewReader(nil), make([]byte, 8), func() {}); n != 0 || err != nil {
+		t.Errorf("empty: %d %v", n, err)
 	}
 }
