@@ -175,6 +175,7 @@ func Sync(ctx context.Context, store ipfs.Store, cfg *config.File, lock *lockfil
 		o.OnEvent(SyncEvent{Type: BlobEvent, Blob: e})
 	})
 
+	s.prefetchHeld(ctx)
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(o.Jobs)
 	selected := map[string]bool{} // lock keys the list selects
@@ -290,6 +291,10 @@ type syncer struct {
 
 	mu  sync.Mutex
 	rep *Report
+
+	// held are the roots known pinned (from one batched check at the
+	// start); read-only once the workers run.
+	held map[string]bool
 }
 
 func (s *syncer) add(r *ImageReport) {
@@ -610,9 +615,42 @@ func statusOf(prev *lockfile.Entry, restored bool) Status {
 	return StatusNew
 }
 
+// heldBatch is how many roots one batched pin check names.
+const heldBatch = 100
+
+// prefetchHeld asks a node that can answer in batches whether it still
+// holds the lockfile's roots, heldBatch at a time, so that a no-op run
+// costs a few IPFS calls rather than one per entry. A batch that is not
+// all pinned is left to the per-entry check.
+func (s *syncer) prefetchHeld(ctx context.Context) {
+	bh, ok := s.store.(ipfs.BatchHolder)
+	if !ok || s.lock == nil {
+		return
+	}
+	var roots []string
+	var cs []cid.Cid
+	for _, e := range s.lock.Images {
+		if c, err := ipfs.ParseCID(e.CID); err == nil {
+			roots, cs = append(roots, e.CID), append(cs, c)
+		}
+	}
+	s.held = map[string]bool{}
+	for i := 0; i < len(cs); i += heldBatch {
+		j := min(i+heldBatch, len(cs))
+		if all, err := bh.HoldsAll(ctx, cs[i:j]); err == nil && all {
+			for _, r := range roots[i:j] {
+				s.held[r] = true
+			}
+		}
+	}
+}
+
 // holds says whether the node still has the image's root pinned (stores
 // that cannot tell are trusted).
 func (s *syncer) holds(ctx context.Context, root string) bool {
+	if s.held[root] {
+		return true
+	}
 	h, ok := s.store.(ipfs.Holder)
 	if !ok {
 		return true

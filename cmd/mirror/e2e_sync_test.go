@@ -129,6 +129,10 @@ func TestE2ESyncSharedLayersAndNoop(t *testing.T) {
 	if !strings.Contains(res.stderr, "6 unchanged") {
 		t.Errorf("no-op output: %s", res.stderr)
 	}
+	// Whether the node still holds the 6 roots: one batched pin check.
+	if n := ipfsCount.Get("POST /api/v0/pin/ls"); n != 1 {
+		t.Errorf("no-op run: %d pin/ls calls, want 1 (batched): %v", n, ipfsCount.Snapshot())
+	}
 	t.Logf("no-op run: registry requests %v, IPFS calls %v", got, ipfsCount.Snapshot())
 
 	// With immutable tags: no registry request at all.

@@ -89,3 +89,12 @@ func V1(c cid.Cid) cid.Cid {
 type Holder interface {
 	Holds(ctx context.Context, c cid.Cid) (bool, error)
 }
+
+// BatchHolder is a Holder that can also answer for many CIDs in one call
+// (a remote node: one request instead of one per CID). HoldsAll reports
+// whether every one of cs is pinned; false is no answer for any single
+// one of them (ask Holds).
+type BatchHolder interface {
+	Holder
+	HoldsAll(ctx context.Context, cs []cid.Cid) (bool, error)
+}

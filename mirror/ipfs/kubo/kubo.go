@@ -345,3 +345,35 @@ func (s *Store) Holds(ctx context.Context, c cid.Cid) (bool, error) {
 	}
 	return len(out.Keys) > 0, nil
 }
+
+// HoldsAll implements ipfs.BatchHolder: one `pin ls` naming every CID
+// (kubo fails the whole call when one of them is not pinned).
+func (s *Store) HoldsAll(ctx context.Context, cs []cid.Cid) (bool, error) {
+	if len(cs) == 0 {
+		return true, nil
+	}
+	var args []string
+	seen := map[cid.Cid]bool{}
+	for _, c := range cs {
+		if !seen[c] {
+			seen[c] = true
+			args = append(args, "/ipfs/"+c.String())
+		}
+	}
+	var out struct {
+		Keys map[string]struct{ Type string }
+	}
+	err := s.api.Request("pin/ls", args...).Option("type", "all").Option("stream", false).Exec(ctx, &out)
+	if err != nil {
+		if strings.Contains(err.Error(), "not pinned") {
+			return false, nil
+		}
+		return false, fmt.Errorf("ipfs pin ls: %w", wrapConnErr(err))
+	}
+	for _, k := range out.Keys {
+		if k.Type == "indirect" {
+			return false, nil // held only as part of something else: ask one by one
+		}
+	}
+	return len(out.Keys) >= len(args), nil
+}
