@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/url"
 	"sync"
+	"time"
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
@@ -49,6 +50,10 @@ func (f *BlobFetcher) transport(ctx context.Context, repo name.Repository) (http
 	}
 	f.mu.Unlock()
 	t.once.Do(func() {
+		// Shared by every image of the repository: one image giving up
+		// must not fail the others waiting here.
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+		defer cancel()
 		kc := f.o.Keychain
 		if kc == nil {
 			kc = authn.DefaultKeychain

@@ -409,6 +409,10 @@ func startCountingProxy(target string) (*countingProxy, error) {
 	cp := &countingProxy{host: ln.Addr().String(), c: &counter{}}
 	cp.srv = &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		cp.c.add(r)
+		// kubo answers an add while it still reads the upload: without
+		// full duplex the server in front may cut the request body as
+		// soon as the answer starts (a rare "unexpected EOF" in mirror).
+		_ = http.NewResponseController(w).EnableFullDuplex()
 		rp.ServeHTTP(w, r)
 	}), ReadHeaderTimeout: 30 * time.Second}
 	go func() { _ = cp.srv.Serve(ln) }()

@@ -102,6 +102,9 @@ func KuboProxy(t testing.TB, k *Kubo, c *Counter, before func(r *http.Request)) 
 		if before != nil {
 			before(r)
 		}
+		// kubo answers an add while it still reads the upload: without
+		// full duplex the server in front may cut the request body.
+		_ = http.NewResponseController(w).EnableFullDuplex()
 		rp.ServeHTTP(w, r)
 	}))
 	t.Cleanup(srv.Close)
