@@ -279,6 +279,9 @@ func (b *bench) caseServe(ctx context.Context) error {
 		dir := filepath.Join(b.dir, "pull-dir")
 		_ = os.RemoveAll(dir)
 		defer os.RemoveAll(dir)
+		// Each pull starts with nothing left to write back: not the
+		// previous pull's files, nor the blobs serve just cached.
+		syscall.Sync()
 		s0 := cpuSeconds(serverPid)
 		st, err := b.exec(ctx, b.skopeoBin, "copy", "-q", "--policy", b.policy, "--src-tls-verify=false", "docker://"+src, "dir:"+dir)
 		if err != nil {

@@ -235,8 +235,14 @@ func (k *kubo) reset(ctx context.Context) error {
 		}
 		pins = pins[n:]
 	}
-	_, err = k.cli(ctx, nil, "repo", "gc", "-q")
-	return err
+	if _, err = k.cli(ctx, nil, "repo", "gc", "-q"); err != nil {
+		return err
+	}
+	// Write back what the previous contender left dirty (kubo's blocks,
+	// skopeo's layout, the files gc removed), so that its disk work is not
+	// billed to the next one.
+	syscall.Sync()
+	return nil
 }
 
 // registry is Debian's docker-registry (CNCF distribution 2.8).
