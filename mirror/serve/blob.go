@@ -85,7 +85,11 @@ func (s *Server) blob(w *recorder, r *http.Request, t target, ref string) {
 		if f := s.disk.open(ctx, d, desc.Size); f != nil {
 			defer f.Close()
 			s.stats.diskHits.Add(1)
-			http.ServeContent(w, r, "", time.Time{}, f)
+			// A SectionReader, not the *os.File: with the file, net/http
+			// uses sendfile(2), which on loopback (where a serve usually
+			// runs, next to its clients) measured 0.9–1.0 GiB/s against
+			// 1.3–1.8 for a plain copy (curl, one 128 MiB layer).
+			http.ServeContent(w, r, "", time.Time{}, io.NewSectionReader(f, 0, desc.Size))
 			return
 		}
 	}

@@ -22,7 +22,7 @@ import (
 // diskCache keeps blobs that were verified against their digests in files
 // named by digest (DIR/sha256/<hex>), bounded by the sum of their sizes
 // (least recently used first out). A cached blob is served straight from
-// its file (sendfile, Range for free), without IPFS and without hashing.
+// its file (Range for free), without IPFS and without hashing.
 //
 // A file is written while the blob streams to its first client and renamed
 // into place only once the whole blob matched its digest. Files found at

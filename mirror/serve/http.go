@@ -43,7 +43,7 @@ func (r *recorder) Write(p []byte) (int, error) {
 }
 
 // ReadFrom passes the underlying writer's ReadFrom on, so that a file
-// served with http.ServeContent goes out with sendfile.
+// served with http.ServeContent goes straight to the connection.
 func (r *recorder) ReadFrom(src io.Reader) (int64, error) {
 	if r.status == 0 {
 		r.status = http.StatusOK

@@ -103,7 +103,7 @@ type Options struct {
 	SmallBlob      int64
 	BlobCacheBytes int64
 	// BlobCacheDir, when set, keeps larger blobs on disk once they were
-	// verified whole, and serves them from there (sendfile; Range without
+	// verified whole, and serves them from there (Range without
 	// IPFS). BlobCacheDirBytes bounds it (default 4 GiB); files found there
 	// at start are hashed again before their first use.
 	BlobCacheDir      string
