@@ -142,15 +142,15 @@ func (b *bench) caseNoop(ctx context.Context) error {
 	groupImm := fmt.Sprintf("no-op resync of %d tags with immutable_tags", n)
 
 	// The first sync fills the lockfile.
-	regP.c.reset()
-	ipfsP.c.reset()
+	regP.c.Reset()
+	ipfsP.c.Reset()
 	st, _, err := b.sync(ctx, list, b.o.jobs, true, api)
 	if err != nil {
 		return err
 	}
 	first := &result{Case: 3, Group: group, Name: fmt.Sprintf("first sync (%d new), wall", n), Unit: "s", Runs: []float64{st.Wall.Seconds()},
 		CPU: []float64{st.CPU.Seconds()}, KuboCPU: []float64{st.KuboCPU},
-		Note: fmt.Sprintf("one run; registry: %s; IPFS API: %s", formatCounts(regP.c.snapshot()), formatCounts(ipfsP.c.snapshot()))}
+		Note: fmt.Sprintf("one run; registry: %s; IPFS API: %s", formatCounts(regP.c.Snapshot()), formatCounts(ipfsP.c.Snapshot()))}
 	b.add(first)
 	lockData, err := os.ReadFile(strings.TrimSuffix(list, ".yaml") + ".lock")
 	if err != nil {
@@ -169,8 +169,8 @@ func (b *bench) caseNoop(ctx context.Context) error {
 		calls := &result{Case: 3, Group: g, Name: "IPFS API calls, all", Unit: "calls"}
 		var regLast, ipfsLast map[string]int
 		for run := 0; run < b.o.runs; run++ {
-			regP.c.reset()
-			ipfsP.c.reset()
+			regP.c.Reset()
+			ipfsP.c.Reset()
 			st, rep, err := b.sync(ctx, l, b.o.jobs, false, api)
 			if err != nil {
 				return err
@@ -183,13 +183,13 @@ func (b *bench) caseNoop(ctx context.Context) error {
 			if len(rep.Images) != n {
 				return fmt.Errorf("no-op sync: %d images, want %d", len(rep.Images), n)
 			}
-			regLast, ipfsLast = regP.c.snapshot(), ipfsP.c.snapshot()
+			regLast, ipfsLast = regP.c.Snapshot(), ipfsP.c.Snapshot()
 			record(wall, st.Wall.Seconds(), st)
 			gets.Runs = append(gets.Runs, float64(regLast["GET manifests"]+regLast["GET blobs"]))
 			heads.Runs = append(heads.Runs, float64(regLast["HEAD manifests"])/float64(n))
-			all.Runs = append(all.Runs, float64(regP.c.total()))
+			all.Runs = append(all.Runs, float64(regP.c.Total()))
 			adds.Runs = append(adds.Runs, float64(ipfsLast["POST /api/v0/add"]))
-			calls.Runs = append(calls.Runs, float64(ipfsP.c.total()))
+			calls.Runs = append(calls.Runs, float64(ipfsP.c.Total()))
 		}
 		all.Note = "last run: " + formatCounts(regLast)
 		calls.Note = "last run: " + formatCounts(ipfsLast)

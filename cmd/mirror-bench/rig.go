@@ -9,7 +9,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/http/httputil"
 	"net/url"
 	"os"
 	"os/exec"
@@ -20,6 +19,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/ipfs-mirror/mirror/mirror/testrig/reqcount"
 )
 
 // The rig: a kubo daemon and a CNCF distribution registry on 127.0.0.1,
@@ -321,60 +322,6 @@ func waitHTTP(ctx context.Context, u string, limit time.Duration, done <-chan st
 	}
 }
 
-// counter counts requests by "METHOD kind".
-type counter struct {
-	mu sync.Mutex
-	m  map[string]int
-}
-
-func (c *counter) add(r *http.Request) {
-	k := r.Method + " " + requestKind(r.URL.Path)
-	c.mu.Lock()
-	if c.m == nil {
-		c.m = map[string]int{}
-	}
-	c.m[k]++
-	c.mu.Unlock()
-}
-
-func requestKind(p string) string {
-	switch {
-	case strings.Contains(p, "/blobs/uploads"):
-		return "uploads"
-	case strings.Contains(p, "/manifests/"):
-		return "manifests"
-	case strings.Contains(p, "/blobs/"):
-		return "blobs"
-	case strings.HasSuffix(p, "/tags/list"):
-		return "tags"
-	}
-	return p
-}
-
-func (c *counter) reset() {
-	c.mu.Lock()
-	c.m = nil
-	c.mu.Unlock()
-}
-
-func (c *counter) snapshot() map[string]int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	out := map[string]int{}
-	for k, v := range c.m {
-		out[k] = v
-	}
-	return out
-}
-
-func (c *counter) total() int {
-	n := 0
-	for _, v := range c.snapshot() {
-		n += v
-	}
-	return n
-}
-
 // formatCounts prints counts sorted by key: "HEAD manifests=200, GET /v2/=1".
 func formatCounts(m map[string]int) string {
 	if len(m) == 0 {
@@ -396,7 +343,7 @@ func formatCounts(m map[string]int) string {
 // before passing it to target (http://HOST:PORT).
 type countingProxy struct {
 	host string
-	c    *counter
+	c    *reqcount.Counter
 	srv  *http.Server
 }
 
@@ -409,18 +356,8 @@ func startCountingProxy(target string) (*countingProxy, error) {
 	if err != nil {
 		return nil, err
 	}
-	rp := httputil.NewSingleHostReverseProxy(u)
-	rp.FlushInterval = -1
-	rp.Transport = &http.Transport{Proxy: nil, MaxIdleConnsPerHost: 64}
-	cp := &countingProxy{host: ln.Addr().String(), c: &counter{}}
-	cp.srv = &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		cp.c.add(r)
-		// kubo answers an add while it still reads the upload: without
-		// full duplex the server in front may cut the request body as
-		// soon as the answer starts (a rare "unexpected EOF" in mirror).
-		_ = http.NewResponseController(w).EnableFullDuplex()
-		rp.ServeHTTP(w, r)
-	}), ReadHeaderTimeout: 30 * time.Second}
+	cp := &countingProxy{host: ln.Addr().String(), c: &reqcount.Counter{}}
+	cp.srv = &http.Server{Handler: reqcount.Proxy(u, cp.c, nil), ReadHeaderTimeout: 30 * time.Second}
 	go func() { _ = cp.srv.Serve(ln) }()
 	return cp, nil
 }
