@@ -12,7 +12,6 @@ import (
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 	"github.com/opencontainers/go-digest"
 
@@ -54,28 +53,16 @@ func (f *BlobFetcher) transport(ctx context.Context, repo name.Repository) (http
 		// must not fail the others waiting here.
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
 		defer cancel()
-		kc := f.o.Keychain
-		if kc == nil {
-			kc = authn.DefaultKeychain
-		}
-		auth, err := authn.Resolve(ctx, kc, repo)
+		auth, err := authn.Resolve(ctx, f.o.keychain(), repo)
 		if err != nil {
 			t.err = err
 			return
 		}
-		base := f.o.Transport
+		var base http.RoundTripper = f.o.Transport
 		if base == nil {
-			tr := remote.DefaultTransport.(*http.Transport).Clone()
-			if f.o.Insecure {
-				tr.TLSClientConfig.InsecureSkipVerify = true //nolint:gosec // the user asked for --insecure
-			}
-			base = tr
+			base = f.o.baseTransport()
 		}
-		ua := f.o.UserAgent
-		if ua == "" {
-			ua = "mirror"
-		}
-		t.rt, t.err = transport.NewWithContext(ctx, repo.Registry, auth, transport.NewUserAgent(base, ua), []string{repo.Scope(transport.PullScope)})
+		t.rt, t.err = transport.NewWithContext(ctx, repo.Registry, auth, transport.NewUserAgent(base, f.o.userAgent()), []string{repo.Scope(transport.PullScope)})
 	})
 	if t.err != nil {
 		// Let a later call try again (the ping may have met a passing error).

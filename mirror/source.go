@@ -74,13 +74,35 @@ func (o RegistryOptions) nameOpts() []name.Option {
 	return nil
 }
 
+// keychain is o.Keychain or the default one.
+func (o RegistryOptions) keychain() authn.Keychain {
+	if o.Keychain == nil {
+		return authn.DefaultKeychain
+	}
+	return o.Keychain
+}
+
+// userAgent is o.UserAgent or "mirror".
+func (o RegistryOptions) userAgent() string {
+	if o.UserAgent == "" {
+		return "mirror"
+	}
+	return o.UserAgent
+}
+
+// baseTransport is go-containerregistry's default transport, with TLS
+// verification off when o.Insecure.
+func (o RegistryOptions) baseTransport() *http.Transport {
+	t := remote.DefaultTransport.(*http.Transport).Clone()
+	if o.Insecure {
+		t.TLSClientConfig.InsecureSkipVerify = true //nolint:gosec // the user asked for --insecure
+	}
+	return t
+}
+
 // Remote returns go-containerregistry remote options for ctx.
 func (o RegistryOptions) Remote(ctx context.Context) []remote.Option {
-	kc := o.Keychain
-	if kc == nil {
-		kc = authn.DefaultKeychain
-	}
-	opts := []remote.Option{remote.WithContext(ctx), remote.WithAuthFromKeychain(kc)}
+	opts := []remote.Option{remote.WithContext(ctx), remote.WithAuthFromKeychain(o.keychain())}
 	if o.Transport != nil {
 		opts = append(opts, remote.WithTransport(o.Transport))
 		if _, ok := o.Transport.(*RetryTransport); ok {
@@ -88,15 +110,9 @@ func (o RegistryOptions) Remote(ctx context.Context) []remote.Option {
 			opts = append(opts, remote.WithRetryBackoff(remote.Backoff{Steps: 1}), remote.WithRetryStatusCodes())
 		}
 	} else if o.Insecure {
-		t := remote.DefaultTransport.(*http.Transport).Clone()
-		t.TLSClientConfig.InsecureSkipVerify = true //nolint:gosec // the user asked for --insecure
-		opts = append(opts, remote.WithTransport(t))
+		opts = append(opts, remote.WithTransport(o.baseTransport()))
 	}
-	ua := o.UserAgent
-	if ua == "" {
-		ua = "mirror"
-	}
-	opts = append(opts, remote.WithUserAgent(ua))
+	opts = append(opts, remote.WithUserAgent(o.userAgent()))
 	if o.Puller != nil {
 		opts = append(opts, remote.Reuse(o.Puller))
 	}

@@ -149,11 +149,7 @@ func Sync(ctx context.Context, store ipfs.Store, cfg *config.File, lock *lockfil
 		o.OnEvent = func(SyncEvent) {}
 	}
 	if o.Registry.Transport == nil {
-		base := remote.DefaultTransport.(*http.Transport).Clone()
-		if o.Registry.Insecure {
-			base.TLSClientConfig.InsecureSkipVerify = true //nolint:gosec // --insecure
-		}
-		o.Registry.Transport = NewRetryTransport(base, o.Retry)
+		o.Registry.Transport = NewRetryTransport(o.Registry.baseTransport(), o.Retry)
 	}
 	if o.Registry.Puller == nil {
 		// One puller for the run: one ping and token per repository.
