@@ -325,55 +325,63 @@ func (r *ctxReadCloser) Read(p []byte) (int, error) {
 
 func (r *ctxReadCloser) Close() error { return r.rc.Close() }
 
-// Holds implements ipfs.Holder: is c pinned (recursively or directly) on the
-// node? `pin ls` answers from the local pin set, never the network.
-func (s *Store) Holds(ctx context.Context, c cid.Cid) (bool, error) {
+// pinTypes asks `pin ls` (local pin set, never the network) for the pin
+// type of each CID; pinned is false when kubo says one of them is not
+// pinned (it then fails the whole call).
+func (s *Store) pinTypes(ctx context.Context, cs ...cid.Cid) (types map[string]string, pinned bool, err error) {
+	args := make([]string, len(cs))
+	for i, c := range cs {
+		args[i] = "/ipfs/" + c.String()
+	}
 	var out struct {
 		Keys map[string]struct{ Type string }
 	}
-	err := s.api.Request("pin/ls", "/ipfs/"+c.String()).Option("type", "all").Option("stream", false).Exec(ctx, &out)
+	err = s.api.Request("pin/ls", args...).Option("type", "all").Option("stream", false).Exec(ctx, &out)
 	if err != nil {
 		if strings.Contains(err.Error(), "not pinned") {
-			return false, nil
+			return nil, false, nil
 		}
-		return false, fmt.Errorf("ipfs pin ls %s: %w", c, wrapConnErr(err))
+		return nil, false, fmt.Errorf("ipfs pin ls: %w", wrapConnErr(err))
 	}
-	for _, k := range out.Keys {
-		if k.Type != "indirect" {
-			return true, nil
-		}
+	types = make(map[string]string, len(out.Keys))
+	for k, v := range out.Keys {
+		types[k] = v.Type
 	}
-	return len(out.Keys) > 0, nil
+	return types, true, nil
 }
 
-// HoldsAll implements ipfs.BatchHolder: one `pin ls` naming every CID
-// (kubo fails the whole call when one of them is not pinned).
+// Holds implements ipfs.Holder: is c pinned on the node?
+func (s *Store) Holds(ctx context.Context, c cid.Cid) (bool, error) {
+	types, pinned, err := s.pinTypes(ctx, c)
+	if err != nil {
+		return false, fmt.Errorf("%s: %w", c, err)
+	}
+	return pinned && len(types) > 0, nil
+}
+
+// HoldsAll implements ipfs.BatchHolder: one `pin ls` naming every CID.
+// A CID held only indirectly (as part of something else) makes the answer
+// false: the caller asks about it alone.
 func (s *Store) HoldsAll(ctx context.Context, cs []cid.Cid) (bool, error) {
 	if len(cs) == 0 {
 		return true, nil
 	}
-	var args []string
+	var uniq []cid.Cid
 	seen := map[cid.Cid]bool{}
 	for _, c := range cs {
 		if !seen[c] {
 			seen[c] = true
-			args = append(args, "/ipfs/"+c.String())
+			uniq = append(uniq, c)
 		}
 	}
-	var out struct {
-		Keys map[string]struct{ Type string }
+	types, pinned, err := s.pinTypes(ctx, uniq...)
+	if err != nil || !pinned {
+		return false, err
 	}
-	err := s.api.Request("pin/ls", args...).Option("type", "all").Option("stream", false).Exec(ctx, &out)
-	if err != nil {
-		if strings.Contains(err.Error(), "not pinned") {
+	for _, t := range types {
+		if t == "indirect" {
 			return false, nil
 		}
-		return false, fmt.Errorf("ipfs pin ls: %w", wrapConnErr(err))
 	}
-	for _, k := range out.Keys {
-		if k.Type == "indirect" {
-			return false, nil // held only as part of something else: ask one by one
-		}
-	}
-	return len(out.Keys) >= len(args), nil
+	return len(types) >= len(uniq), nil
 }
