@@ -5,7 +5,6 @@ import (
 	"crypto/sha256"
 	"encoding/json"
 	"fmt"
-	"io"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -84,55 +83,6 @@ func checkTree(t *testing.T, k *testrig.Kubo, root string) map[string][]byte {
 	return blobs
 }
 
-// sourceBlobs returns every layer and config of node by digest.
-func sourceBlobs(t *testing.T, node any) map[string][]byte {
-	t.Helper()
-	out := map[string][]byte{}
-	var imgs []v1.Image
-	switch n := node.(type) {
-	case v1.Image:
-		imgs = append(imgs, n)
-	case v1.ImageIndex:
-		im, err := n.IndexManifest()
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, m := range im.Manifests {
-			img, err := n.Image(m.Digest)
-			if err != nil {
-				t.Fatal(err)
-			}
-			imgs = append(imgs, img)
-		}
-	}
-	for _, img := range imgs {
-		cfg, err := img.RawConfigFile()
-		if err != nil {
-			t.Fatal(err)
-		}
-		cn, _ := img.ConfigName()
-		out[cn.String()] = cfg
-		ls, err := img.Layers()
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, l := range ls {
-			d, _ := l.Digest()
-			rc, err := l.Compressed()
-			if err != nil {
-				t.Fatal(err)
-			}
-			b, err := io.ReadAll(rc)
-			rc.Close()
-			if err != nil {
-				t.Fatal(err)
-			}
-			out[d.String()] = b
-		}
-	}
-	return out
-}
-
 // sameBlobs checks that every source blob appears byte-identical in got.
 func sameBlobs(t *testing.T, what string, src, got map[string][]byte) {
 	t.Helper()
@@ -172,7 +122,7 @@ func TestE2EMultiPlatformRoundTrip(t *testing.T) {
 	idx := testrig.MultiPlatform(t, 100, 600<<10)
 	src := r.reg.Host + "/test/multi:v1"
 	testrig.Push(t, src, idx)
-	srcBlobs := sourceBlobs(t, idx)
+	srcBlobs := testrig.SourceBlobs(t, idx)
 
 	res := mustRun(t, r.env, "push", src)
 	root := res.lastLine()
@@ -213,7 +163,7 @@ func TestE2EMultiPlatformRoundTrip(t *testing.T) {
 		if cf.Architecture != "arm64" {
 			t.Errorf("archive holds %s, want arm64", cf.Architecture)
 		}
-		got := sourceBlobs(t, img)
+		got := testrig.SourceBlobs(t, img)
 		for d, b := range got {
 			if !bytes.Equal(srcBlobs[d], b) {
 				t.Errorf("archive blob %s differs from the source", d)
@@ -231,7 +181,7 @@ func TestE2EMultiPlatformRoundTrip(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		sameBlobs(t, "registry", srcBlobs, sourceBlobs(t, back))
+		sameBlobs(t, "registry", srcBlobs, testrig.SourceBlobs(t, back))
 	})
 	t.Run("platform", func(t *testing.T) {
 		res := mustRun(t, r.env, "push", "--platform", "linux/arm/v7", src)
@@ -273,7 +223,7 @@ func TestE2ESingleManifestAndDockerTypes(t *testing.T) {
 			testrig.Push(t, src, img)
 			root := mustRun(t, r.env, "push", "docker://"+src).lastLine()
 			blobs := checkTree(t, r.k, root)
-			sameBlobs(t, "ipfs", sourceBlobs(t, img), blobs)
+			sameBlobs(t, "ipfs", testrig.SourceBlobs(t, img), blobs)
 			var top desc
 			_ = json.Unmarshal([]byte(r.k.Run("cat", root)), &top)
 			if top.MediaType != "application/vnd.oci.image.manifest.v1+json" {
@@ -281,7 +231,7 @@ func TestE2ESingleManifestAndDockerTypes(t *testing.T) {
 			}
 			dir := filepath.Join(t.TempDir(), "oci")
 			mustRun(t, r.env, "pull", root, "oci:"+dir)
-			sameBlobs(t, "oci", sourceBlobs(t, img), testrig.LayoutBlobs(t, dir))
+			sameBlobs(t, "oci", testrig.SourceBlobs(t, img), testrig.LayoutBlobs(t, dir))
 			dst := r.reg.Host + "/back/single:ipfs"
 			mustRun(t, r.env, "pull", root, dst)
 			ref, _ := name.ParseReference(dst)
@@ -289,7 +239,7 @@ func TestE2ESingleManifestAndDockerTypes(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			sameBlobs(t, "registry", sourceBlobs(t, img), sourceBlobs(t, back))
+			sameBlobs(t, "registry", testrig.SourceBlobs(t, img), testrig.SourceBlobs(t, back))
 		})
 	}
 }
@@ -301,7 +251,7 @@ func TestE2ELayoutAndArchiveSources(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "layout")
 	testrig.WriteLayout(t, dir, idx, "v2")
 	fromLayout := mustRun(t, r.env, "push", "oci:"+dir+":v2").lastLine()
-	sameBlobs(t, "oci source", sourceBlobs(t, idx), checkTree(t, r.k, fromLayout))
+	sameBlobs(t, "oci source", testrig.SourceBlobs(t, idx), checkTree(t, r.k, fromLayout))
 
 	// The same index through a registry gives the same root CID.
 	src := r.reg.Host + "/test/same:v2"
@@ -320,7 +270,7 @@ func TestE2ELayoutAndArchiveSources(t *testing.T) {
 	testrig.WriteArchive(t, archive, "example.com/saved:1", dimg)
 	root := mustRun(t, r.env, "push", "docker-archive:"+archive).lastLine()
 	got := checkTree(t, r.k, root)
-	sameBlobs(t, "docker-archive source", sourceBlobs(t, dimg), got)
+	sameBlobs(t, "docker-archive source", testrig.SourceBlobs(t, dimg), got)
 
 	// Layout errors are clear.
 	testrig.WriteLayout(t, filepath.Join(t.TempDir(), "x"), idx, "")

@@ -204,7 +204,7 @@ func TestE2EEncryptionInterop(t *testing.T) {
 	img, _ := filesImage(t)
 	src := filepath.Join(t.TempDir(), "src")
 	testrig.WriteLayout(t, src, img, "v1")
-	srcLayers := sourceBlobs(t, img)
+	srcLayers := testrig.SourceBlobs(t, img)
 
 	t.Run("mirror encrypts, skopeo decrypts", func(t *testing.T) {
 		root := mustRun(t, r.env, "push", "--recipient", "jwe:"+pub, "oci:"+src+":v1").lastLine()

@@ -36,7 +36,7 @@ func TestE2EPeerToPeer(t *testing.T) {
 	for i, e := range lock.Images {
 		out := filepath.Join(t.TempDir(), "oci")
 		mustRun(t, envB, "--timeout", "2m", "pull", e.CID, "oci:"+out)
-		sameBlobs(t, "B pulled from A", sourceBlobs(t, apps[i]), testrig.LayoutBlobs(t, out))
+		sameBlobs(t, "B pulled from A", testrig.SourceBlobs(t, apps[i]), testrig.LayoutBlobs(t, out))
 		mustRun(t, envB, "--timeout", "2m", "pin", e.CID)
 	}
 	a.Stop()
@@ -52,9 +52,9 @@ func TestE2EPeerToPeer(t *testing.T) {
 		if err != nil {
 			t.Fatalf("serve on B after A stopped: %v", err)
 		}
-		sameBlobs(t, "served by B", sourceBlobs(t, apps[i]), sourceBlobs(t, idx))
+		sameBlobs(t, "served by B", testrig.SourceBlobs(t, apps[i]), testrig.SourceBlobs(t, idx))
 		out := filepath.Join(t.TempDir(), "oci")
 		mustRun(t, []string{"IPFS_API=" + c.APIAddr}, "--timeout", "2m", "pull", e.CID, "oci:"+out)
-		sameBlobs(t, "C pulled via B", sourceBlobs(t, apps[i]), testrig.LayoutBlobs(t, out))
+		sameBlobs(t, "C pulled via B", testrig.SourceBlobs(t, apps[i]), testrig.LayoutBlobs(t, out))
 	}
 }

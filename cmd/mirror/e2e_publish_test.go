@@ -129,7 +129,7 @@ func TestE2EPublishVerify(t *testing.T) {
 	// documents are rewritten with ipfs:// URLs and counted apart).
 	wantBlobs, wantBytes := 0, int64(0)
 	for _, node := range []any{multi, single} {
-		for _, b := range sourceBlobs(t, node) {
+		for _, b := range testrig.SourceBlobs(t, node) {
 			wantBlobs++
 			wantBytes += int64(len(b))
 		}

@@ -93,7 +93,7 @@ func TestE2ESyncSharedLayersAndNoop(t *testing.T) {
 	distinct := map[string]bool{}
 	for i, e := range lock.Images {
 		blobs := checkTree(t, k, e.CID)
-		sameBlobs(t, e.Source, sourceBlobs(t, apps[i]), blobs)
+		sameBlobs(t, e.Source, testrig.SourceBlobs(t, apps[i]), blobs)
 		for d := range blobs {
 			distinct[d] = true
 		}
@@ -103,7 +103,7 @@ func TestE2ESyncSharedLayersAndNoop(t *testing.T) {
 		// Every CID pulls back.
 		out := filepath.Join(t.TempDir(), "oci")
 		mustRun(t, env, "pull", e.CID, "oci:"+out)
-		sameBlobs(t, "pull "+e.Source, sourceBlobs(t, apps[i]), testrig.LayoutBlobs(t, out))
+		sameBlobs(t, "pull "+e.Source, testrig.SourceBlobs(t, apps[i]), testrig.LayoutBlobs(t, out))
 	}
 	adds := ipfsCount.Get("POST /api/v0/add")
 	// 2 shared bases + 12 own layers + 12 configs + 12 manifests + 6 indexes = 44
@@ -195,7 +195,7 @@ images:
 		if d, _ := idx.Digest(); d.String() != e.Push[0].Digest {
 			t.Errorf("%s: registry has %s, lock says %s", e.Push[0].Ref, d, e.Push[0].Digest)
 		}
-		sameBlobs(t, e.Push[0].Ref, sourceBlobs(t, apps[i]), sourceBlobs(t, idx))
+		sameBlobs(t, e.Push[0].Ref, testrig.SourceBlobs(t, apps[i]), testrig.SourceBlobs(t, idx))
 	}
 	dstCount.Reset()
 	mustRun(t, env, "sync", list)
@@ -487,7 +487,7 @@ func TestE2ESyncCARAndPinHandles(t *testing.T) {
 	}
 	fresh.Run("repo", "gc")
 	for i, e := range lock.Images {
-		sameBlobs(t, "after dag import + gc", sourceBlobs(t, apps[i]), checkTree(t, fresh, e.CID))
+		sameBlobs(t, "after dag import + gc", testrig.SourceBlobs(t, apps[i]), checkTree(t, fresh, e.CID))
 		dst := filepath.Join(t.TempDir(), "oci")
 		mustRun(t, []string{"IPFS_API=" + fresh.APIAddr}, "pull", e.CID, "oci:"+dst)
 	}

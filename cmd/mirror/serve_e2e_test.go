@@ -188,7 +188,7 @@ func TestE2EServe(t *testing.T) {
 	crane := craneBin(t)
 	idx := testrig.MultiPlatform(t, 500, 700<<10)
 	testrig.Push(t, r.reg.Host+"/test/app:1.0", idx)
-	want := sourceBlobs(t, idx)
+	want := testrig.SourceBlobs(t, idx)
 
 	dir := t.TempDir()
 	list := writeList(t, dir, fmt.Sprintf("version: 1\nimages:\n  - source: %s/test/app\n    tags: [\"1.0\"]\n", r.reg.Host))

@@ -3,9 +3,7 @@ package serve_test
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
 	"encoding/json"
-	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -177,54 +175,6 @@ func errCode(t testing.TB, body []byte) string {
 		t.Fatalf("not a registry error body (%v): %q", err, body)
 	}
 	return e.Errors[0].Code
-}
-
-// sourceBlobs maps every blob digest of an image or index to its bytes.
-func sourceBlobs(t testing.TB, node any) map[string][]byte {
-	t.Helper()
-	out := map[string][]byte{}
-	var visitImage func(img v1.Image)
-	visitImage = func(img v1.Image) {
-		cfg, err := img.RawConfigFile()
-		if err != nil {
-			t.Fatal(err)
-		}
-		out[fmt.Sprintf("sha256:%x", sha256.Sum256(cfg))] = cfg
-		layers, err := img.Layers()
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, l := range layers {
-			rc, err := l.Compressed()
-			if err != nil {
-				t.Fatal(err)
-			}
-			b, err := io.ReadAll(rc)
-			rc.Close()
-			if err != nil {
-				t.Fatal(err)
-			}
-			d, _ := l.Digest()
-			out[d.String()] = b
-		}
-	}
-	switch n := node.(type) {
-	case v1.Image:
-		visitImage(n)
-	case v1.ImageIndex:
-		im, err := n.IndexManifest()
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, m := range im.Manifests {
-			img, err := n.Image(m.Digest)
-			if err != nil {
-				t.Fatal(err)
-			}
-			visitImage(img)
-		}
-	}
-	return out
 }
 
 // layerDigests lists the layer digests of an image or index.

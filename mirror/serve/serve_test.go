@@ -139,16 +139,16 @@ func TestPull(t *testing.T) {
 	res := e.push(t, src)
 	s := startServer(t, e.store, serve.Options{})
 	got, top := mustPull(t, s.host+"/ipfs/"+res.Root.String())
-	sameBlobs(t, "ipfs/<CID>", sourceBlobs(t, src), got)
+	sameBlobs(t, "ipfs/<CID>", testrig.SourceBlobs(t, src), got)
 	if top.String() != res.Target.Digest.String() {
 		t.Errorf("top digest %s, want the IPFS-enabled index %s", top, res.Target.Digest)
 	}
 	// By digest, the same.
 	got, _ = mustPull(t, s.host+"/ipfs/"+res.Root.String()+"@"+res.Target.Digest.String())
-	sameBlobs(t, "ipfs/<CID>@digest", sourceBlobs(t, src), got)
+	sameBlobs(t, "ipfs/<CID>@digest", testrig.SourceBlobs(t, src), got)
 	// The url-free view: same blobs, new top digest, no ipfs:// anywhere.
 	got, top = mustPull(t, s.host+"/ipfs-nourls/"+res.Root.String())
-	sameBlobs(t, "ipfs-nourls/<CID>", sourceBlobs(t, src), got)
+	sameBlobs(t, "ipfs-nourls/<CID>", testrig.SourceBlobs(t, src), got)
 	if top.String() == res.Target.Digest.String() {
 		t.Error("ipfs-nourls served the stored index")
 	}
@@ -162,7 +162,7 @@ func TestSkopeo(t *testing.T) {
 	src := testrig.MultiPlatform(t, 2, 300<<10)
 	res := e.push(t, src)
 	s := startServer(t, e.store, serve.Options{})
-	want := sourceBlobs(t, src)
+	want := testrig.SourceBlobs(t, src)
 
 	dir := filepath.Join(t.TempDir(), "nourls")
 	if out, err := skopeo(t, "copy", "--all", "--src-tls-verify=false", "docker://"+s.host+"/ipfs-nourls/"+res.Root.String(), "oci:"+dir+":latest"); err != nil {
@@ -612,9 +612,9 @@ func TestLoad(t *testing.T) {
 	for i := range 20 {
 		img := testrig.Image(t, testrig.ImageSpec{Layers: []v1.Layer{testrig.Layer(t, uint64(1000+i), 200<<10, false), testrig.Layer(t, uint64(2000+i), 1500<<10, false)}})
 		roots = append(roots, e.push(t, img).Root.String())
-		srcs = append(srcs, sourceBlobs(t, img))
+		srcs = append(srcs, testrig.SourceBlobs(t, img))
 	}
-	oneSrc := sourceBlobs(t, one)
+	oneSrc := testrig.SourceBlobs(t, one)
 	s := startServer(t, e.store, serve.Options{})
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
@@ -719,9 +719,9 @@ func TestLockNames(t *testing.T) {
 		}
 	}
 	got, _ := mustPull(t, s.host+"/docker.io/library/alpine:3.20")
-	sameBlobs(t, "docker.io/library/alpine:3.20", sourceBlobs(t, alpine), got)
+	sameBlobs(t, "docker.io/library/alpine:3.20", testrig.SourceBlobs(t, alpine), got)
 	got, _ = mustPull(t, s.host+"/library/alpine:3.20-estargz")
-	sameBlobs(t, "library/alpine:3.20-estargz", sourceBlobs(t, app), got)
+	sameBlobs(t, "library/alpine:3.20-estargz", testrig.SourceBlobs(t, app), got)
 
 	resp, body := get(t, "GET", s.url+"/v2/_catalog")
 	if resp.StatusCode != 200 || string(body) != `{"repositories":["docker.io/library/alpine","ghcr.io/acme/app"]}` {
@@ -843,7 +843,7 @@ func TestStrip(t *testing.T) {
 	if bytes.Contains(body, []byte("ipfs://")) || len(idx.Manifests) != 3 || digest.FromBytes(body).String() != resp.Header.Get("Docker-Content-Digest") {
 		t.Fatalf("stripped index: %s", body)
 	}
-	want := sourceBlobs(t, src)
+	want := testrig.SourceBlobs(t, src)
 	for _, m := range idx.Manifests {
 		resp, mb := get(t, "GET", base+"/manifests/"+m.Digest.String())
 		if resp.StatusCode != 200 || digest.FromBytes(mb) != m.Digest || int64(len(mb)) != m.Size || bytes.Contains(mb, []byte("ipfs://")) {
@@ -956,7 +956,7 @@ func TestDiskCache(t *testing.T) {
 	l2 := testrig.Layer(t, 32, 3<<20, false)
 	img := testrig.Image(t, testrig.ImageSpec{Layers: []v1.Layer{l1, l2}})
 	res := e.push(t, img)
-	want := sourceBlobs(t, img)
+	want := testrig.SourceBlobs(t, img)
 	tree := e.treeOf(t, res.Root)
 	_, m := firstManifest(t, tree)
 	dir := t.TempDir()

@@ -229,3 +229,59 @@ func WriteArchive(t testing.TB, path, tag string, img v1.Image) {
 		t.Fatal(err)
 	}
 }
+
+// SourceBlobs maps every layer and config digest of an image or index (one
+// level of children) to its bytes.
+func SourceBlobs(t testing.TB, node any) map[string][]byte {
+	t.Helper()
+	var imgs []v1.Image
+	switch n := node.(type) {
+	case v1.Image:
+		imgs = append(imgs, n)
+	case v1.ImageIndex:
+		im, err := n.IndexManifest()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range im.Manifests {
+			img, err := n.Image(m.Digest)
+			if err != nil {
+				t.Fatal(err)
+			}
+			imgs = append(imgs, img)
+		}
+	}
+	out := map[string][]byte{}
+	for _, img := range imgs {
+		cfg, err := img.RawConfigFile()
+		if err != nil {
+			t.Fatal(err)
+		}
+		cn, err := img.ConfigName()
+		if err != nil {
+			t.Fatal(err)
+		}
+		out[cn.String()] = cfg
+		layers, err := img.Layers()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, l := range layers {
+			d, err := l.Digest()
+			if err != nil {
+				t.Fatal(err)
+			}
+			rc, err := l.Compressed()
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, err := io.ReadAll(rc)
+			rc.Close()
+			if err != nil {
+				t.Fatal(err)
+			}
+			out[d.String()] = b
+		}
+	}
+	return out
+}
