@@ -29,19 +29,14 @@ func (b *bench) profileInProcess(ctx context.Context, file, source string) error
 	}
 	defer store.Close()
 	w := manifests.NewWriter(store, 4, nil)
-	path := filepath.Join(b.o.profile, file)
-	f, err := os.Create(path)
+	k0 := b.k.cpu()
+	t0 := time.Now()
+	path, stop, err := b.startProfile(file)
 	if err != nil {
 		return err
 	}
-	defer f.Close()
-	k0 := b.k.cpu()
-	t0 := time.Now()
-	if err := pprof.StartCPUProfile(f); err != nil {
-		return err
-	}
 	_, err = mirror.Push(ctx, w, source, mirror.PushOptions{Registry: mirror.RegistryOptions{Insecure: true, UserAgent: "mirror-bench"}})
-	pprof.StopCPUProfile()
+	stop()
 	if err != nil {
 		return fmt.Errorf("in-process push of %s: %w", source, err)
 	}
@@ -73,16 +68,11 @@ func (b *bench) profileServeInProcess(ctx context.Context, file, root string) er
 		stop()
 		<-served
 	}()
-	path := filepath.Join(b.o.profile, file)
-	f, err := os.Create(path)
+	path, stopProfile, err := b.startProfile(file)
 	if err != nil {
 		return err
 	}
-	defer f.Close()
-	if err := pprof.StartCPUProfile(f); err != nil {
-		return err
-	}
-	defer pprof.StopCPUProfile()
+	defer stopProfile()
 	t0 := time.Now()
 	for i := 0; i < 2; i++ {
 		dir := filepath.Join(b.dir, "profile-pull")
@@ -101,20 +91,33 @@ func (b *bench) profileServeInProcess(ctx context.Context, file, root string) er
 // profileEstargz runs the in-process eStargz conversion of case 5 once
 // more under a CPU profile.
 func (b *bench) profileEstargz(ctx context.Context, file, ref string) error {
-	path := filepath.Join(b.o.profile, file)
-	f, err := os.Create(path)
+	path, stop, err := b.startProfile(file)
 	if err != nil {
 		return err
 	}
-	defer f.Close()
-	if err := pprof.StartCPUProfile(f); err != nil {
-		return err
-	}
 	st, err := b.estargzInProcess(ctx, ref, 0)
-	pprof.StopCPUProfile()
+	stop()
 	if err != nil {
 		return err
 	}
 	b.logf("profile: wrote %s (in-process convert.ToEstargz in %s)", path, st.Wall.Round(time.Millisecond))
 	return nil
+}
+
+// startProfile starts this process's CPU profile into file under
+// --profile; stop ends it and closes the file.
+func (b *bench) startProfile(file string) (path string, stop func(), err error) {
+	path = filepath.Join(b.o.profile, file)
+	f, err := os.Create(path)
+	if err != nil {
+		return "", nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return "", nil, err
+	}
+	return path, func() {
+		pprof.StopCPUProfile()
+		f.Close()
+	}, nil
 }
