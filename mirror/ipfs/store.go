@@ -98,3 +98,21 @@ type BatchHolder interface {
 	Holder
 	HoldsAll(ctx context.Context, cs []cid.Cid) (bool, error)
 }
+
+// ContextReader returns r failing reads with ctx's error once ctx is done:
+// an add that reads from it stops then.
+func ContextReader(ctx context.Context, r io.Reader) io.Reader {
+	return &ctxReader{ctx: ctx, r: r}
+}
+
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (r *ctxReader) Read(p []byte) (int, error) {
+	if err := r.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return r.r.Read(p)
+}

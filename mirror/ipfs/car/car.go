@@ -101,7 +101,7 @@ func (s *Store) Add(ctx context.Context, r io.Reader) (cid.Cid, error) {
 	if err := s.usable(); err != nil {
 		return cid.Undef, err
 	}
-	spl := chunker.NewSizeSplitter(&ctxReader{ctx: ctx, r: r}, ipfs.ChunkSize)
+	spl := chunker.NewSizeSplitter(ipfs.ContextReader(ctx, r), ipfs.ChunkSize)
 	params := helpers.DagBuilderParams{
 		Dagserv:    &dagWriter{s: s},
 		RawLeaves:  ipfs.RawLeaves,
@@ -453,17 +453,4 @@ func (d *dagWriter) Remove(context.Context, cid.Cid) error {
 
 func (d *dagWriter) RemoveMany(context.Context, []cid.Cid) error {
 	return errors.New("car: blocks cannot be removed")
-}
-
-// ctxReader fails reads once ctx is done, which stops the importer.
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (r *ctxReader) Read(p []byte) (int, error) {
-	if err := r.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return r.r.Read(p)
 }

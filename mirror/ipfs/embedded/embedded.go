@@ -248,7 +248,7 @@ func (s *Store) Node() *core.IpfsNode { return s.node }
 
 // Add implements ipfs.Store with the format's fixed settings.
 func (s *Store) Add(ctx context.Context, r io.Reader) (cid.Cid, error) {
-	p, err := s.api.Unixfs().Add(ctx, files.NewReaderFile(&ctxReader{ctx: ctx, r: r}),
+	p, err := s.api.Unixfs().Add(ctx, files.NewReaderFile(ipfs.ContextReader(ctx, r)),
 		options.Unixfs.CidVersion(ipfs.CIDVersion),
 		options.Unixfs.RawLeaves(ipfs.RawLeaves),
 		options.Unixfs.Chunker(ipfs.Chunker),
@@ -370,17 +370,4 @@ func (e *errReader) Read(p []byte) (int, error) {
 		return n, fmt.Errorf("ipfs cat %s: %w", e.c, classify(e.ctx, err))
 	}
 	return n, err
-}
-
-// ctxReader fails reads once ctx is done, which stops an add.
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (r *ctxReader) Read(p []byte) (int, error) {
-	if err := r.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return r.r.Read(p)
 }
