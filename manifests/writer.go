@@ -50,20 +50,39 @@ const (
 	BlobStart EventType = iota
 	// BlobProgress: Done bytes of the blob have been streamed.
 	BlobProgress
-	// BlobDone: the blob is stored (Cached: it was already stored in this
-	// process, nothing was read).
+	// BlobDone: the blob is stored; State says how.
 	BlobDone
+	// ImageDone: every blob of Image is stored (CID is its root).
+	ImageDone
 )
 
-// Event reports progress. Callbacks must be quick and safe for concurrent use.
+// BlobState is how a BlobDone blob got to its destination.
+type BlobState string
+
+// Blob states.
+const (
+	// StateAdded: the blob was streamed to the destination.
+	StateAdded BlobState = "added"
+	// StateCached: an earlier transfer in this process already stored it;
+	// nothing was read.
+	StateCached BlobState = "cached"
+	// StateExists: the destination already held it; nothing was sent.
+	StateExists BlobState = "exists"
+)
+
+// Event reports progress. Callbacks must be quick and safe for concurrent
+// use. Image is the label of the image the blob is written for (Options.Image).
 type Event struct {
 	Type      EventType
+	Image     string
 	Digest    digest.Digest
 	MediaType string
 	Size      int64
 	Done      int64
 	CID       cid.Cid
-	Cached    bool
+	// Cached is State == StateCached (kept for older callers).
+	Cached bool
+	State  BlobState
 }
 
 // ImageConverter transforms each platform image before it is written (the
@@ -77,6 +96,8 @@ type Options struct {
 	Platforms []v1.Platform
 	// Convert, when set, transforms every image manifest's image.
 	Convert ImageConverter
+	// Image labels this Write's events (e.g. the source's name).
+	Image string
 }
 
 // Writer writes images into a Store. One Writer may serve many images at
@@ -137,6 +158,7 @@ func (w *Writer) Write(ctx context.Context, src any, opts Options) (*Result, err
 		return nil, fmt.Errorf("adding the root descriptor: %w", err)
 	}
 	res := &Result{Root: rc, RootDescriptor: root, Target: *top}
+	w.onEvent(Event{Type: ImageDone, Image: opts.Image, Digest: top.Digest, MediaType: top.MediaType, Size: top.Size, CID: rc})
 	for _, b := range t.blobs {
 		res.Blobs = append(res.Blobs, b)
 	}
@@ -269,7 +291,7 @@ func (t *tree) image(ctx context.Context, img v1.Image, platform *ocispec.Platfo
 			if err != nil {
 				return err
 			}
-			b, err := t.w.blob(gctx, l.Digest, l.Size, l.MediaType, func() (io.ReadCloser, error) {
+			b, err := t.w.blob(gctx, t.opts.Image, l.Digest, l.Size, l.MediaType, func() (io.ReadCloser, error) {
 				if bo, ok := img.(BlobOpener); ok && len(l.URLs) == 0 {
 					return bo.OpenBlob(gctx, l.Digest, l.Size)
 				}
@@ -295,7 +317,7 @@ func (t *tree) image(ctx context.Context, img v1.Image, platform *ocispec.Platfo
 		if err != nil {
 			return fmt.Errorf("reading config %s: %w", c.Digest, err)
 		}
-		b, err := t.w.blob(gctx, c.Digest, c.Size, c.MediaType, func() (io.ReadCloser, error) {
+		b, err := t.w.blob(gctx, t.opts.Image, c.Digest, c.Size, c.MediaType, func() (io.ReadCloser, error) {
 			return io.NopCloser(bytes.NewReader(cfg)), nil
 		})
 		if err != nil {
@@ -347,7 +369,7 @@ func (t *tree) putJSON(ctx context.Context, doc any, srcMediaType string) (*ocis
 	}
 	d := digest.FromBytes(b)
 	mt := DockerToOCI(srcMediaType)
-	blob, err := t.w.blob(ctx, d, int64(len(b)), mt, func() (io.ReadCloser, error) {
+	blob, err := t.w.blob(ctx, t.opts.Image, d, int64(len(b)), mt, func() (io.ReadCloser, error) {
 		return io.NopCloser(bytes.NewReader(b)), nil
 	})
 	if err != nil {
@@ -409,7 +431,7 @@ type BlobOpener interface {
 
 // blob adds one blob at most once per Writer, verifying its digest and size
 // while it streams.
-func (w *Writer) blob(ctx context.Context, d digest.Digest, size int64, mt string, open func() (io.ReadCloser, error)) (Blob, error) {
+func (w *Writer) blob(ctx context.Context, image string, d digest.Digest, size int64, mt string, open func() (io.ReadCloser, error)) (Blob, error) {
 	w.mu.Lock()
 	if e, ok := w.blobs[d]; ok {
 		w.mu.Unlock()
@@ -419,7 +441,7 @@ func (w *Writer) blob(ctx context.Context, d digest.Digest, size int64, mt strin
 			return Blob{}, ctx.Err()
 		}
 		if e.err == nil {
-			w.onEvent(Event{Type: BlobDone, Digest: d, MediaType: DockerToOCI(mt), Size: size, Done: size, CID: e.b.CID, Cached: true})
+			w.onEvent(Event{Type: BlobDone, Image: image, Digest: d, MediaType: DockerToOCI(mt), Size: size, Done: size, CID: e.b.CID, Cached: true, State: StateCached})
 			b := e.b
 			b.MediaType = DockerToOCI(mt)
 			return b, nil
@@ -430,7 +452,7 @@ func (w *Writer) blob(ctx context.Context, d digest.Digest, size int64, mt strin
 	w.blobs[d] = e
 	w.mu.Unlock()
 
-	e.b, e.err = w.add(ctx, d, size, mt, open)
+	e.b, e.err = w.add(ctx, image, d, size, mt, open)
 	if e.err != nil {
 		// Forget failures so that a later attempt can try again.
 		w.mu.Lock()
@@ -441,7 +463,7 @@ func (w *Writer) blob(ctx context.Context, d digest.Digest, size int64, mt strin
 	return e.b, e.err
 }
 
-func (w *Writer) add(ctx context.Context, d digest.Digest, size int64, mt string, open func() (io.ReadCloser, error)) (Blob, error) {
+func (w *Writer) add(ctx context.Context, image string, d digest.Digest, size int64, mt string, open func() (io.ReadCloser, error)) (Blob, error) {
 	mt = DockerToOCI(mt)
 	if err := w.sem.Acquire(ctx, 1); err != nil {
 		return Blob{}, err
@@ -456,9 +478,9 @@ func (w *Writer) add(ctx context.Context, d digest.Digest, size int64, mt string
 	if err != nil {
 		return Blob{}, err
 	}
-	w.onEvent(Event{Type: BlobStart, Digest: d, MediaType: mt, Size: size})
+	w.onEvent(Event{Type: BlobStart, Image: image, Digest: d, MediaType: mt, Size: size})
 	pr := &progressReader{r: vr, report: func(n int64) {
-		w.onEvent(Event{Type: BlobProgress, Digest: d, MediaType: mt, Size: size, Done: n})
+		w.onEvent(Event{Type: BlobProgress, Image: image, Digest: d, MediaType: mt, Size: size, Done: n})
 	}}
 	c, err := w.store.Add(ctx, pr)
 	if vr.err != nil && vr.err != io.EOF {
@@ -472,7 +494,7 @@ func (w *Writer) add(ctx context.Context, d digest.Digest, size int64, mt string
 		return Blob{}, fmt.Errorf("source blob %s: %w: the store read %d of %d bytes", d, ErrDigestMismatch, vr.n, size)
 	}
 	b := Blob{Digest: d, Size: size, MediaType: DockerToOCI(mt), CID: c}
-	w.onEvent(Event{Type: BlobDone, Digest: d, MediaType: mt, Size: size, Done: size, CID: c})
+	w.onEvent(Event{Type: BlobDone, Image: image, Digest: d, MediaType: mt, Size: size, Done: size, CID: c, State: StateAdded})
 	return b, nil
 }
 

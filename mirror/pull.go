@@ -44,6 +44,10 @@ type PullOptions struct {
 	// layers, containers/image skips them), keep for oci: and
 	// docker-archive:.
 	URLs string
+	// OnEvent receives each layer's progress (BlobStart, BlobProgress,
+	// BlobDone: added, or exists when a registry had it) and ImageDone;
+	// may be nil.
+	OnEvent func(manifests.Event)
 }
 
 // URL handling of Pull.
@@ -105,6 +109,8 @@ func Pull(ctx context.Context, store ipfs.Store, root cid.Cid, dest string, o Pu
 		ref.Tag = "localhost:5050/ipfs/" + root.String() + ":latest"
 	}
 	res := &PullResult{Root: root, Dest: ref.String()}
+	obs := newPullObserver(o.OnEvent, "ipfs://"+root.String())
+	node = obs.wrap(node)
 	switch ref.Kind {
 	case KindOCI:
 		res.Digest, err = writeLayout(ref, node)
@@ -116,6 +122,7 @@ func Pull(ctx context.Context, store ipfs.Store, root cid.Cid, dest string, o Pu
 	if err != nil {
 		return nil, err
 	}
+	obs.finish(res.Digest)
 	return res, nil
 }
 

@@ -16,6 +16,8 @@ type PushOptions struct {
 	Platforms []v1.Platform
 	// Convert transforms each platform image (modes); nil copies as is.
 	Convert manifests.ImageConverter
+	// Image labels the Writer's events (default: the source reference).
+	Image string
 }
 
 // PushResult is what Push did.
@@ -41,7 +43,11 @@ func Push(ctx context.Context, w *manifests.Writer, source string, o PushOptions
 
 // PushSource is Push for an already opened source.
 func PushSource(ctx context.Context, w *manifests.Writer, src *Source, o PushOptions) (*PushResult, error) {
-	res, err := w.Write(ctx, src.Node(), manifests.Options{Platforms: o.Platforms, Convert: o.Convert})
+	label := o.Image
+	if label == "" {
+		label = src.Ref.String()
+	}
+	res, err := w.Write(ctx, src.Node(), manifests.Options{Platforms: o.Platforms, Convert: o.Convert, Image: label})
 	if err != nil {
 		return nil, fmt.Errorf("pushing %s to IPFS: %w", src.Ref, err)
 	}

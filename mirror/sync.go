@@ -106,6 +106,15 @@ type SyncEvent struct {
 	Blob  manifests.Event
 }
 
+// ImageLabel is the Image of a sync's blob events: the lockfile source,
+// with the mode unless it is plain.
+func ImageLabel(source, mode string) string {
+	if mode == "" || mode == string(config.ModePlain) {
+		return source
+	}
+	return source + " (" + mode + ")"
+}
+
 // Converter returns the image conversion of mode for an entry (nil for
 // plain). It is how the eStargz and encrypted modes plug in.
 type Converter func(img *config.Image, mode config.Mode) (manifests.ImageConverter, error)
@@ -485,7 +494,7 @@ func (s *syncer) write(ctx context.Context, img *config.Image, tag string, m con
 		}
 		conv = c
 	}
-	res, err := PushSource(ctx, s.w, src, PushOptions{Registry: s.o.Registry, Platforms: ps, Convert: conv})
+	res, err := PushSource(ctx, s.w, src, PushOptions{Registry: s.o.Registry, Platforms: ps, Convert: conv, Image: ImageLabel(r.Source, r.Mode)})
 	if err != nil {
 		return err
 	}
