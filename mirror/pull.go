@@ -122,7 +122,7 @@ func Pull(ctx context.Context, store ipfs.Store, root cid.Cid, dest string, o Pu
 	if err != nil {
 		return nil, err
 	}
-	obs.finish(res.Digest)
+	obs.finish(node, res.Digest)
 	return res, nil
 }
 

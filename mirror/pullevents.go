@@ -47,10 +47,18 @@ func (o *pullObserver) wrap(node any) any {
 	return node
 }
 
-// finish reports the layers never read as existing, then the image.
-func (o *pullObserver) finish(top v1.Hash) {
+// finish reports the layers never read as existing, then the image. A
+// registry that had the whole image is not even asked for its layers: then
+// every layer of node exists.
+func (o *pullObserver) finish(node any, top v1.Hash) {
 	if o.emit == nil {
 		return
+	}
+	o.mu.Lock()
+	none := len(o.order) == 0
+	o.mu.Unlock()
+	if none {
+		listLayers(node, 0)
 	}
 	o.mu.Lock()
 	var rest []manifests.Event
@@ -66,6 +74,32 @@ func (o *pullObserver) finish(top v1.Hash) {
 		o.emit(e)
 	}
 	o.emit(manifests.Event{Type: manifests.ImageDone, Image: o.image, Digest: digest.Digest(top.String())})
+}
+
+// listLayers lists the layers of every image of node (wrapped: that
+// registers them); nothing is read but the in-memory manifests.
+func listLayers(node any, depth int) {
+	switch n := node.(type) {
+	case v1.Image:
+		_, _ = n.Layers()
+	case v1.ImageIndex:
+		im, err := n.IndexManifest()
+		if err != nil || depth > 4 {
+			return
+		}
+		for _, m := range im.Manifests {
+			switch {
+			case m.MediaType.IsImage():
+				if img, err := n.Image(m.Digest); err == nil {
+					listLayers(img, depth+1)
+				}
+			case m.MediaType.IsIndex():
+				if child, err := n.ImageIndex(m.Digest); err == nil {
+					listLayers(child, depth+1)
+				}
+			}
+		}
+	}
 }
 
 func (o *pullObserver) layer(l v1.Layer) v1.Layer {

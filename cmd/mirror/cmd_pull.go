@@ -43,7 +43,10 @@ func (c *PullCmd) Run(ctx context.Context, g *Globals) error {
 		return err
 	}
 	defer store.Close()
-	res, err := mirror.Pull(ctx, store, root, c.Dest, mirror.PullOptions{Registry: g.Registry(), Platforms: platforms, Jobs: c.Jobs, URLs: c.URLs, Transform: decrypt})
+	pr := newPrinter(g, false)
+	pr.Message("start", fmt.Sprintf("pulling ipfs://%s to %s", root, c.Dest), nil)
+	res, err := mirror.Pull(ctx, store, root, c.Dest, mirror.PullOptions{Registry: g.Registry(), Platforms: platforms, Jobs: c.Jobs, URLs: c.URLs, Transform: decrypt, OnEvent: pr.Event})
+	pr.Finish()
 	if err != nil {
 		return err
 	}

@@ -49,11 +49,11 @@ func (c *PushCmd) Run(ctx context.Context, g *Globals) error {
 		return err
 	}
 	defer store.Close()
-	pr := newProgress(g)
-	w := manifests.NewWriter(store, c.Jobs, pr.event)
-	fmt.Fprintf(g.stderr, "pushing %s to IPFS (%s)\n", c.Source, mode)
+	pr := newPrinter(g, false)
+	w := manifests.NewWriter(store, c.Jobs, pr.Event)
+	pr.Message("start", fmt.Sprintf("pushing %s to IPFS (%s)", c.Source, mode), nil)
 	res, err := mirror.Push(ctx, w, c.Source, mirror.PushOptions{Registry: g.Registry(), Platforms: platforms, Convert: conv})
-	pr.done()
+	pr.Finish()
 	if err != nil {
 		return err
 	}

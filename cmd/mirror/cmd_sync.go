@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/ipfs-mirror/mirror/internal/ui"
 	"github.com/ipfs-mirror/mirror/mirror"
 	"github.com/ipfs-mirror/mirror/mirror/config"
 	"github.com/ipfs-mirror/mirror/mirror/lockfile"
@@ -124,41 +125,40 @@ func (c configError) Unwrap() error { return c.err }
 // syncPrinter renders sync events: a line per image on stderr.
 type syncPrinter struct {
 	g      *Globals
-	prog   *progress
+	prog   ui.Printer
 	dryRun bool
 	mu     sync.Mutex
 }
 
 func newSyncPrinter(g *Globals, dryRun bool) *syncPrinter {
-	return &syncPrinter{g: g, prog: newProgress(g), dryRun: dryRun}
+	return &syncPrinter{g: g, prog: newPrinter(g, true), dryRun: dryRun}
 }
 
 func (p *syncPrinter) event(e mirror.SyncEvent) {
 	switch e.Type {
 	case mirror.BlobEvent:
-		p.prog.event(e.Blob)
+		p.prog.Event(e.Blob)
 	case mirror.ImageFinished:
-		p.prog.done()
 		p.mu.Lock()
 		defer p.mu.Unlock()
 		r := e.Image
-		switch r.Status {
-		case mirror.StatusFailed:
-			fmt.Fprintf(p.g.stderr, "%-9s %s (%s): %s\n", r.Status, r.Source, r.Mode, r.Error)
-		case mirror.StatusUnchanged, mirror.StatusImmutable:
-			fmt.Fprintf(p.g.stderr, "%-9s %s (%s) ipfs://%s\n", r.Status, r.Source, r.Mode, r.CID)
+		var line string
+		switch {
+		case r.Status == mirror.StatusFailed:
+			line = fmt.Sprintf("%-9s %s (%s): %s", r.Status, r.Source, r.Mode, r.Error)
+		case r.Status == mirror.StatusUnchanged, r.Status == mirror.StatusImmutable:
+			line = fmt.Sprintf("%-9s %s (%s) ipfs://%s", r.Status, r.Source, r.Mode, r.CID)
+		case p.dryRun:
+			line = fmt.Sprintf("%-9s %s (%s) %s", r.Status, r.Source, r.Mode, r.SourceDigest)
 		default:
-			if p.dryRun {
-				fmt.Fprintf(p.g.stderr, "%-9s %s (%s) %s\n", r.Status, r.Source, r.Mode, r.SourceDigest)
-				return
-			}
-			fmt.Fprintf(p.g.stderr, "%-9s %s (%s) %s → ipfs://%s in %s\n", r.Status, r.Source, r.Mode, r.SourceDigest, r.CID, r.Duration.Round(time.Millisecond))
+			line = fmt.Sprintf("%-9s %s (%s) %s → ipfs://%s in %s", r.Status, r.Source, r.Mode, r.SourceDigest, r.CID, r.Duration.Round(time.Millisecond))
 		}
+		p.prog.Message("image", line, r)
 	}
 }
 
 func (p *syncPrinter) done(rep *mirror.Report) {
-	p.prog.done()
+	p.prog.Finish()
 	if rep == nil {
 		return
 	}
