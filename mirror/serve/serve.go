@@ -497,6 +497,7 @@ func (s *Server) manifest(w *recorder, r *http.Request, t target, ref string) {
 			return
 		}
 		w.root = foundIn.root
+		s.warnForeign(r, t, found.mediaType)
 		s.writeDoc(w, r, d, *found, true)
 		return
 	}
@@ -545,6 +546,7 @@ func (s *Server) manifest(w *recorder, r *http.Request, t target, ref string) {
 		writeError(w, r, newError(http.StatusInternalServerError, CodeUnknown, "the target of %s is missing from its tree", root))
 		return
 	}
+	s.warnForeign(r, t, x.mediaType)
 	s.writeDoc(w, r, v.target.Digest, x, false)
 }
 
