@@ -49,7 +49,9 @@ func canonicalRepo(ns, name string) (string, bool) {
 	host, path := dockerHub, name
 	if ns != "" {
 		host = ns
-	} else if first, rest, ok := strings.Cut(name, "/"); ok && isHost(first) {
+	} else if first, rest, ok := strings.Cut(name, "/"); ok && unfoldPort(first) != "" {
+		host, path = unfoldPort(first), rest
+	} else if ok && isHost(first) {
 		host, path = first, rest
 	}
 	if !hostRE.MatchString(host) || path == "" {
@@ -66,6 +68,38 @@ func canonicalRepo(ns, name string) (string, bool) {
 		path = "library/" + path
 	}
 	return host + "/" + path, true
+}
+
+// foldedRE is a registry host with its port folded into a path component
+// (127.0.0.1_15000, localhost_5000, registry.example_8443).
+var foldedRE = regexp.MustCompile(`^([a-z0-9]([a-z0-9.-]*[a-z0-9])?)_([0-9]{1,5})$`)
+
+// FoldPort turns a canonical repository whose host has a port into the
+// form docker-style clients can name behind another host: the port folded
+// into the first component with "_" (127.0.0.1:15000/test/hello →
+// 127.0.0.1_15000/test/hello). "_" separates path components in the
+// reference grammar and never appears in a host name, so the fold is
+// unambiguous. Other names are returned as they are.
+func FoldPort(repo string) string {
+	first, rest, ok := strings.Cut(repo, "/")
+	if !ok {
+		return repo
+	}
+	h, port, ok := strings.Cut(first, ":")
+	if !ok {
+		return repo
+	}
+	return h + "_" + port + "/" + rest
+}
+
+// unfoldPort is the host:port of a folded first component, or "" when it is
+// not one (the host part must look like a host: a dot, or localhost).
+func unfoldPort(first string) string {
+	m := foldedRE.FindStringSubmatch(first)
+	if m == nil || !(strings.Contains(m[1], ".") || m[1] == "localhost") {
+		return ""
+	}
+	return m[1] + ":" + m[3]
 }
 
 // splitSource splits a lockfile source (host/path:tag, host/path@digest,
@@ -123,6 +157,9 @@ func (t *nameTable) catalog() []string {
 	out := make([]string, 0, len(t.repos))
 	for r := range t.repos {
 		out = append(out, r)
+		if f := FoldPort(r); f != r {
+			out = append(out, f)
+		}
 	}
 	slices.Sort(out)
 	return out

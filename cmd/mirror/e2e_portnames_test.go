@@ -1,0 +1,59 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/ipfs-mirror/mirror/mirror/testrig"
+)
+
+// TestE2EServePortNames: a lockfile entry from a registry with a port
+// (127.0.0.1:PORT/test/hello:1.0) is served as 127.0.0.1_PORT/test/hello,
+// a name crane and skopeo accept; _catalog lists it; the colon form, which
+// no docker-style client can write, stays for containerd's ?ns=.
+func TestE2EServePortNames(t *testing.T) {
+	r := newRig(t)
+	skopeoBin := testrig.Tool(t, "MIRROR_SKOPEO_BIN", "skopeo")
+	crane := craneBin(t)
+	idx := testrig.MultiPlatform(t, 700, 300<<10)
+	testrig.Push(t, r.reg.Host+"/test/hello:1.0", idx)
+	want := testrig.SourceBlobs(t, idx)
+
+	dir := t.TempDir()
+	list := writeList(t, dir, fmt.Sprintf("version: 1\nimages:\n  - source: %s/test/hello\n    tags: [\"1.0\"]\n", r.reg.Host))
+	mustRun(t, r.env, "sync", list)
+	p := startServe(t, r.env, "--strip-urls", "--lock", filepath.Join(dir, "mirrors.lock"))
+
+	folded := strings.Replace(r.reg.Host, ":", "_", 1) + "/test/hello"
+	var cat struct{ Repositories []string }
+	if err := json.Unmarshal(serveBody(t, serveReq(t, "GET", "http://"+p.host+"/v2/_catalog", nil)), &cat); err != nil || !slices.Contains(cat.Repositories, folded) || !slices.Contains(cat.Repositories, r.reg.Host+"/test/hello") {
+		t.Errorf("_catalog %v (%v): want %s and the colon form", cat.Repositories, err, folded)
+	}
+
+	// The colon form is not a reference (what users hit before).
+	if out, err := exec.Command(crane, "manifest", p.host+"/"+r.reg.Host+"/test/hello:1.0").CombinedOutput(); err == nil {
+		t.Errorf("crane accepted %s/%s/test/hello:1.0: %s", p.host, r.reg.Host, out)
+	}
+
+	ref := p.host + "/" + folded + ":1.0"
+	out := filepath.Join(t.TempDir(), "crane")
+	runTool(t, crane, "pull", "--format=oci", ref, out)
+	sameBlobs(t, "crane pull "+ref, want, testrig.LayoutBlobs(t, out))
+
+	out = filepath.Join(t.TempDir(), "skopeo")
+	runTool(t, skopeoBin, "--insecure-policy", "copy", "--all", "--src-tls-verify=false", "docker://"+ref, "oci:"+out+":latest")
+	sameBlobs(t, "skopeo copy "+ref, want, testrig.LayoutBlobs(t, out))
+
+	// tags/list by the folded name; containerd's form still answers.
+	if body := serveBody(t, serveReq(t, "GET", "http://"+p.host+"/v2/"+folded+"/tags/list", nil)); !strings.Contains(string(body), `"1.0"`) {
+		t.Errorf("tags/list: %s", body)
+	}
+	if resp := serveReq(t, "GET", "http://"+p.host+"/v2/test/hello/manifests/1.0?ns="+r.reg.Host, nil); resp.StatusCode != 200 {
+		t.Errorf("?ns=%s: %d", r.reg.Host, resp.StatusCode)
+	}
+}
