@@ -22,7 +22,7 @@ type Globals struct {
 	Timeout       time.Duration `default:"0s" help:"Bound the whole command (0: no bound)."`
 	Insecure      bool          `help:"Allow plain HTTP and unverified TLS for registries."`
 	JSON          bool          `name:"json" help:"Print machine-readable JSON on stdout."`
-	Verbose       bool          `short:"v" help:"Print a line per blob on stderr."`
+	Verbose       bool          `short:"v" help:"Add each blob's CID to the progress lines on a terminal."`
 	NodeFlags     `embed:""`
 
 	stdout, stderr io.Writer

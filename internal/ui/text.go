@@ -54,7 +54,7 @@ func (p *tty) Message(_, text string, _ any) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.clear()
-	fmt.Fprintln(p.o.W, fit(text, p.o.Width))
+	fmt.Fprintln(p.o.W, text) // printed for good: the terminal may wrap it
 	if !p.ended {
 		p.draw(p.o.Now())
 	}
