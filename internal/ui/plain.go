@@ -55,5 +55,7 @@ func (p *plain) Finish() {
 		return
 	}
 	p.ended = true
-	fmt.Fprintln(p.o.W, p.t.summary(p.o.Now()))
+	if !p.t.idle() {
+		fmt.Fprintln(p.o.W, p.t.summary(p.o.Now()))
+	}
 }

@@ -68,7 +68,9 @@ func (p *tty) Finish() {
 	}
 	p.ended = true
 	p.clear()
-	fmt.Fprintln(p.o.W, first(p.t.summaries(p.o.Now()), p.o.Width))
+	if !p.t.idle() {
+		fmt.Fprintln(p.o.W, first(p.t.summaries(p.o.Now()), p.o.Width))
+	}
 }
 
 // clear erases the live area: up as many lines as were drawn, then to the
@@ -82,6 +84,9 @@ func (p *tty) clear() {
 
 func (p *tty) draw(now time.Time) {
 	p.last = now
+	if p.t.idle() {
+		return
+	}
 	var b strings.Builder
 	n := 0
 	for i, k := range p.t.order {

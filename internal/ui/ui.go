@@ -79,6 +79,9 @@ type tally struct {
 	flights map[digest.Digest]int64
 }
 
+// idle says no blob was seen: a dry run, a sync with nothing to do.
+func (t *tally) idle() bool { return t.added+t.cached+t.exists == 0 && len(t.order) == 0 }
+
 func newTally(now time.Time) tally {
 	return tally{start: now, blobs: map[digest.Digest]*blob{}, flights: map[digest.Digest]int64{}}
 }

@@ -181,3 +181,17 @@ func TestSummary(t *testing.T) {
 		t.Errorf("got %q, want %q", got, want)
 	}
 }
+
+// TestIdle: a run that moved no blob (a dry run, a no-op sync) prints no
+// summary line in the text forms.
+func TestIdle(t *testing.T) {
+	for name, p := range map[string]func(Options) Printer{"tty": NewTTY, "plain": NewPlain} {
+		var b bytes.Buffer
+		pr := p(Options{W: &b, Now: clock()})
+		pr.Message("image", "unchanged x", nil)
+		pr.Finish()
+		if b.String() != "unchanged x\n" {
+			t.Errorf("%s: %q", name, b.String())
+		}
+	}
+}
