@@ -143,8 +143,8 @@ func TestE2EProgress(t *testing.T) {
 	t.Logf("second pull to a registry:\n%s", strings.Join(again, "\n"))
 
 	// A narrow terminal: nothing wraps.
-	checkNarrow := ttyRun(t, r.env, 50, "pull", root, "oci:"+filepath.Join(t.TempDir(), "narrow"))
-	for _, l := range screenOf(checkNarrow) {
+	narrow := ttyRun(t, r.env, 50, "pull", root, "oci:"+filepath.Join(t.TempDir(), "narrow"))
+	for _, l := range screenOf(narrow) {
 		if len([]rune(l)) >= 50 && !strings.HasPrefix(l, "pull") {
 			t.Errorf("narrow: %q", l)
 		}
@@ -179,8 +179,8 @@ func TestE2EProgress(t *testing.T) {
 			t.Errorf("event without digest or image: %s", sc.Text())
 		}
 	}
-	// Second push of the same image in a new process: every blob is added
-	// again (IPFS dedups), 10 distinct blobs + 3 manifests + index.
+	// A new process adds every blob again (IPFS dedups them): blob-done
+	// lines, one image-done, one summary.
 	if types["blob-done"] == 0 || types["image-done"] != 1 || types["summary"] != 1 {
 		t.Errorf("--json events: %v\n%s", types, js.stderr)
 	}
