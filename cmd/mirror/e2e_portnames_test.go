@@ -57,3 +57,35 @@ func TestE2EServePortNames(t *testing.T) {
 		t.Errorf("?ns=%s: %d", r.reg.Host, resp.StatusCode)
 	}
 }
+
+// TestE2EServeForeignLayerWarning: skopeo copying the URL view
+// (ipfs/<CID>) to oci: exits 0 without the layers, and `mirror serve` logs
+// a warning naming the url-free address; from that address skopeo gets
+// every layer.
+func TestE2EServeForeignLayerWarning(t *testing.T) {
+	r := newRig(t)
+	skopeoBin := testrig.Tool(t, "MIRROR_SKOPEO_BIN", "skopeo")
+	idx := testrig.MultiPlatform(t, 710, 200<<10)
+	src := r.reg.Host + "/test/foreign:1.0"
+	testrig.Push(t, src, idx)
+	root := mustRun(t, r.env, "push", src).lastLine()
+	p := startServe(t, r.env)
+	const warning = "a containers/image client"
+
+	out := filepath.Join(t.TempDir(), "nourls")
+	runTool(t, skopeoBin, "--insecure-policy", "copy", "--all", "--src-tls-verify=false", "docker://"+p.host+"/ipfs-nourls/"+root, "oci:"+out+":latest")
+	sameBlobs(t, "skopeo ipfs-nourls/<CID>", testrig.SourceBlobs(t, idx), testrig.LayoutBlobs(t, out))
+	if strings.Contains(p.stderr(), warning) {
+		t.Errorf("warned for the url-free view:\n%s", p.stderr())
+	}
+
+	out = filepath.Join(t.TempDir(), "urls")
+	runTool(t, skopeoBin, "--insecure-policy", "copy", "--all", "--src-tls-verify=false", "docker://"+p.host+"/ipfs/"+root, "oci:"+out+":latest")
+	got := testrig.LayoutBlobs(t, out)
+	if len(got) >= len(testrig.SourceBlobs(t, idx)) {
+		t.Errorf("skopeo copied all %d blobs of the URL view: the warning and docs/serve.md's caveat are out of date", len(got))
+	}
+	if log := p.stderr(); !strings.Contains(log, warning) || !strings.Contains(log, "ipfs-nourls/"+root) {
+		t.Errorf("no foreign-layer warning in serve's log:\n%s", log)
+	}
+}
