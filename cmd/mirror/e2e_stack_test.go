@@ -1,0 +1,516 @@
+package main
+
+import (
+	"archive/tar"
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/layout"
+
+	"github.com/ipfs-mirror/mirror/mirror/lockfile"
+	"github.com/ipfs-mirror/mirror/mirror/testrig"
+)
+
+// The real container stack (issue 12): containerd v2 and nerdctl v2 (built
+// by .ci/stack.sh), Debian's runc, a real kubo. Each test asserts on what
+// the upstream tool does with mirror's output, or on what mirror does with
+// the upstream tool's.
+
+// stackRig is kubo, a registry and a containerd whose nerdctl uses that
+// kubo for ipfs://.
+type stackRig struct {
+	*rig
+	c *testrig.Containerd
+}
+
+func newStackRig(t *testing.T) *stackRig {
+	t.Helper()
+	r := newRig(t)
+	c := testrig.StartContainerd(t, testrig.ContainerdOptions{IPFSAddress: r.k.APIAddr})
+	// The rig's registry speaks plain HTTP: tell containerd so.
+	c.HostsTOML(t, r.reg.Host, fmt.Sprintf("server = \"http://%s\"\n\n[host.\"http://%s\"]\n  capabilities = [\"pull\", \"resolve\", \"push\"]\n", r.reg.Host, r.reg.Host))
+	return &stackRig{rig: r, c: c}
+}
+
+// deadline bounds a stack test (the tools' own calls are bounded too).
+func deadline(t *testing.T, d time.Duration) {
+	t.Helper()
+	timer := time.AfterFunc(d, func() {
+		panic(fmt.Sprintf("%s: still running after %s", t.Name(), d))
+	})
+	t.Cleanup(func() { timer.Stop() })
+}
+
+// lastWord is the last non-empty line of nerdctl push's stdout: the CID.
+func lastWord(s string) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	return strings.TrimSpace(lines[len(lines)-1])
+}
+
+// TestE2EStackRunMirrorImage: `mirror push` of a runnable busybox image
+// (single image, and a two-platform index) → `nerdctl pull ipfs://CID`
+// and `nerdctl run --rm --net none ipfs://CID echo …` prints the text.
+func TestE2EStackRunMirrorImage(t *testing.T) {
+	t.Parallel()
+	deadline(t, 10*time.Minute)
+	s := newStackRig(t)
+	for _, tc := range []struct {
+		name string
+		node any
+	}{
+		{"image", testrig.BusyboxImage(t)},
+		{"index", testrig.BusyboxIndex(t, 1200)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := filepath.Join(t.TempDir(), "layout")
+			testrig.WriteLayout(t, dir, tc.node, "v1")
+			root := mustRun(t, s.env, "push", "oci:"+dir+":v1").lastLine()
+			s.c.Nerdctl(t, "pull", "--quiet", "ipfs://"+root)
+			out := s.c.Nerdctl(t, "run", "--rm", "--net", "none", "ipfs://"+root, "echo", "hello-from-ipfs")
+			if strings.TrimSpace(out) != "hello-from-ipfs" {
+				t.Errorf("nerdctl run ipfs://%s printed %q", root, out)
+			}
+			// containerd holds exactly the layers mirror pushed.
+			want := testrig.SourceBlobs(t, tc.node)
+			for d, b := range want {
+				if got := s.c.Ctr(t, "content", "get", d); bytes.Equal(got, b) {
+					continue
+				}
+				// Non-host platforms are not fetched by nerdctl pull.
+				if img, ok := tc.node.(v1.ImageIndex); ok && !hostBlob(t, img, d) {
+					continue
+				}
+				t.Errorf("containerd's %s is not the blob mirror pushed", d)
+			}
+		})
+	}
+}
+
+// hostBlob reports whether digest d belongs to idx's linux/amd64 image.
+func hostBlob(t *testing.T, idx v1.ImageIndex, d string) bool {
+	t.Helper()
+	im, err := idx.IndexManifest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range im.Manifests {
+		if m.Platform == nil || m.Platform.Architecture != "amd64" {
+			continue
+		}
+		img, err := idx.Image(m.Digest)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, ok := testrig.SourceBlobs(t, img)[d]
+		return ok
+	}
+	return false
+}
+
+// TestE2EStackNerdctlPushMirrorPull: `nerdctl push [--all-platforms]
+// ipfs://IMG` of an image containerd pulled from a registry → `mirror
+// pull ipfs://CID oci:DIR` is byte-identical to containerd's content and
+// to what nerdctl put in IPFS, skopeo reads the layout; `mirror serve`
+// serves nerdctl's CID to crane and skopeo; and `mirror push` of the same
+// registry image gives nerdctl's root CID, with all platforms and with
+// the host platform only.
+func TestE2EStackNerdctlPushMirrorPull(t *testing.T) {
+	t.Parallel()
+	deadline(t, 10*time.Minute)
+	s := newStackRig(t)
+	skopeoBin := testrig.Tool(t, "MIRROR_SKOPEO_BIN", "skopeo")
+	crane := craneBin(t)
+	idx := testrig.BusyboxIndex(t, 1300)
+	src := s.reg.Host + "/test/bb:1.0"
+	testrig.Push(t, src, idx)
+	s.c.Nerdctl(t, "pull", "--quiet", "--all-platforms", src)
+
+	for _, tc := range []struct {
+		name      string
+		nerdctl   []string
+		mirror    []string
+		platforms int
+	}{
+		{"all-platforms", []string{"push", "--all-platforms"}, []string{"push"}, 2},
+		{"host-platform", []string{"push"}, []string{"push", "--platform", "linux/amd64"}, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			root := lastWord(s.c.Nerdctl(t, append(tc.nerdctl, "ipfs://"+src)...))
+			if !strings.HasPrefix(root, "bafk") {
+				t.Fatalf("nerdctl push printed %q, want a CID", root)
+			}
+			ipfsBlobs := checkTree(t, s.k, root)
+
+			// The same image through mirror: the same root CID.
+			if got := mustRun(t, s.env, append(tc.mirror, src)...).lastLine(); got != root {
+				t.Errorf("mirror %s %s: %s; nerdctl push: %s", strings.Join(tc.mirror, " "), src, got, root)
+			}
+
+			dir := filepath.Join(t.TempDir(), "oci")
+			mustRun(t, s.env, "pull", "ipfs://"+root, "oci:"+dir+":1.0")
+			got := testrig.LayoutBlobs(t, dir)
+			sameBlobs(t, "mirror pull vs nerdctl's IPFS tree", ipfsBlobs, got)
+			if len(got) != len(ipfsBlobs) {
+				t.Errorf("mirror pull wrote %d blobs, nerdctl's tree has %d", len(got), len(ipfsBlobs))
+			}
+			// Every blob is containerd's, byte for byte: nerdctl
+			// converted in containerd's content store.
+			for d, b := range got {
+				if c := s.c.Ctr(t, "content", "get", d); !bytes.Equal(c, b) {
+					t.Errorf("blob %s: mirror pull wrote %d bytes, containerd has %d others", d, len(b), len(c))
+				}
+			}
+			platforms := countPlatforms(t, dir)
+			if platforms != tc.platforms {
+				t.Errorf("layout has %d platforms, want %d", platforms, tc.platforms)
+			}
+			// A client we did not write reads the layout.
+			runTool(t, skopeoBin, "--insecure-policy", "inspect", "--raw", "oci:"+dir+":1.0")
+			runTool(t, skopeoBin, "--insecure-policy", "copy", "oci:"+dir+":1.0", "dir:"+filepath.Join(t.TempDir(), "dir"))
+
+			// mirror serve serves nerdctl's CID.
+			p := startServe(t, s.env)
+			out := filepath.Join(t.TempDir(), "crane")
+			runTool(t, crane, "pull", "--format=oci", p.host+"/ipfs/"+root, out)
+			sameBlobs(t, "crane pull from mirror serve", testrig.SourceBlobs(t, idxOrImage(t, out)), got)
+			runTool(t, crane, "validate", "--remote", p.host+"/ipfs/"+root)
+			out = filepath.Join(t.TempDir(), "skopeo")
+			runTool(t, skopeoBin, "--insecure-policy", "copy", "--all", "--src-tls-verify=false", "docker://"+p.host+"/ipfs-nourls/"+root, "oci:"+out+":latest")
+			sameBlobs(t, "skopeo from mirror serve", filterLayers(got), filterLayers(testrig.LayoutBlobs(t, out)))
+		})
+	}
+}
+
+// idxOrImage reads the one image or index of a layout crane wrote.
+func idxOrImage(t *testing.T, dir string) any {
+	t.Helper()
+	p, err := layout.FromPath(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	idx, err := p.ImageIndex()
+	if err != nil {
+		t.Fatal(err)
+	}
+	im, err := idx.IndexManifest()
+	if err != nil || len(im.Manifests) != 1 {
+		t.Fatalf("crane layout: %v, %d entries", err, len(im.Manifests))
+	}
+	if im.Manifests[0].MediaType.IsIndex() {
+		child, err := idx.ImageIndex(im.Manifests[0].Digest)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return child
+	}
+	img, err := idx.Image(im.Manifests[0].Digest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return img
+}
+
+// countPlatforms counts the manifests of a layout's one image (1 for a
+// single manifest).
+func countPlatforms(t *testing.T, dir string) int {
+	t.Helper()
+	switch n := idxOrImage(t, dir).(type) {
+	case v1.ImageIndex:
+		im, err := n.IndexManifest()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(im.Manifests)
+	default:
+		return 1
+	}
+}
+
+// TestE2EStackNerdctlLoadedLayout pins the one documented difference: a
+// layout that `nerdctl load` took from an OCI archive keeps its index.json
+// entry's annotations, and `nerdctl push --all-platforms ipfs://` writes
+// them into the root descriptor; `mirror push oci:DIR:TAG` writes none (a
+// layout and a registry copy of one image get one CID). The two root
+// descriptors differ by their annotations field alone.
+func TestE2EStackNerdctlLoadedLayout(t *testing.T) {
+	t.Parallel()
+	deadline(t, 10*time.Minute)
+	s := newStackRig(t)
+	idx := testrig.BusyboxIndex(t, 1400)
+	dir := filepath.Join(t.TempDir(), "layout")
+	annotations := map[string]string{
+		"org.opencontainers.image.ref.name": "1.0",
+		"io.containerd.image.name":          "docker.io/library/loaded:1.0",
+	}
+	writeAnnotatedLayout(t, dir, idx, annotations)
+	archive := filepath.Join(t.TempDir(), "oci.tar")
+	tarDir(t, dir, archive)
+	s.c.Nerdctl(t, "load", "--all-platforms", "-i", archive)
+
+	nroot := lastWord(s.c.Nerdctl(t, "push", "--all-platforms", "ipfs://docker.io/library/loaded:1.0"))
+	mroot := mustRun(t, s.env, "push", "oci:"+dir+":1.0").lastLine()
+	var n, m map[string]json.RawMessage
+	mustUnmarshal(t, s.k.Run("cat", nroot), &n)
+	mustUnmarshal(t, s.k.Run("cat", mroot), &m)
+	var nAnn map[string]string
+	if raw, ok := n["annotations"]; ok {
+		mustUnmarshal(t, string(raw), &nAnn)
+	}
+	if _, ok := m["annotations"]; ok {
+		t.Errorf("mirror's root descriptor has annotations: %s", s.k.Run("cat", mroot))
+	}
+	if nAnn["org.opencontainers.image.ref.name"] != "1.0" {
+		t.Errorf("nerdctl's root descriptor lacks the loaded ref.name: %s", s.k.Run("cat", nroot))
+	}
+	delete(n, "annotations")
+	for k, v := range m {
+		if !bytes.Equal(n[k], v) {
+			t.Errorf("root descriptors differ in %q beyond annotations: nerdctl %s, mirror %s", k, n[k], v)
+		}
+	}
+	if len(n) != len(m) {
+		t.Errorf("root descriptors have other fields: nerdctl %v, mirror %v", keys(n), keys(m))
+	}
+	if nroot == mroot {
+		t.Errorf("root CIDs equal (%s): the annotations rule changed; update docs/format.md", nroot)
+	}
+	// The same index CID under both roots.
+	var nd, md desc
+	mustUnmarshal(t, s.k.Run("cat", nroot), &nd)
+	mustUnmarshal(t, s.k.Run("cat", mroot), &md)
+	if len(nd.URLs) != 1 || len(md.URLs) != 1 || nd.URLs[0] != md.URLs[0] {
+		t.Errorf("index URLs: nerdctl %v, mirror %v", nd.URLs, md.URLs)
+	}
+}
+
+func keys(m map[string]json.RawMessage) []string {
+	var out []string
+	for k := range m {
+		out = append(out, k)
+	}
+	return out
+}
+
+// writeAnnotatedLayout writes node to a new OCI layout whose index.json
+// entry carries annotations (as `nerdctl save` writes them).
+func writeAnnotatedLayout(t *testing.T, dir string, node any, ann map[string]string) {
+	t.Helper()
+	p, err := layout.Write(dir, empty.Index)
+	if err != nil {
+		t.Fatal(err)
+	}
+	switch n := node.(type) {
+	case v1.Image:
+		err = p.AppendImage(n, layout.WithAnnotations(ann))
+	case v1.ImageIndex:
+		err = p.AppendIndex(n, layout.WithAnnotations(ann))
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// tarDir writes dir as a tar archive (an OCI archive for a layout).
+func tarDir(t *testing.T, dir, archive string) {
+	t.Helper()
+	f, err := os.Create(archive)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	tw := tar.NewWriter(f)
+	err = filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || p == dir {
+			return err
+		}
+		rel, _ := filepath.Rel(dir, p)
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
+		h, err := tar.FileInfoHeader(info, "")
+		if err != nil {
+			return err
+		}
+		h.Name = filepath.ToSlash(rel)
+		if d.IsDir() {
+			h.Name += "/"
+		}
+		if err := tw.WriteHeader(h); err != nil {
+			return err
+		}
+		if d.IsDir() {
+			return nil
+		}
+		r, err := os.Open(p)
+		if err != nil {
+			return err
+		}
+		defer r.Close()
+		_, err = io.Copy(tw, r)
+		return err
+	})
+	if err == nil {
+		err = tw.Close()
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestE2EStackDockerHubMirror: containerd uses `mirror serve --lock` as its
+// docker.io mirror through hosts.toml; `nerdctl pull
+// docker.io/library/NAME:TAG` and `nerdctl run` are answered by mirror
+// serve (its log shows the requests), and the upstream `server` is a
+// closed port on 127.0.0.1, so any fallback fails loudly.
+//
+// The lockfile comes from `mirror sync` of the image in the rig's
+// registry; its entry is then renamed to the Docker Hub name the image
+// would have had (no test can reach Docker Hub): serve answers by the
+// lockfile's source name, so the name is what this test is about.
+func TestE2EStackDockerHubMirror(t *testing.T) {
+	t.Parallel()
+	deadline(t, 10*time.Minute)
+	s := newStackRig(t)
+	idx := testrig.BusyboxIndex(t, 1500)
+	testrig.Push(t, s.reg.Host+"/library/bbmirror:1.0", idx)
+	dir := t.TempDir()
+	list := writeList(t, dir, fmt.Sprintf("version: 1\nimages:\n  - source: %s/library/bbmirror\n    tags: [\"1.0\"]\n", s.reg.Host))
+	mustRun(t, s.env, "sync", list)
+	lf := readLock(t, filepath.Join(dir, "mirrors.lock"))
+	if len(lf.Images) != 1 {
+		t.Fatalf("lockfile: %+v", lf.Images)
+	}
+	hub := lockfile.New()
+	e := lf.Images[0]
+	e.Source = "docker.io/library/bbmirror:1.0"
+	hub.Put(e)
+	hubLock := filepath.Join(dir, "hub.lock")
+	if err := hub.WriteFile(hubLock); err != nil {
+		t.Fatal(err)
+	}
+
+	p := startServe(t, s.env, "--lock", hubLock)
+	closed := testrig.FreePort(t)
+	s.c.HostsTOML(t, "docker.io", fmt.Sprintf(`server = "http://127.0.0.1:%d"
+
+[host."http://%s"]
+  capabilities = ["pull", "resolve"]
+`, closed, p.host))
+
+	s.c.Nerdctl(t, "pull", "--quiet", "docker.io/library/bbmirror:1.0")
+	out := s.c.Nerdctl(t, "run", "--rm", "--net", "none", "docker.io/library/bbmirror:1.0", "echo", "hello-from-mirror")
+	if strings.TrimSpace(out) != "hello-from-mirror" {
+		t.Errorf("nerdctl run printed %q", out)
+	}
+	log := p.stderr()
+	for _, want := range []string{
+		"/v2/library/bbmirror/manifests/1.0?ns=docker.io",
+		"/v2/library/bbmirror/blobs/sha256:",
+	} {
+		if !strings.Contains(log, want) {
+			t.Errorf("mirror serve's log has no %s:\n%s", want, log)
+		}
+	}
+	if !strings.Contains(log, "status=200") {
+		t.Errorf("mirror serve answered nothing with 200:\n%s", log)
+	}
+	// A name the lockfile lacks gets 404 from serve, then the fallback
+	// to the closed "upstream" fails: nothing else answers.
+	_, errOut, err := s.c.NerdctlErr("pull", "--quiet", "docker.io/library/notmirrored:1.0")
+	if err == nil {
+		t.Fatalf("pull of a name mirror serve does not have succeeded")
+	}
+	if !strings.Contains(errOut, fmt.Sprintf("127.0.0.1:%d", closed)) {
+		t.Errorf("the fallback did not go to the closed server: %s", errOut)
+	}
+}
+
+// TestE2EStackCompose: `nerdctl compose up` of a compose file with
+// `image: ipfs://CID`, and of the override `mirror compose rewrite`
+// writes (the services from mirror serve's ipfs/<CID> names), run their
+// services.
+func TestE2EStackCompose(t *testing.T) {
+	t.Parallel()
+	deadline(t, 10*time.Minute)
+	s := newStackRig(t)
+	img := testrig.BusyboxImage(t)
+	src := s.reg.Host + "/library/bbcompose:1.0"
+	testrig.Push(t, src, img)
+	dir := t.TempDir()
+
+	t.Run("ipfs", func(t *testing.T) {
+		root := mustRun(t, s.env, "push", src).lastLine()
+		compose := filepath.Join(dir, "ipfs.yaml")
+		writeFile(t, compose, fmt.Sprintf(`services:
+  hello:
+    image: ipfs://%s
+    command: ["echo", "hello-from-compose-ipfs"]
+    network_mode: none
+`, root))
+		out := composeUp(t, s.c, "ipfs", compose)
+		if !strings.Contains(out, "hello-from-compose-ipfs") {
+			t.Errorf("compose up printed:\n%s", out)
+		}
+	})
+	t.Run("rewrite", func(t *testing.T) {
+		compose := filepath.Join(dir, "compose.yaml")
+		writeFile(t, compose, fmt.Sprintf(`services:
+  hello:
+    image: %s
+    command: ["echo", "hello-from-compose-serve"]
+    network_mode: none
+`, src))
+		list := writeList(t, dir, "version: 1\nimages:\n  - compose: compose.yaml\n")
+		lock := filepath.Join(dir, "mirrors.lock")
+		mustRun(t, s.env, "sync", list)
+		p := startServe(t, s.env, "--lock", lock)
+		override := filepath.Join(dir, "compose.ipfs.yaml")
+		mustRun(t, s.env, "compose", "rewrite", compose, "--lock", lock, "--registry", p.host, "-o", override)
+		if b, _ := os.ReadFile(override); !strings.Contains(string(b), p.host+"/ipfs/") {
+			t.Fatalf("override does not name mirror serve's ipfs/<CID>:\n%s", b)
+		}
+		// mirror serve speaks plain HTTP.
+		s.c.HostsTOML(t, p.host, fmt.Sprintf("server = \"http://%s\"\n\n[host.\"http://%s\"]\n  capabilities = [\"pull\", \"resolve\"]\n", p.host, p.host))
+		out := composeUp(t, s.c, "rewrite", compose, override)
+		if !strings.Contains(out, "hello-from-compose-serve") {
+			t.Errorf("compose up printed:\n%s", out)
+		}
+		if log := p.stderr(); !strings.Contains(log, "/v2/ipfs/") {
+			t.Errorf("mirror serve's log shows no ipfs/<CID> request:\n%s", log)
+		}
+	})
+}
+
+// composeUp runs `nerdctl compose -p PROJECT -f … up` (the services exit by
+// themselves), then `down`; it returns what up printed.
+func composeUp(t *testing.T, c *testrig.Containerd, project string, files ...string) string {
+	t.Helper()
+	args := []string{"compose", "-p", project}
+	for _, f := range files {
+		args = append(args, "-f", f)
+	}
+	t.Cleanup(func() { _, _, _ = c.NerdctlErr(append(args, "down")...) })
+	out, errOut, err := c.NerdctlErr(append(args, "up")...)
+	if err != nil {
+		t.Fatalf("nerdctl compose up: %v\n%s\n%s\ncontainerd:\n%s", err, out, errOut, c.Log())
+	}
+	return out + errOut
+}
+
+func writeFile(t *testing.T, p, body string) {
+	t.Helper()
+	if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
