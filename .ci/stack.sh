@@ -119,9 +119,10 @@ export MIRROR_SHIM_BIN="$CACHE/bin/containerd-shim-runc-v2"
 export MIRROR_NERDCTL_BIN="$CACHE/bin/nerdctl"
 export MIRROR_BUILDKITD_BIN="$CACHE/bin/buildkitd"
 export MIRROR_BUILDCTL_BIN="$CACHE/bin/buildctl"
-containerd --version
-nerdctl --version
-buildkitd --version
+case ":$PATH:" in *":$CACHE/bin:"*) ;; *) export PATH="$CACHE/bin:$PATH" ;; esac
+"$MIRROR_CONTAINERD_BIN" --version
+"$MIRROR_NERDCTL_BIN" --version
+"$MIRROR_BUILDKITD_BIN" --version
 
 step "crane, go-containerregistry at our module's version, built in a throwaway module, cached"
 # Not from our module: crane's CLI needs modules (cobra) our go.sum lacks.
@@ -129,7 +130,7 @@ crane_version=$(go list -m -f '{{.Version}}' github.com/google/go-containerregis
 stack_build crane github.com/google/go-containerregistry "$crane_version" \
   github.com/google/go-containerregistry/cmd/crane
 export MIRROR_CRANE_BIN="$CACHE/bin/crane"
-crane version
+"$MIRROR_CRANE_BIN" version
 
 if [ -f internal/stack/stargz-snapshotter/go.mod ]; then
   step "stargz-snapshotter's containerd-stargz-grpc (internal/stack/stargz-snapshotter), cached by source hash"

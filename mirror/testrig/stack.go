@@ -223,7 +223,7 @@ func (c *Containerd) NerdctlArgs() []string {
 var ipfsCommands = map[string]bool{
 	"pull": true, "push": true, "run": true, "create": true,
 	"image pull": true, "image push": true, "container run": true, "container create": true,
-	"compose up": true, "compose pull": true, "compose push": true, "compose run": true, "compose create": true,
+	"compose": true, // a persistent flag of compose: every subcommand
 }
 
 // withIPFS inserts --ipfs-address right after the subcommand when it is
@@ -301,6 +301,26 @@ func (c *Containerd) Ctr(t testing.TB, args ...string) []byte {
 		t.Fatalf("ctr %s: %v\n%s", strings.Join(args, " "), err, stderr.String())
 	}
 	return out
+}
+
+// Content returns a blob of containerd's content store (ctr content get),
+// and false when the store does not have it.
+func (c *Containerd) Content(t testing.TB, digest string) ([]byte, bool) {
+	t.Helper()
+	bin := Tool(t, "MIRROR_CTR_BIN", "ctr")
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, "--address", c.Address, "--namespace", c.Namespace, "content", "get", digest)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		if strings.Contains(stderr.String(), "not found") {
+			return nil, false
+		}
+		t.Fatalf("ctr content get %s: %v\n%s", digest, err, stderr.String())
+	}
+	return out, true
 }
 
 // HostsTOML writes HostsDir/<host>/hosts.toml.
