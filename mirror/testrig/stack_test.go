@@ -2,6 +2,7 @@ package testrig
 
 import (
 	"os"
+	"os/exec"
 	"strings"
 	"testing"
 )
@@ -30,4 +31,19 @@ func TestContainerdRig(t *testing.T) {
 		t.Errorf("mounts left: %v", m)
 	}
 	_ = addr
+}
+
+// TestBuildkitdRig: buildkitd comes up with the containerd worker of the
+// rig's daemon.
+func TestBuildkitdRig(t *testing.T) {
+	c := StartContainerd(t, ContainerdOptions{})
+	addr := StartBuildkitd(t, c)
+	bin := Tool(t, "MIRROR_BUILDCTL_BIN", "buildctl")
+	out, err := exec.Command(bin, "--addr", addr, "debug", "workers", "-v").CombinedOutput()
+	if err != nil {
+		t.Fatalf("buildctl debug workers: %v\n%s", err, out)
+	}
+	if !strings.Contains(string(out), "worker.containerd.namespace:\t"+c.Namespace) {
+		t.Errorf("buildctl debug workers:\n%s", out)
+	}
 }
