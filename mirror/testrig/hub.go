@@ -36,7 +36,9 @@ var hubHosts = []string{"index.docker.io:443", "registry-1.docker.io:443"}
 // StartFakeHub starts the registry and the proxy for the test's life.
 func StartFakeHub(t testing.TB) *FakeHub {
 	t.Helper()
-	reg := httptest.NewTLSServer(registry.New(registry.Logger(nopLogger())))
+	reg := httptest.NewUnstartedServer(registry.New(registry.Logger(nopLogger())))
+	reg.Config.ErrorLog = nopLogger() // handshakes cut short at cleanup
+	reg.StartTLS()
 	t.Cleanup(reg.Close)
 	target := reg.Listener.Addr().String()
 	h := &FakeHub{}
