@@ -97,6 +97,71 @@ func TestE2EStackRunMirrorImage(t *testing.T) {
 	}
 }
 
+// TestE2EStackMirrorPullToContainerd: what `mirror pull` writes from an
+// IPFS-enabled image — an OCI layout (as an OCI archive), a docker-archive
+// file, a registry copy — is loaded or pulled by nerdctl, and runs.
+func TestE2EStackMirrorPullToContainerd(t *testing.T) {
+	t.Parallel()
+	deadline(t, 10*time.Minute)
+	s := newStackRig(t)
+	dir := filepath.Join(t.TempDir(), "layout")
+	testrig.WriteLayout(t, dir, testrig.BusyboxIndex(t, 1600), "1.0")
+	root := mustRun(t, s.env, "push", "oci:"+dir+":1.0").lastLine()
+	run := func(t *testing.T, ref, text string) {
+		t.Helper()
+		out := s.c.Nerdctl(t, "run", "--rm", "--net", "none", ref, "echo", text)
+		if strings.TrimSpace(out) != text {
+			t.Errorf("nerdctl run %s printed %q", ref, out)
+		}
+	}
+	t.Run("oci-archive", func(t *testing.T) {
+		out := filepath.Join(t.TempDir(), "oci")
+		mustRun(t, s.env, "pull", "ipfs://"+root, "oci:"+out+":1.0")
+		archive := filepath.Join(t.TempDir(), "oci.tar")
+		tarDir(t, out, archive)
+		// mirror names the layout's image by its tag (ref.name "1.0", as
+		// skopeo does); nerdctl load keeps that as the image's name, and
+		// nerdctl's commands then read "1.0" as docker.io/library/1.0:latest
+		// and cannot find it: run it by its ID, the index digest.
+		loaded := s.c.Nerdctl(t, "load", "-i", archive)
+		if name := loadedName(t, loaded); name != "1.0:latest" {
+			t.Errorf("nerdctl load named the image %q", name)
+		}
+		var index struct {
+			Manifests []desc `json:"manifests"`
+		}
+		mustUnmarshal(t, readFile(t, filepath.Join(out, "index.json")), &index)
+		if len(index.Manifests) != 1 {
+			t.Fatalf("index.json: %+v", index)
+		}
+		run(t, index.Manifests[0].Digest, "hello-from-oci-archive")
+	})
+	t.Run("docker-archive", func(t *testing.T) {
+		file := filepath.Join(t.TempDir(), "img.tar")
+		mustRun(t, s.env, "pull", "ipfs://"+root, "docker-archive:"+file+":example.com/bb:archive")
+		s.c.Nerdctl(t, "load", "-i", file)
+		run(t, "example.com/bb:archive", "hello-from-docker-archive")
+	})
+	t.Run("registry", func(t *testing.T) {
+		dst := s.reg.Host + "/back/bb:1.0"
+		mustRun(t, s.env, "pull", "ipfs://"+root, dst)
+		s.c.Nerdctl(t, "pull", "--quiet", dst)
+		run(t, dst, "hello-from-registry-copy")
+	})
+}
+
+// loadedName is the image name in `nerdctl load`'s "Loaded image: NAME".
+func loadedName(t *testing.T, out string) string {
+	t.Helper()
+	for _, line := range strings.Split(out, "\n") {
+		if n, ok := strings.CutPrefix(strings.TrimSpace(line), "Loaded image: "); ok {
+			return strings.TrimSpace(n)
+		}
+	}
+	t.Fatalf("nerdctl load printed no image name:\n%s", out)
+	return ""
+}
+
 // hostBlob reports whether digest d belongs to idx's linux/amd64 image.
 func hostBlob(t *testing.T, idx v1.ImageIndex, d string) bool {
 	t.Helper()
@@ -131,11 +196,21 @@ func TestE2EStackNerdctlPushMirrorPull(t *testing.T) {
 	s := newStackRig(t)
 	skopeoBin := testrig.Tool(t, "MIRROR_SKOPEO_BIN", "skopeo")
 	crane := craneBin(t)
-	idx := testrig.BusyboxIndex(t, 1300)
-	src := s.reg.Host + "/test/bb:1.0"
-	testrig.Push(t, src, idx)
-	s.c.Nerdctl(t, "pull", "--quiet", "--all-platforms", src)
+	for _, source := range []struct {
+		name string
+		idx  v1.ImageIndex
+	}{
+		{"oci", testrig.BusyboxIndex(t, 1300)},
+		{"docker", testrig.BusyboxDockerIndex(t, 1310)},
+	} {
+		src := s.reg.Host + "/test/bb-" + source.name + ":1.0"
+		testrig.Push(t, src, source.idx)
+		s.c.Nerdctl(t, "pull", "--quiet", "--all-platforms", src)
+		t.Run(source.name, func(t *testing.T) { nerdctlPushMirrorPull(t, s, src, skopeoBin, crane) })
+	}
+}
 
+func nerdctlPushMirrorPull(t *testing.T, s *stackRig, src, skopeoBin, crane string) {
 	for _, tc := range []struct {
 		name      string
 		nerdctl   []string

@@ -28,6 +28,18 @@ var busyboxApplets = []string{"sh", "echo", "cat", "ls", "sleep", "true", "wget"
 // when busybox-static is not installed.
 func BusyboxImage(t testing.TB) v1.Image {
 	t.Helper()
+	return busybox(t, false)
+}
+
+// BusyboxDockerImage is BusyboxImage with Docker's media types (schema 2
+// manifest, config and layer), as Docker Hub serves most images.
+func BusyboxDockerImage(t testing.TB) v1.Image {
+	t.Helper()
+	return busybox(t, true)
+}
+
+func busybox(t testing.TB, docker bool) v1.Image {
+	t.Helper()
 	path := os.Getenv("MIRROR_BUSYBOX_BIN")
 	if path == "" {
 		path = BusyboxPath
@@ -67,11 +79,15 @@ func BusyboxImage(t testing.TB) v1.Image {
 		t.Fatal(err)
 	}
 	gz := Gzip(buf.Bytes())
-	layer, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(gz)), nil }, tarball.WithMediaType(types.OCILayer))
+	layerType, manifestType, configType := types.OCILayer, types.OCIManifestSchema1, types.OCIConfigJSON
+	if docker {
+		layerType, manifestType, configType = types.DockerLayer, types.DockerManifestSchema2, types.DockerConfigJSON
+	}
+	layer, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(gz)), nil }, tarball.WithMediaType(layerType))
 	if err != nil {
 		t.Fatal(err)
 	}
-	base := mutate.ConfigMediaType(mutate.MediaType(empty.Image, types.OCIManifestSchema1), types.OCIConfigJSON)
+	base := mutate.ConfigMediaType(mutate.MediaType(empty.Image, manifestType), configType)
 	img, err := mutate.AppendLayers(base, layer)
 	if err != nil {
 		t.Fatal(err)
@@ -98,4 +114,12 @@ func BusyboxIndex(t testing.TB, seed uint64) v1.ImageIndex {
 	t.Helper()
 	arm := Image(t, ImageSpec{Platform: &v1.Platform{OS: "linux", Architecture: "arm64"}, Layers: []v1.Layer{Layer(t, seed, 64<<10, false)}})
 	return Index(t, false, BusyboxImage(t), arm)
+}
+
+// BusyboxDockerIndex is BusyboxIndex with Docker's media types at every
+// level (a manifest list).
+func BusyboxDockerIndex(t testing.TB, seed uint64) v1.ImageIndex {
+	t.Helper()
+	arm := Image(t, ImageSpec{Docker: true, Platform: &v1.Platform{OS: "linux", Architecture: "arm64"}, Layers: []v1.Layer{Layer(t, seed, 64<<10, true)}})
+	return Index(t, true, BusyboxDockerImage(t), arm)
 }
