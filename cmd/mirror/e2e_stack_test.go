@@ -99,7 +99,8 @@ func TestE2EStackRunMirrorImage(t *testing.T) {
 
 // TestE2EStackMirrorPullToContainerd: what `mirror pull` writes from an
 // IPFS-enabled image — an OCI layout (as an OCI archive), a docker-archive
-// file, a registry copy — is loaded or pulled by nerdctl, and runs.
+// file, a registry copy — and what `mirror serve` serves by CID (as is
+// and url-free) is loaded or pulled by nerdctl, and runs.
 func TestE2EStackMirrorPullToContainerd(t *testing.T) {
 	t.Parallel()
 	deadline(t, 10*time.Minute)
@@ -141,6 +142,15 @@ func TestE2EStackMirrorPullToContainerd(t *testing.T) {
 		mustRun(t, s.env, "pull", "ipfs://"+root, "docker-archive:"+file+":example.com/bb:archive")
 		s.c.Nerdctl(t, "load", "-i", file)
 		run(t, "example.com/bb:archive", "hello-from-docker-archive")
+	})
+	t.Run("serve", func(t *testing.T) {
+		// containerd pulls by CID from mirror serve, both views.
+		p := startServe(t, s.env)
+		for _, view := range []string{"ipfs", "ipfs-nourls"} {
+			ref := p.host + "/" + view + "/" + root
+			s.c.Nerdctl(t, "pull", "--quiet", ref)
+			run(t, ref, "hello-from-"+view)
+		}
 	})
 	t.Run("registry", func(t *testing.T) {
 		dst := s.reg.Host + "/back/bb:1.0"
