@@ -379,9 +379,28 @@ func (c *Containerd) removeDir() {
 // words: the shims of one containerd, which outlive it by design (they
 // are started detached, with -address SOCKET).
 func killByArg(arg string) {
+	pids := procsWithArg(arg)
+	for _, pid := range pids {
+		_ = syscall.Kill(pid, syscall.SIGKILL)
+	}
+	// Give the kernel a moment to reap them (they are not our children).
+	deadline := time.Now().Add(5 * time.Second)
+	for _, pid := range pids {
+		for time.Now().Before(deadline) {
+			if err := syscall.Kill(pid, 0); err != nil {
+				break
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+}
+
+// procsWithArg lists the processes whose command line has arg as one of
+// its words.
+func procsWithArg(arg string) []int {
 	ents, err := os.ReadDir("/proc")
 	if err != nil {
-		return
+		return nil
 	}
 	var pids []int
 	for _, e := range ents {
@@ -400,19 +419,7 @@ func killByArg(arg string) {
 			}
 		}
 	}
-	for _, pid := range pids {
-		_ = syscall.Kill(pid, syscall.SIGKILL)
-	}
-	// Give the kernel a moment to reap them (they are not our children).
-	deadline := time.Now().Add(5 * time.Second)
-	for _, pid := range pids {
-		for time.Now().Before(deadline) {
-			if err := syscall.Kill(pid, 0); err != nil {
-				break
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
-	}
+	return pids
 }
 
 // UnmountUnder lazily unmounts every mount point under dir, deepest

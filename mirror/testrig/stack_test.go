@@ -3,12 +3,14 @@ package testrig
 import (
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 )
 
-// TestContainerdRig: the daemon answers, and its teardown leaves no
-// process of it and no mount or file under its directory.
+// TestContainerdRig: the daemon answers and runs a container, and its
+// teardown — with a container still running — leaves no process of it
+// (shims included) and no mount or file under its directory.
 func TestContainerdRig(t *testing.T) {
 	var dir, addr string
 	t.Run("up", func(t *testing.T) {
@@ -17,8 +19,15 @@ func TestContainerdRig(t *testing.T) {
 		if out := string(c.Ctr(t, "version")); !strings.Contains(out, "Server:") {
 			t.Errorf("ctr version: %s", out)
 		}
-		if !strings.Contains(c.Log(), "containerd successfully booted") {
-			t.Errorf("containerd log:\n%s", c.Log())
+		archive := filepath.Join(t.TempDir(), "bb.tar")
+		WriteArchive(t, archive, "example.com/bb:rig", BusyboxImage(t))
+		c.Nerdctl(t, "load", "-i", archive)
+		if out := c.Nerdctl(t, "run", "--rm", "--net", "none", "example.com/bb:rig", "echo", "rig-ok"); strings.TrimSpace(out) != "rig-ok" {
+			t.Errorf("nerdctl run printed %q", out)
+		}
+		c.Nerdctl(t, "run", "-d", "--net", "none", "--name", "left-running", "example.com/bb:rig", "sleep", "600")
+		if len(mountsUnder(dir)) == 0 {
+			t.Errorf("no mount under %s with a container running", dir)
 		}
 	})
 	if dir == "" {
@@ -30,7 +39,9 @@ func TestContainerdRig(t *testing.T) {
 	if m := mountsUnder(dir); len(m) > 0 {
 		t.Errorf("mounts left: %v", m)
 	}
-	_ = addr
+	if left := procsWithArg(addr); len(left) > 0 {
+		t.Errorf("processes of the daemon left: %v", left)
+	}
 }
 
 // TestBuildkitdRig: buildkitd comes up with the containerd worker of the
