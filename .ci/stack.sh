@@ -20,7 +20,8 @@ stack_go=$(go env GOVERSION)
 step "Debian packages: runc, busybox-static, fuse3"
 stack_missing=()
 command -v runc >/dev/null || stack_missing+=(runc)
-[ -x /bin/busybox ] || stack_missing+=(busybox-static)
+# busybox-static, not busybox: the test image needs a static /bin/busybox.
+dpkg -s busybox-static >/dev/null 2>&1 || stack_missing+=(busybox-static)
 command -v fusermount3 >/dev/null || stack_missing+=(fuse3)
 if [ ${#stack_missing[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
