@@ -2,6 +2,7 @@ package manifests
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"strings"
@@ -22,13 +23,27 @@ import (
 // refuses a manifest whose ordinary layers carry urls; the rewrite is what
 // they can take.
 func StripURLs(node any) (any, error) {
+	return StripURLsContext(context.Background(), node)
+}
+
+// StripURLsContext is StripURLs that stops when ctx is done. Each distinct
+// document is rewritten once, however often the tree lists it.
+func StripURLsContext(ctx context.Context, node any) (any, error) {
+	s := &stripper{ctx: ctx, done: map[v1.Hash]any{}}
 	switch n := node.(type) {
 	case v1.Image:
-		return stripImage(n)
+		return s.image(n)
 	case v1.ImageIndex:
-		return stripIndex(n)
+		return s.index(n)
 	}
 	return nil, fmt.Errorf("manifests: cannot strip %T", node)
+}
+
+// stripper is the state of one StripURLsContext: the rewrites done, by
+// original digest.
+type stripper struct {
+	ctx  context.Context
+	done map[v1.Hash]any
 }
 
 func dropIPFS(urls []string) []string {
@@ -59,7 +74,10 @@ type strippedImage struct {
 	raw  []byte
 }
 
-func stripImage(img v1.Image) (v1.Image, error) {
+func (st *stripper) image(img v1.Image) (v1.Image, error) {
+	if err := st.ctx.Err(); err != nil {
+		return nil, err
+	}
 	raw, err := img.RawManifest()
 	if err != nil {
 		return nil, err
@@ -101,7 +119,10 @@ type strippedIndex struct {
 	children map[v1.Hash]any
 }
 
-func stripIndex(idx v1.ImageIndex) (v1.ImageIndex, error) {
+func (st *stripper) index(idx v1.ImageIndex) (v1.ImageIndex, error) {
+	if err := st.ctx.Err(); err != nil {
+		return nil, err
+	}
 	raw, err := idx.RawManifest()
 	if err != nil {
 		return nil, err
@@ -124,25 +145,37 @@ func stripIndex(idx v1.ImageIndex) (v1.ImageIndex, error) {
 			Digest() (v1.Hash, error)
 			Size() (int64, error)
 		}
+		prev, seen := st.done[h]
 		switch {
+		case seen && (IsIndex(m.MediaType) || IsManifest(m.MediaType)):
+			c, ok := prev.(interface {
+				Digest() (v1.Hash, error)
+				Size() (int64, error)
+			})
+			if !ok {
+				return nil, fmt.Errorf("%s is listed as %s and as another type", h, m.MediaType)
+			}
+			child = c
 		case IsIndex(m.MediaType):
 			ci, err := idx.ImageIndex(h)
 			if err != nil {
 				return nil, err
 			}
-			child, err = stripIndex(ci)
+			sc, err := st.index(ci)
 			if err != nil {
 				return nil, err
 			}
+			st.done[h], child = sc, sc
 		case IsManifest(m.MediaType):
 			ci, err := idx.Image(h)
 			if err != nil {
 				return nil, err
 			}
-			child, err = stripImage(ci)
+			sc, err := st.image(ci)
 			if err != nil {
 				return nil, err
 			}
+			st.done[h], child = sc, sc
 		default:
 			doc.Manifests[i].URLs = dropIPFS(m.URLs)
 			continue
@@ -184,4 +217,14 @@ func (s *strippedIndex) ImageIndex(h v1.Hash) (v1.ImageIndex, error) {
 		return c, nil
 	}
 	return nil, fmt.Errorf("index %s is not in the index", h)
+}
+
+// Layer hands out a child that is neither an index nor a manifest (same
+// digest, same bytes): the writers of go-containerregistry copy such
+// children with it.
+func (s *strippedIndex) Layer(h v1.Hash) (v1.Layer, error) {
+	if wl, ok := s.orig.(withLayer); ok {
+		return wl.Layer(h)
+	}
+	return nil, fmt.Errorf("blob %s of the index cannot be read", h)
 }
