@@ -205,7 +205,9 @@ func TestUnknownChildIsAVerifiedLayer(t *testing.T) {
 				h = m.Digest
 			}
 		}
-		wl, ok := idx.(interface{ Layer(v1.Hash) (v1.Layer, error) })
+		wl, ok := idx.(interface {
+			Layer(v1.Hash) (v1.Layer, error)
+		})
 		if !ok {
 			t.Fatalf("strip %v: %T has no Layer", strip, idx)
 		}

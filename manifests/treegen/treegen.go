@@ -57,6 +57,15 @@ func (m *MemStore) Put(b []byte) cid.Cid {
 	return c
 }
 
+// Replace makes the CID of orig read back as other: content that does not
+// match its descriptor.
+func (m *MemStore) Replace(orig, other []byte) {
+	h, _ := multihash.Sum(orig, multihash.SHA2_256, -1)
+	m.mu.Lock()
+	m.data[cid.NewCidV1(cid.Raw, h).String()] = append([]byte(nil), other...)
+	m.mu.Unlock()
+}
+
 // Cat reads c from offset (length < 0: to the end).
 func (m *MemStore) Cat(ctx context.Context, c cid.Cid, off, n int64) (io.ReadCloser, error) {
 	if err := ctx.Err(); err != nil {
