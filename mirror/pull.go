@@ -194,7 +194,9 @@ func transform(ctx context.Context, node any, f ImageTransform) (any, error) {
 			default:
 				// Another blob (an artifact, an unknown type): kept as is,
 				// read (and verified) through the source index.
-				wl, ok := n.(interface{ Layer(v1.Hash) (v1.Layer, error) })
+				wl, ok := n.(interface {
+					Layer(v1.Hash) (v1.Layer, error)
+				})
 				if !ok {
 					return nil, fmt.Errorf("index entry %s: %w %q", m.Digest, manifests.ErrUnsupported, m.MediaType)
 				}
