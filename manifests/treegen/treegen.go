@@ -248,3 +248,151 @@ func UnknownChild(b *Builder, unknown []byte) (cid.Cid, error) {
 	}
 	return b.Root(idx)
 }
+
+// Shape builds one tree from fuzz input: shape picks a hostile shape of
+// its own (with parameters from data) or, by default, FromBytes.
+func Shape(b *Builder, shape byte, data []byte) (cid.Cid, error) {
+	r := &reader{data: data}
+	switch shape % 8 {
+	case 1:
+		return Repeated(b, 1+r.n(1000), r.n(10))
+	case 2:
+		return Nested(b, r.n(12))
+	case 3:
+		return NegativeSize(b, r.n(2) == 1)
+	case 4:
+		return UnknownChild(b, data)
+	}
+	return FromBytes(b, data)
+}
+
+// FromBytes builds a tree that data describes: a few blobs, then documents
+// each listing earlier ones (repeated, some very often), every descriptor
+// possibly broken (a negative or wrong size, a wrong or sha512 digest, no
+// URL, a URL to other bytes, an unknown or empty media type). Any data
+// gives a tree; most are invalid somewhere.
+func FromBytes(b *Builder, data []byte) (cid.Cid, error) {
+	r := &reader{data: data}
+	var blobs []ocispec.Descriptor
+	for i := range 1 + r.n(4) {
+		content := append([]byte{byte(i)}, bytes.Repeat([]byte{r.byte()}, r.n(64))...)
+		mt := []string{ocispec.MediaTypeImageLayer, ocispec.MediaTypeImageLayerGzip, UnknownType, ocispec.MediaTypeImageConfig, "", "application/vnd.docker.image.rootfs.diff.tar.gzip"}[r.n(6)]
+		d, err := b.Blob(content, mt)
+		if err != nil {
+			return cid.Undef, err
+		}
+		blobs = append(blobs, d)
+	}
+	cfg, err := b.Blob([]byte(`{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]},"config":{}}`), ocispec.MediaTypeImageConfig)
+	if err != nil {
+		return cid.Undef, err
+	}
+	var docs []ocispec.Descriptor
+	for i := range 1 + r.n(5) {
+		var d ocispec.Descriptor
+		if i == 0 || r.n(3) == 0 {
+			m := ocispec.Manifest{Versioned: versioned, MediaType: ocispec.MediaTypeImageManifest, Config: b.mutate(r, cfg), Layers: []ocispec.Descriptor{}}
+			for range r.n(4) {
+				m.Layers = append(m.Layers, b.mutate(r, blobs[r.n(len(blobs))]))
+			}
+			mt := ocispec.MediaTypeImageManifest
+			if r.n(8) == 0 {
+				m.MediaType = ocispec.MediaTypeImageIndex // the document lies about its type
+			}
+			if d, err = b.Doc(m, mt); err != nil {
+				return cid.Undef, err
+			}
+			d.Platform = &ocispec.Platform{OS: "linux", Architecture: []string{"amd64", "arm64"}[r.n(2)]}
+		} else {
+			kids := []ocispec.Descriptor{}
+			for range r.n(5) {
+				var k ocispec.Descriptor
+				if r.n(4) == 0 {
+					k = blobs[r.n(len(blobs))]
+				} else {
+					k = docs[r.n(len(docs))]
+				}
+				reps := 1 + r.n(3)
+				if r.byte() >= 0xf0 {
+					reps = 200
+				}
+				k = b.mutate(r, k)
+				for range reps {
+					kids = append(kids, k)
+				}
+			}
+			if d, err = b.Index(kids); err != nil {
+				return cid.Undef, err
+			}
+		}
+		docs = append(docs, d)
+	}
+	return b.Root(b.mutate(r, docs[len(docs)-1]))
+}
+
+// mutate breaks d in one of many ways, or (most often) leaves it.
+func (b *Builder) mutate(r *reader, d ocispec.Descriptor) ocispec.Descriptor {
+	d.URLs = append([]string(nil), d.URLs...)
+	switch r.n(32) {
+	case 0:
+		d.Size = -1
+	case 1:
+		d.Size++
+	case 2:
+		d.Size = 1 << 40
+	case 3:
+		d.Digest = digest.FromString("other bytes")
+	case 4:
+		d.URLs = nil
+	case 5:
+		d.URLs = []string{"ipfs://not-a-cid"}
+	case 6:
+		d.MediaType = UnknownType
+	case 7:
+		d.MediaType = ""
+	case 8:
+		d.Digest = digest.Digest("sha512:" + string(bytes.Repeat([]byte("ab"), 64)))
+	case 9:
+		if o, err := b.Blob([]byte("other bytes"), d.MediaType); err == nil {
+			d.URLs = o.URLs
+		}
+	case 10:
+		d.Size = 1<<63 - 1
+	case 11:
+		d.Size = 0
+	case 12:
+		d.URLs = append([]string{"http://127.0.0.1:9/x"}, d.URLs...)
+	case 13:
+		d.MediaType = ocispec.MediaTypeImageIndex
+	case 14:
+		d.MediaType = ocispec.MediaTypeImageManifest
+	case 15:
+		d.Digest = "sha256:zz"
+	}
+	return d
+}
+
+// reader hands out fuzz bytes, then zeros.
+type reader struct {
+	data []byte
+	i    int
+}
+
+func (r *reader) byte() byte {
+	if r.i >= len(r.data) {
+		return 0
+	}
+	r.i++
+	return r.data[r.i-1]
+}
+
+// n returns a number in [0, n).
+func (r *reader) n(n int) int {
+	if n <= 1 {
+		return 0
+	}
+	if n > 255 {
+		return (int(r.byte())<<8 | int(r.byte())) % n
+	}
+	return int(r.byte()) % n
+}
