@@ -9,7 +9,10 @@ import (
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/partial"
+	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/ipfs/go-cid"
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -227,5 +230,36 @@ func TestUnknownChildIsAVerifiedLayer(t *testing.T) {
 		if d, _ := partial.Descriptor(l); d == nil || d.MediaType != treegen.UnknownType {
 			t.Errorf("strip %v: descriptor %+v", strip, d)
 		}
+	}
+}
+
+// A source index that lists the same children again and again, several
+// levels deep, is converted once per distinct document on push (before:
+// once per path, 30^4 of them).
+func TestWriteRepeatedSourceOnce(t *testing.T) {
+	img, err := random.Image(100, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var node mutate.Appendable = img
+	for range 4 {
+		var adds []mutate.IndexAddendum
+		for range 30 {
+			adds = append(adds, mutate.IndexAddendum{Add: node, Descriptor: v1.Descriptor{Platform: &v1.Platform{OS: "linux", Architecture: "amd64"}}})
+		}
+		node = mutate.AppendManifests(empty.Index, adds...)
+	}
+	st := treegen.NewMemStore()
+	start := time.Now()
+	res, err := NewWriter(st, 2, nil).Write(context.Background(), node, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if took := time.Since(start); took > 10*time.Second {
+		t.Errorf("took %s", took)
+	}
+	// 4 indexes, 1 manifest, 1 config, 1 layer.
+	if len(res.Blobs) != 7 {
+		t.Errorf("%d blobs, want 7", len(res.Blobs))
 	}
 }
