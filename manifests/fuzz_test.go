@@ -78,16 +78,24 @@ func FuzzTree(f *testing.F) {
 		if err != nil {
 			return
 		}
-		readAll(ctx, t, top)
+		readAll(ctx, t, top, map[string]bool{})
 		if s, err := StripURLsContext(ctx, top); err == nil {
-			readAll(ctx, t, s)
+			readAll(ctx, t, s, map[string]bool{})
 		}
 	})
 }
 
-// readAll reads every blob of node through the go-containerregistry view:
-// each must come out verified or not at all.
-func readAll(ctx context.Context, t *testing.T, node any) {
+// readAll reads every blob of node through the go-containerregistry view,
+// once per digest as the writers do: each must come out verified or not at
+// all.
+func readAll(ctx context.Context, t *testing.T, node any, seen map[string]bool) {
+	if d, ok := node.(interface{ Digest() (v1.Hash, error) }); ok {
+		h, err := d.Digest()
+		if err != nil || seen[h.String()] {
+			return
+		}
+		seen[h.String()] = true
+	}
 	check := func(h v1.Hash, rc io.ReadCloser, err error) {
 		if err != nil {
 			return
@@ -109,6 +117,10 @@ func readAll(ctx context.Context, t *testing.T, node any) {
 		}
 		for _, l := range ls {
 			h, _ := l.Digest()
+			if seen[h.String()] {
+				continue
+			}
+			seen[h.String()] = true
 			rc, err := l.Compressed()
 			check(h, rc, err)
 		}
@@ -122,11 +134,11 @@ func readAll(ctx context.Context, t *testing.T, node any) {
 			switch {
 			case m.MediaType.IsIndex():
 				if c, err := n.ImageIndex(m.Digest); err == nil {
-					readAll(ctx, t, c)
+					readAll(ctx, t, c, seen)
 				}
 			case m.MediaType.IsImage():
 				if c, err := n.Image(m.Digest); err == nil {
-					readAll(ctx, t, c)
+					readAll(ctx, t, c, seen)
 				}
 			default:
 				if wl, ok := n.(withLayer); ok {
