@@ -15,8 +15,9 @@ import (
 )
 
 // StripURLs returns the url-free rewrite of an image or index: the same
-// blobs, with every ipfs:// URL removed from the documents (other URLs, as
-// on foreign layers, stay). Manifests and indexes get new digests.
+// blobs, with every URL removed from the documents but the non-ipfs:// URLs
+// of foreign layers (StripManifestJSON). Manifests and indexes get new
+// digests.
 //
 // Clients built on containers/image (skopeo, podman) treat a layer with
 // urls as foreign and skip it when copying to oci:, and CNCF distribution
@@ -56,15 +57,33 @@ func dropIPFS(urls []string) []string {
 	return out
 }
 
-// StripManifestJSON removes ipfs:// URLs from a manifest's config and layers.
+// IsForeign reports whether mt names a foreign (non-distributable) layer,
+// the only kind of blob whose urls a registry client may fetch.
+func IsForeign(mt string) bool {
+	switch mt {
+	case DockerForeign, DockerForeignGzip, ociNonDistributable, ociNonDistributableZ, ociNonDistributable + "+zstd":
+		return true
+	}
+	return false
+}
+
+// StripManifestJSON removes the URLs of a manifest's config and layers:
+// every URL of the config and of ordinary layers (an IPFS tree's URLs are
+// attacker-chosen, and a client such as skopeo fetches what a layer lists,
+// a request on the client's network); only the ipfs:// ones of foreign
+// layers.
 func StripManifestJSON(raw []byte) ([]byte, error) {
 	var m ocispec.Manifest
 	if err := json.Unmarshal(raw, &m); err != nil {
 		return nil, err
 	}
-	m.Config.URLs = dropIPFS(m.Config.URLs)
+	m.Config.URLs = nil
 	for i := range m.Layers {
-		m.Layers[i].URLs = dropIPFS(m.Layers[i].URLs)
+		if IsForeign(m.Layers[i].MediaType) {
+			m.Layers[i].URLs = dropIPFS(m.Layers[i].URLs)
+		} else {
+			m.Layers[i].URLs = nil
+		}
 	}
 	return json.Marshal(&m)
 }
@@ -177,7 +196,7 @@ func (st *stripper) index(idx v1.ImageIndex) (v1.ImageIndex, error) {
 			}
 			st.done[h], child = sc, sc
 		default:
-			doc.Manifests[i].URLs = dropIPFS(m.URLs)
+			doc.Manifests[i].URLs = nil
 			continue
 		}
 		nd, err := child.Digest()
@@ -191,7 +210,7 @@ func (st *stripper) index(idx v1.ImageIndex) (v1.ImageIndex, error) {
 		s.children[nd] = child
 		doc.Manifests[i].Digest = digest.Digest(nd.String())
 		doc.Manifests[i].Size = size
-		doc.Manifests[i].URLs = dropIPFS(m.URLs)
+		doc.Manifests[i].URLs = nil
 	}
 	if s.raw, err = json.Marshal(&doc); err != nil {
 		return nil, err
