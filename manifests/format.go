@@ -32,8 +32,24 @@ const (
 	ociNonDistributableZ = "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip"
 )
 
-// MaxManifestSize bounds every JSON document we read (as distribution does).
-const MaxManifestSize = 4 << 20
+// The reader's bounds (docs/format.md, "Limits"). Resolve applies them to
+// every tree, for every caller; Limits overrides the last three.
+const (
+	// MaxManifestSize bounds every JSON document (index, manifest, root
+	// descriptor) and every config, which are read whole (as distribution
+	// bounds manifests).
+	MaxManifestSize = 4 << 20
+	// MaxDepth bounds the documents on any path from the root descriptor:
+	// the root's target is at depth 1, a manifest under one index at 2.
+	MaxDepth = 8
+	// MaxDescriptors bounds the descriptors of a tree (documents, configs,
+	// layers, other index children), counted as the writers see the tree:
+	// a child listed twice counts twice, with all that lies under it.
+	MaxDescriptors = 10000
+	// MaxTreeBytes bounds the bytes of a tree's documents, counted the
+	// same way (which also bounds what is read from IPFS).
+	MaxTreeBytes = 32 << 20
+)
 
 // Sentinel errors.
 var (
@@ -45,7 +61,24 @@ var (
 	ErrNoURL = errors.New("descriptor has no ipfs:// URL")
 	// ErrUnsupported: a media type the format cannot carry.
 	ErrUnsupported = errors.New("unsupported media type")
+	// ErrInvalidDescriptor: a descriptor no content can match (a negative
+	// size, a malformed or non-sha256 digest, one digest with two sizes).
+	// It is an integrity failure: errors.Is(err, ErrDigestMismatch) holds.
+	ErrInvalidDescriptor error = &kindError{"invalid descriptor", ErrDigestMismatch}
+	// ErrLimit: the tree is over one of the reader's bounds (MaxDepth,
+	// MaxDescriptors, MaxTreeBytes, MaxManifestSize). Such a tree is not an
+	// image mirror reads: errors.Is(err, ErrNotIPFSImage) holds.
+	ErrLimit error = &kindError{"over the format reader's limits", ErrNotIPFSImage}
 )
+
+// kindError is a sentinel that is also its broader kind.
+type kindError struct {
+	msg  string
+	kind error
+}
+
+func (e *kindError) Error() string { return e.msg }
+func (e *kindError) Unwrap() error { return e.kind }
 
 // DockerToOCI maps a Docker media type to its OCI counterpart (others pass).
 func DockerToOCI(mt string) string {

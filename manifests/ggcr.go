@@ -3,8 +3,10 @@ package manifests
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
+	"sync"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/partial"
@@ -47,6 +49,10 @@ type ipfsIndex struct {
 	t   *Tree
 	ctx context.Context
 	d   ocispec.Descriptor
+
+	once     sync.Once
+	children map[digest.Digest]ocispec.Descriptor
+	err      error
 }
 
 var _ v1.ImageIndex = (*ipfsIndex)(nil)
@@ -59,8 +65,24 @@ func (i *ipfsIndex) IndexManifest() (*v1.IndexManifest, error) {
 	return v1.ParseIndexManifest(bytes.NewReader(i.t.Docs[i.d.Digest]))
 }
 
+// child returns the entry of the index with digest h.
 func (i *ipfsIndex) child(h v1.Hash) (ocispec.Descriptor, error) {
-	d, ok := i.t.Descs[digest.Digest(h.String())]
+	i.once.Do(func() {
+		var idx ocispec.Index
+		if i.err = json.Unmarshal(i.t.Docs[i.d.Digest], &idx); i.err != nil {
+			return
+		}
+		i.children = map[digest.Digest]ocispec.Descriptor{}
+		for _, m := range idx.Manifests {
+			if _, ok := i.children[m.Digest]; !ok {
+				i.children[m.Digest] = m
+			}
+		}
+	})
+	if i.err != nil {
+		return ocispec.Descriptor{}, fmt.Errorf("index %s: %w", i.d.Digest, i.err)
+	}
+	d, ok := i.children[digest.Digest(h.String())]
 	if !ok {
 		return d, fmt.Errorf("%s is not in index %s", h, i.d.Digest)
 	}
@@ -85,6 +107,47 @@ func (i *ipfsIndex) ImageIndex(h v1.Hash) (v1.ImageIndex, error) {
 	}
 	return &ipfsIndex{t: i.t, ctx: i.ctx, d: d}, nil
 }
+
+// withLayer is how go-containerregistry's writers (layout, remote) read an
+// index child that is neither an index nor a manifest; without it the
+// layout writer copies from a nil reader.
+type withLayer interface {
+	Layer(v1.Hash) (v1.Layer, error)
+}
+
+var _ withLayer = (*ipfsIndex)(nil)
+
+// Layer returns a child of the index that is neither an index nor a
+// manifest (an artifact, a media type we do not know) as a blob read from
+// IPFS and verified while it streams.
+func (i *ipfsIndex) Layer(h v1.Hash) (v1.Layer, error) {
+	d, err := i.child(h)
+	if err != nil {
+		return nil, err
+	}
+	if IsIndex(d.MediaType) || IsManifest(d.MediaType) {
+		return nil, fmt.Errorf("%s is a %s, not a blob", h, d.MediaType)
+	}
+	vd, err := fromOCI(d)
+	if err != nil {
+		return nil, err
+	}
+	return partial.CompressedToLayer(&ipfsBlob{t: i.t, ctx: i.ctx, d: d, vd: *vd})
+}
+
+// ipfsBlob is an index child of another type, as a compressed layer.
+type ipfsBlob struct {
+	t   *Tree
+	ctx context.Context
+	d   ocispec.Descriptor
+	vd  v1.Descriptor
+}
+
+func (b *ipfsBlob) Digest() (v1.Hash, error)            { return b.vd.Digest, nil }
+func (b *ipfsBlob) Size() (int64, error)                { return b.d.Size, nil }
+func (b *ipfsBlob) MediaType() (types.MediaType, error) { return b.vd.MediaType, nil }
+func (b *ipfsBlob) Descriptor() (*v1.Descriptor, error) { d := b.vd; return &d, nil }
+func (b *ipfsBlob) Compressed() (io.ReadCloser, error)  { return b.t.Open(b.ctx, b.d) }
 
 type ipfsImage struct {
 	t   *Tree

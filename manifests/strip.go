@@ -2,6 +2,7 @@ package manifests
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"strings"
@@ -14,21 +15,36 @@ import (
 )
 
 // StripURLs returns the url-free rewrite of an image or index: the same
-// blobs, with every ipfs:// URL removed from the documents (other URLs, as
-// on foreign layers, stay). Manifests and indexes get new digests.
+// blobs, with every URL removed from the documents but the non-ipfs:// URLs
+// of foreign layers (StripManifestJSON). Manifests and indexes get new
+// digests.
 //
 // Clients built on containers/image (skopeo, podman) treat a layer with
 // urls as foreign and skip it when copying to oci:, and CNCF distribution
 // refuses a manifest whose ordinary layers carry urls; the rewrite is what
 // they can take.
 func StripURLs(node any) (any, error) {
+	return StripURLsContext(context.Background(), node)
+}
+
+// StripURLsContext is StripURLs that stops when ctx is done. Each distinct
+// document is rewritten once, however often the tree lists it.
+func StripURLsContext(ctx context.Context, node any) (any, error) {
+	s := &stripper{ctx: ctx, done: map[v1.Hash]any{}}
 	switch n := node.(type) {
 	case v1.Image:
-		return stripImage(n)
+		return s.image(n)
 	case v1.ImageIndex:
-		return stripIndex(n)
+		return s.index(n)
 	}
 	return nil, fmt.Errorf("manifests: cannot strip %T", node)
+}
+
+// stripper is the state of one StripURLsContext: the rewrites done, by
+// original digest.
+type stripper struct {
+	ctx  context.Context
+	done map[v1.Hash]any
 }
 
 func dropIPFS(urls []string) []string {
@@ -41,15 +57,33 @@ func dropIPFS(urls []string) []string {
 	return out
 }
 
-// StripManifestJSON removes ipfs:// URLs from a manifest's config and layers.
+// IsForeign reports whether mt names a foreign (non-distributable) layer,
+// the only kind of blob whose urls a registry client may fetch.
+func IsForeign(mt string) bool {
+	switch mt {
+	case DockerForeign, DockerForeignGzip, ociNonDistributable, ociNonDistributableZ, ociNonDistributable + "+zstd":
+		return true
+	}
+	return false
+}
+
+// StripManifestJSON removes the URLs of a manifest's config and layers:
+// every URL of the config and of ordinary layers (an IPFS tree's URLs are
+// attacker-chosen, and a client such as skopeo fetches what a layer lists,
+// a request on the client's network); only the ipfs:// ones of foreign
+// layers.
 func StripManifestJSON(raw []byte) ([]byte, error) {
 	var m ocispec.Manifest
 	if err := json.Unmarshal(raw, &m); err != nil {
 		return nil, err
 	}
-	m.Config.URLs = dropIPFS(m.Config.URLs)
+	m.Config.URLs = nil
 	for i := range m.Layers {
-		m.Layers[i].URLs = dropIPFS(m.Layers[i].URLs)
+		if IsForeign(m.Layers[i].MediaType) {
+			m.Layers[i].URLs = dropIPFS(m.Layers[i].URLs)
+		} else {
+			m.Layers[i].URLs = nil
+		}
 	}
 	return json.Marshal(&m)
 }
@@ -59,7 +93,10 @@ type strippedImage struct {
 	raw  []byte
 }
 
-func stripImage(img v1.Image) (v1.Image, error) {
+func (st *stripper) image(img v1.Image) (v1.Image, error) {
+	if err := st.ctx.Err(); err != nil {
+		return nil, err
+	}
 	raw, err := img.RawManifest()
 	if err != nil {
 		return nil, err
@@ -101,7 +138,10 @@ type strippedIndex struct {
 	children map[v1.Hash]any
 }
 
-func stripIndex(idx v1.ImageIndex) (v1.ImageIndex, error) {
+func (st *stripper) index(idx v1.ImageIndex) (v1.ImageIndex, error) {
+	if err := st.ctx.Err(); err != nil {
+		return nil, err
+	}
 	raw, err := idx.RawManifest()
 	if err != nil {
 		return nil, err
@@ -124,27 +164,39 @@ func stripIndex(idx v1.ImageIndex) (v1.ImageIndex, error) {
 			Digest() (v1.Hash, error)
 			Size() (int64, error)
 		}
+		prev, seen := st.done[h]
 		switch {
+		case seen && (IsIndex(m.MediaType) || IsManifest(m.MediaType)):
+			c, ok := prev.(interface {
+				Digest() (v1.Hash, error)
+				Size() (int64, error)
+			})
+			if !ok {
+				return nil, fmt.Errorf("%s is listed as %s and as another type", h, m.MediaType)
+			}
+			child = c
 		case IsIndex(m.MediaType):
 			ci, err := idx.ImageIndex(h)
 			if err != nil {
 				return nil, err
 			}
-			child, err = stripIndex(ci)
+			sc, err := st.index(ci)
 			if err != nil {
 				return nil, err
 			}
+			st.done[h], child = sc, sc
 		case IsManifest(m.MediaType):
 			ci, err := idx.Image(h)
 			if err != nil {
 				return nil, err
 			}
-			child, err = stripImage(ci)
+			sc, err := st.image(ci)
 			if err != nil {
 				return nil, err
 			}
+			st.done[h], child = sc, sc
 		default:
-			doc.Manifests[i].URLs = dropIPFS(m.URLs)
+			doc.Manifests[i].URLs = nil
 			continue
 		}
 		nd, err := child.Digest()
@@ -158,7 +210,7 @@ func stripIndex(idx v1.ImageIndex) (v1.ImageIndex, error) {
 		s.children[nd] = child
 		doc.Manifests[i].Digest = digest.Digest(nd.String())
 		doc.Manifests[i].Size = size
-		doc.Manifests[i].URLs = dropIPFS(m.URLs)
+		doc.Manifests[i].URLs = nil
 	}
 	if s.raw, err = json.Marshal(&doc); err != nil {
 		return nil, err
@@ -184,4 +236,14 @@ func (s *strippedIndex) ImageIndex(h v1.Hash) (v1.ImageIndex, error) {
 		return c, nil
 	}
 	return nil, fmt.Errorf("index %s is not in the index", h)
+}
+
+// Layer hands out a child that is neither an index nor a manifest (same
+// digest, same bytes): the writers of go-containerregistry copy such
+// children with it.
+func (s *strippedIndex) Layer(h v1.Hash) (v1.Layer, error) {
+	if wl, ok := s.orig.(withLayer); ok {
+		return wl.Layer(h)
+	}
+	return nil, fmt.Errorf("blob %s of the index cannot be read", h)
 }

@@ -133,7 +133,7 @@ func NewWriter(store ipfs.Store, jobs int, onEvent func(Event)) *Writer {
 // Write writes an image (v1.Image) or index (v1.ImageIndex) and its root
 // descriptor, and returns the root CID.
 func (w *Writer) Write(ctx context.Context, src any, opts Options) (*Result, error) {
-	t := &tree{w: w, opts: opts, blobs: map[digest.Digest]Blob{}, platforms: map[string]bool{}}
+	t := &tree{w: w, opts: opts, blobs: map[digest.Digest]Blob{}, platforms: map[string]bool{}, docs: map[digest.Digest]*docEntry{}}
 	var (
 		top *ocispec.Descriptor
 		err error
@@ -177,6 +177,38 @@ type tree struct {
 	mu        sync.Mutex
 	blobs     map[digest.Digest]Blob
 	platforms map[string]bool
+	// docs holds the conversion of each source index or manifest, by
+	// source digest: a child listed many times (however deep) is
+	// converted once.
+	docs map[digest.Digest]*docEntry
+}
+
+type docEntry struct {
+	done chan struct{}
+	d    *ocispec.Descriptor
+	err  error
+}
+
+// once converts the document src names at most once per Write.
+func (t *tree) once(ctx context.Context, src digest.Digest, convert func() (*ocispec.Descriptor, error)) (*ocispec.Descriptor, error) {
+	t.mu.Lock()
+	e, ok := t.docs[src]
+	if !ok {
+		e = &docEntry{done: make(chan struct{})}
+		t.docs[src] = e
+	}
+	t.mu.Unlock()
+	if ok {
+		select {
+		case <-e.done:
+			return e.d, e.err
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	e.d, e.err = convert()
+	close(e.done)
+	return e.d, e.err
 }
 
 func (t *tree) record(b Blob) {
@@ -222,20 +254,27 @@ func (t *tree) index(ctx context.Context, idx v1.ImageIndex) (*ocispec.Descripto
 			var nd *ocispec.Descriptor
 			switch {
 			case IsIndex(m.MediaType):
-				child, err := idx.ImageIndex(h)
-				if err != nil {
-					return fmt.Errorf("reading index %s: %w", m.Digest, err)
-				}
-				nd, err = t.index(gctx, child)
+				nd, err = t.once(gctx, m.Digest, func() (*ocispec.Descriptor, error) {
+					child, err := idx.ImageIndex(h)
+					if err != nil {
+						return nil, fmt.Errorf("reading index %s: %w", m.Digest, err)
+					}
+					return t.index(gctx, child)
+				})
 				if err != nil {
 					return err
 				}
 			case IsManifest(m.MediaType):
-				img, err := idx.Image(h)
-				if err != nil {
-					return fmt.Errorf("reading manifest %s: %w", m.Digest, err)
+				if m.Platform != nil {
+					t.addPlatform(m.Platform)
 				}
-				nd, err = t.image(gctx, img, m.Platform)
+				nd, err = t.once(gctx, m.Digest, func() (*ocispec.Descriptor, error) {
+					img, err := idx.Image(h)
+					if err != nil {
+						return nil, fmt.Errorf("reading manifest %s: %w", m.Digest, err)
+					}
+					return t.image(gctx, img, m.Platform)
+				})
 				if err != nil {
 					return err
 				}

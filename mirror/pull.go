@@ -99,7 +99,7 @@ func Pull(ctx context.Context, store ipfs.Store, root cid.Cid, dest string, o Pu
 	switch urls {
 	case URLsKeep:
 	case URLsStrip:
-		if node, err = manifests.StripURLs(node); err != nil {
+		if node, err = manifests.StripURLsContext(ctx, node); err != nil {
 			return nil, err
 		}
 	default:
@@ -164,6 +164,9 @@ func platformIn(p v1.Platform, ps []v1.Platform) bool {
 }
 
 func transform(ctx context.Context, node any, f ImageTransform) (any, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
 	switch n := node.(type) {
 	case v1.Image:
 		return f(ctx, n)
@@ -196,7 +199,20 @@ func transform(ctx context.Context, node any, f ImageTransform) (any, error) {
 				}
 				add.Add = c.(v1.ImageIndex)
 			default:
-				continue
+				// Another blob (an artifact, an unknown type): kept as is,
+				// read (and verified) through the source index.
+				wl, ok := n.(interface {
+					Layer(v1.Hash) (v1.Layer, error)
+				})
+				if !ok {
+					return nil, fmt.Errorf("index entry %s: %w %q", m.Digest, manifests.ErrUnsupported, m.MediaType)
+				}
+				l, err := wl.Layer(m.Digest)
+				if err != nil {
+					return nil, err
+				}
+				add.Descriptor.URLs = m.URLs
+				add.Add = l
 			}
 			out = mutate.AppendManifests(out, add)
 		}
