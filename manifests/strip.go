@@ -4,7 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"strings"
+	"net/url"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/partial"
@@ -14,44 +14,92 @@ import (
 )
 
 // StripURLs returns the url-free rewrite of an image or index: the same
-// blobs, with every ipfs:// URL removed from the documents (other URLs, as
-// on foreign layers, stay). Manifests and indexes get new digests.
+// blobs, with every URL removed from the documents — the ipfs:// ones and
+// any other a tree's author listed — except the http(s) URLs of foreign
+// (non-distributable) layers, which is how those are fetched (KeptURLs).
+// Manifests and indexes get new digests. Each distinct child is rewritten
+// once, however often the tree repeats it.
 //
 // Clients built on containers/image (skopeo, podman) treat a layer with
-// urls as foreign and skip it when copying to oci:, and CNCF distribution
-// refuses a manifest whose ordinary layers carry urls; the rewrite is what
+// urls as foreign: they skip it when copying to oci:, and fetch it from
+// those URLs — an address the image's author chose. CNCF distribution
+// refuses a manifest whose ordinary layers carry urls. The rewrite is what
 // they can take.
 func StripURLs(node any) (any, error) {
+	st := &stripper{done: map[v1.Hash]any{}}
 	switch n := node.(type) {
 	case v1.Image:
-		return stripImage(n)
+		return st.image(n)
 	case v1.ImageIndex:
-		return stripIndex(n)
+		return st.index(n)
 	}
 	return nil, fmt.Errorf("manifests: cannot strip %T", node)
 }
 
-func dropIPFS(urls []string) []string {
+// IsForeign reports whether mt is a foreign (non-distributable) layer.
+func IsForeign(mt string) bool {
+	switch mt {
+	case DockerForeign, DockerForeignGzip, ociNonDistributable, ociNonDistributableZ, ociNonDistributable + "+zstd":
+		return true
+	}
+	return false
+}
+
+// KeptURLs returns the URLs the url-free rewrite keeps of d: none, except,
+// on a foreign layer, its http and https URLs without a fragment (those
+// CNCF distribution accepts).
+func KeptURLs(d ocispec.Descriptor) []string {
+	if !IsForeign(d.MediaType) {
+		return nil
+	}
 	var out []string
-	for _, u := range urls {
-		if !strings.HasPrefix(u, "ipfs://") {
-			out = append(out, u)
+	for _, s := range d.URLs {
+		u, err := url.Parse(s)
+		if err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != "" && u.Fragment == "" {
+			out = append(out, s)
 		}
 	}
 	return out
 }
 
-// StripManifestJSON removes ipfs:// URLs from a manifest's config and layers.
+// StripManifestJSON removes the URLs of a manifest's config and layers
+// (KeptURLs).
 func StripManifestJSON(raw []byte) ([]byte, error) {
 	var m ocispec.Manifest
 	if err := json.Unmarshal(raw, &m); err != nil {
 		return nil, err
 	}
-	m.Config.URLs = dropIPFS(m.Config.URLs)
+	m.Config.URLs = KeptURLs(m.Config)
 	for i := range m.Layers {
-		m.Layers[i].URLs = dropIPFS(m.Layers[i].URLs)
+		m.Layers[i].URLs = KeptURLs(m.Layers[i])
 	}
 	return json.Marshal(&m)
+}
+
+// StripIndexJSON removes the URLs of an index's children (KeptURLs) and
+// gives each child index or manifest the digest and size child returns for
+// it (its own url-free rewrite).
+func StripIndexJSON(raw []byte, child func(ocispec.Descriptor) (digest.Digest, int64, error)) ([]byte, error) {
+	var doc ocispec.Index
+	if err := json.Unmarshal(raw, &doc); err != nil {
+		return nil, err
+	}
+	for i, m := range doc.Manifests {
+		if IsIndex(m.MediaType) || IsManifest(m.MediaType) {
+			d, size, err := child(m)
+			if err != nil {
+				return nil, err
+			}
+			doc.Manifests[i].Digest, doc.Manifests[i].Size = d, size
+		}
+		doc.Manifests[i].URLs = KeptURLs(m)
+	}
+	return json.Marshal(&doc)
+}
+
+// stripper rewrites one tree, each distinct document once.
+type stripper struct {
+	done map[v1.Hash]any // original digest → rewritten child
 }
 
 type strippedImage struct {
@@ -59,7 +107,7 @@ type strippedImage struct {
 	raw  []byte
 }
 
-func stripImage(img v1.Image) (v1.Image, error) {
+func (st *stripper) image(img v1.Image) (v1.Image, error) {
 	raw, err := img.RawManifest()
 	if err != nil {
 		return nil, err
@@ -101,7 +149,7 @@ type strippedIndex struct {
 	children map[v1.Hash]any
 }
 
-func stripIndex(idx v1.ImageIndex) (v1.ImageIndex, error) {
+func (st *stripper) index(idx v1.ImageIndex) (v1.ImageIndex, error) {
 	raw, err := idx.RawManifest()
 	if err != nil {
 		return nil, err
@@ -110,57 +158,48 @@ func stripIndex(idx v1.ImageIndex) (v1.ImageIndex, error) {
 	if err != nil {
 		return nil, err
 	}
-	var doc ocispec.Index
-	if err := json.Unmarshal(raw, &doc); err != nil {
-		return nil, err
-	}
 	s := &strippedIndex{orig: idx, mt: mt, children: map[v1.Hash]any{}}
-	for i, m := range doc.Manifests {
+	s.raw, err = StripIndexJSON(raw, func(m ocispec.Descriptor) (digest.Digest, int64, error) {
 		h, err := v1.NewHash(m.Digest.String())
 		if err != nil {
-			return nil, err
+			return "", 0, err
 		}
-		var child interface {
+		child, ok := st.done[h].(interface {
 			Digest() (v1.Hash, error)
 			Size() (int64, error)
-		}
-		switch {
-		case IsIndex(m.MediaType):
-			ci, err := idx.ImageIndex(h)
-			if err != nil {
-				return nil, err
+		})
+		if !ok {
+			if IsIndex(m.MediaType) {
+				ci, err := idx.ImageIndex(h)
+				if err != nil {
+					return "", 0, err
+				}
+				if child, err = st.index(ci); err != nil {
+					return "", 0, err
+				}
+			} else {
+				ci, err := idx.Image(h)
+				if err != nil {
+					return "", 0, err
+				}
+				if child, err = st.image(ci); err != nil {
+					return "", 0, err
+				}
 			}
-			child, err = stripIndex(ci)
-			if err != nil {
-				return nil, err
-			}
-		case IsManifest(m.MediaType):
-			ci, err := idx.Image(h)
-			if err != nil {
-				return nil, err
-			}
-			child, err = stripImage(ci)
-			if err != nil {
-				return nil, err
-			}
-		default:
-			doc.Manifests[i].URLs = dropIPFS(m.URLs)
-			continue
+			st.done[h] = child
 		}
 		nd, err := child.Digest()
 		if err != nil {
-			return nil, err
+			return "", 0, err
 		}
 		size, err := child.Size()
 		if err != nil {
-			return nil, err
+			return "", 0, err
 		}
 		s.children[nd] = child
-		doc.Manifests[i].Digest = digest.Digest(nd.String())
-		doc.Manifests[i].Size = size
-		doc.Manifests[i].URLs = dropIPFS(m.URLs)
-	}
-	if s.raw, err = json.Marshal(&doc); err != nil {
+		return digest.Digest(nd.String()), size, nil
+	})
+	if err != nil {
 		return nil, err
 	}
 	return s, nil

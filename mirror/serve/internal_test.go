@@ -95,7 +95,14 @@ func TestParseRange(t *testing.T) {
 		{"bytes=-0", "", 0, 0, false, true},
 		{"bytes=x-y", "", 0, 0, false, true},
 		{"bytes=0-1,3-4", "", 0, 100, false, false},
+		{"bytes=0-1, 5-", "", 0, 100, false, false},
 		{"items=0-1", "", 0, 100, false, false},
+		{"Bytes=0-1", "", 0, 2, true, false},
+		{"bytes=+1-2", "", 0, 0, false, true},
+		{"bytes=1-+2", "", 0, 0, false, true},
+		{"bytes=- 5", "", 0, 0, false, true},
+		{"bytes=-", "", 0, 0, false, true},
+		{"bytes=99999999999999999999-", "", 0, 0, false, true},
 		{"bytes=0-1", `"sha256:other"`, 0, 100, false, false},
 		{"bytes=0-1", `"` + d.String() + `"`, 0, 2, true, false},
 	} {
@@ -104,7 +111,8 @@ func TestParseRange(t *testing.T) {
 		if tc.ifRange != "" {
 			r.Header.Set("If-Range", tc.ifRange)
 		}
-		start, length, partial, err := parseRange(r, d, 100)
+		br, err := parseRange(r, d, 100)
+		start, length, partial := br.start, br.length, br.partial
 		if (err != nil) != tc.bad || (!tc.bad && (start != tc.start || length != tc.length || partial != tc.partial)) {
 			t.Errorf("%q: %d %d %v %v; want %d %d %v bad=%v", tc.h, start, length, partial, err, tc.start, tc.length, tc.partial, tc.bad)
 		}
@@ -308,7 +316,7 @@ func TestCopyHoldback(t *testing.T) {
 	for _, size := range []int{2, 3, 4, 10, 11, 64} {
 		var out bytes.Buffer
 		ended := false
-		n, err := copyHoldback(&out, bytes.NewReader(src), make([]byte, size), func() { ended = true })
+		n, err := copyHoldback(&out, bytes.NewReader(src), make([]byte, size), func() error { ended = true; return nil })
 		if err != nil || n != int64(len(src)) || out.String() != string(src) || !ended {
 			t.Errorf("buf %d: %d %q %v ended=%v", size, n, out.String(), err, ended)
 		}
@@ -316,14 +324,14 @@ func TestCopyHoldback(t *testing.T) {
 		out.Reset()
 		ended = false
 		bad := errors.New("mismatch")
-		n, err = copyHoldback(&out, io.MultiReader(bytes.NewReader(src), iotest.ErrReader(bad)), make([]byte, size), func() { ended = true })
+		n, err = copyHoldback(&out, io.MultiReader(bytes.NewReader(src), iotest.ErrReader(bad)), make([]byte, size), func() error { ended = true; return nil })
 		if err != bad || ended || out.String() == string(src) || !strings.HasPrefix(string(src), out.String()) || n != int64(out.Len()) {
 			t.Errorf("failing source, buf %d: %d %q %v ended=%v", size, n, out.String(), err, ended)
 		}
 	}
 	// Empty.
 	var out bytes.Buffer
-	if n, err := copyHoldback(&out, bytes.NewReader(nil), make([]byte, 8), func() {}); n != 0 || err != nil {
+	if n, err := copyHoldback(&out, bytes.NewReader(nil), make([]byte, 8), func() error { return nil }); n != 0 || err != nil {
 		t.Errorf("empty: %d %v", n, err)
 	}
 }

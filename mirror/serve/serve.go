@@ -35,7 +35,6 @@
 package serve
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -44,6 +43,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"runtime/debug"
 	"slices"
 	"strconv"
 	"strings"
@@ -158,6 +158,7 @@ type Server struct {
 
 	images    *lru[cid.Cid, *image]
 	resolving flight[cid.Cid, *image]
+	stripping flight[*image, *view]
 	blobs     *lru[digest.Digest, []byte]
 	reading   flight[blobKey, []byte]
 	verified  *lru[blobKey, struct{}]
@@ -261,9 +262,24 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rec := &recorder{ResponseWriter: w}
 	defer func() {
 		p := recover()
+		if p != nil && p != http.ErrAbortHandler {
+			// A bug, or content that reached one: never the process's
+			// end, nor a silently dropped connection when an answer can
+			// still be given.
+			s.log.Error("internal error: panic recovered in a handler", "path", r.URL.RequestURI(), "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+			if rec.status == 0 {
+				clear(rec.Header())
+				rec.Header().Set("Docker-Distribution-API-Version", "registry/2.0")
+				writeError(rec, r, newError(http.StatusInternalServerError, CodeUnknown, "internal error (logged by the server)"))
+				p = nil
+			} else {
+				rec.aborted, rec.errMsg = true, "internal error: panic"
+				p = http.ErrAbortHandler
+			}
+		}
 		s.logRequest(rec, r, start, p)
 		if p != nil {
-			panic(p)
+			panic(p) // http.ErrAbortHandler: net/http drops the connection quietly
 		}
 	}()
 	rec.Header().Set("Docker-Distribution-API-Version", "registry/2.0")
@@ -477,10 +493,12 @@ func (s *Server) manifest(w *recorder, r *http.Request, t target, ref string) {
 		}
 		var found *doc
 		var foundIn *image
+		var viewErr error
 		err = s.imagesOf(ctx, t, func(im *image) bool {
-			v, err := im.view(t.strip)
+			v, err := s.view(ctx, im, t.strip)
 			if err != nil {
-				return false
+				// The stored documents still answer by digest.
+				viewErr, v = err, im.orig
 			}
 			if x, ok := im.findDoc(v, d); ok {
 				found, foundIn = &x, im
@@ -489,6 +507,9 @@ func (s *Server) manifest(w *recorder, r *http.Request, t target, ref string) {
 			return false
 		})
 		if found == nil {
+			if err == nil {
+				err = viewErr
+			}
 			if err != nil {
 				writeError(w, r, s.ipfsError(err, t, CodeManifestUnknown))
 				return
@@ -535,7 +556,7 @@ func (s *Server) manifest(w *recorder, r *http.Request, t target, ref string) {
 		writeError(w, r, s.ipfsError(err, t, CodeManifestUnknown))
 		return
 	}
-	v, err := im.view(t.strip)
+	v, err := s.view(ctx, im, t.strip)
 	if err != nil {
 		writeError(w, r, s.ipfsError(err, t, CodeManifestUnknown))
 		return
@@ -558,7 +579,10 @@ func (s *Server) writeDoc(w *recorder, r *http.Request, d digest.Digest, x doc, 
 	if immutable {
 		h.Set("Cache-Control", "max-age=31536000, immutable")
 	}
-	http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(x.raw))
+	br, ok := s.preamble(w, r, d, int64(len(x.raw)))
+	if ok {
+		sendBytes(w, r, br, x.raw)
+	}
 }
 
 // ipfsError maps a failure to read from IPFS to an answer. Asked as a
@@ -566,12 +590,16 @@ func (s *Server) writeDoc(w *recorder, r *http.Request, d digest.Digest, x doc, 
 // the upstream registry rather than failing.
 func (s *Server) ipfsError(err error, t target, notFound string) *regError {
 	var e *regError
+	var pe *panicError
 	switch {
+	case errors.As(err, &pe):
+		s.log.Error("internal error: panic recovered", "name", t.name, "panic", fmt.Sprint(pe.value), "stack", string(pe.stack))
+		e = newError(http.StatusInternalServerError, CodeUnknown, "internal error (logged by the server)")
 	case errors.Is(err, manifests.ErrDigestMismatch):
 		s.stats.integrity.Add(1)
 		s.log.Error("integrity failure: content from IPFS does not match its digest; refused", "name", t.name, "err", err)
 		e = newError(http.StatusBadGateway, CodeManifestInvalid, "integrity check failed: %v", err)
-	case errors.Is(err, ErrTreeTooLarge):
+	case errors.Is(err, ErrTreeTooLarge), errors.Is(err, errBadTree):
 		e = newError(http.StatusBadGateway, CodeManifestInvalid, "%v", err)
 	case errors.Is(err, manifests.ErrNotIPFSImage), errors.Is(err, ErrIPNS):
 		e = newError(http.StatusNotFound, CodeNameUnknown, "%v", err)
