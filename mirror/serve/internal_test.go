@@ -16,7 +16,9 @@ import (
 	"github.com/ipfs/go-cid"
 	"github.com/multiformats/go-multihash"
 	"github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
+	"github.com/ipfs-mirror/mirror/manifests"
 	"github.com/ipfs-mirror/mirror/mirror/ipfs"
 )
 
@@ -333,5 +335,31 @@ func TestCopyHoldback(t *testing.T) {
 	var out bytes.Buffer
 	if n, err := copyHoldback(&out, bytes.NewReader(nil), make([]byte, 8), func() error { return nil }); n != 0 || err != nil {
 		t.Errorf("empty: %d %v", n, err)
+	}
+}
+
+// TestStripViewCancelled (issue 13 item 2): the url-free rewrite stops when
+// its context ends (no client waits any more), and such a stop is not kept:
+// the next request computes the view afresh.
+func TestStripViewCancelled(t *testing.T) {
+	raw := []byte(`{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"sha256:` + strings.Repeat("a", 64) + `","size":2,"urls":["ipfs://x","http://evil/"]},"layers":[]}`)
+	md := ocispec.Descriptor{MediaType: ocispec.MediaTypeImageManifest, Digest: digest.FromBytes(raw), Size: int64(len(raw))}
+	tr := &manifests.Tree{RootDescriptor: md, Docs: map[digest.Digest][]byte{md.Digest: raw}, Descs: map[digest.Digest]ocispec.Descriptor{md.Digest: md}}
+	s, err := New(nil, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	im := newImage(tr)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := stripView(ctx, tr); !errors.Is(err, context.Canceled) {
+		t.Fatalf("cancelled rewrite: %v", err)
+	}
+	if _, err := s.view(ctx, im, true); err != nil && !errors.Is(err, context.Canceled) {
+		t.Fatalf("cancelled view: %v", err)
+	}
+	v, err := s.view(context.Background(), im, true)
+	if err != nil || bytes.Contains(v.docs[v.target.Digest].raw, []byte("urls")) {
+		t.Fatalf("view after a cancelled one: %v", err)
 	}
 }
