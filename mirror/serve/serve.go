@@ -18,20 +18,30 @@
 // digests before the first byte, small blobs (Options.SmallBlob) likewise,
 // larger blobs while they stream — a blob that turns out not to match its
 // digest is cut short (the connection is dropped before its last byte), so
-// no client ever receives a complete wrong blob. Range responses cannot be
-// checked against a whole-blob digest: they are served as IPFS returns them
-// (kubo checks every block against its CID), unless the blob was verified
-// whole before (from that CID) or Options.VerifyRanges is set.
+// no client ever receives a complete wrong blob; a Range covering a whole
+// blob takes the same path, and files of the disk cache are checked
+// unchanged since they were verified (else hashed again) before they are
+// served. Ranges of part of a larger blob read from IPFS cannot be checked
+// against a whole-blob digest: they are served as IPFS returns them (kubo
+// checks every block against its CID), unless the blob was verified whole
+// before (from that CID) or Options.VerifyRanges is set.
 //
 // Resolved trees are cached by root CID (IPFS content never changes) in a
 // bounded LRU, and concurrent requests for the same tree, or the same small
 // blob, share one read from IPFS.
 //
 // Layers that carry urls are skipped by containers/image (skopeo, podman)
-// when copying to oci: or docker: destinations, and CNCF distribution
-// refuses such manifests; the url-free rewrite (manifests.StripURLs: the
-// same blobs, new index and manifest digests) is served under ipfs-nourls/,
-// or under every name with Options.StripURLs.
+// when copying to oci: or docker: destinations (and fetched from those
+// URLs), and CNCF distribution refuses such manifests; the url-free rewrite
+// (manifests.StripURLs: the same blobs, every URL removed but a foreign
+// layer's http(s) ones, new index and manifest digests) is served under
+// ipfs-nourls/, or under every name with Options.StripURLs.
+//
+// Nothing a client or IPFS content does may stop the server: a descriptor's
+// size is checked (0 to 1 TiB) before any use, every tree walk is bounded
+// and stops when no request waits for it, and a panic in a handler or in a
+// goroutine the server started is recovered, logged and answered 500 with
+// the error JSON.
 package serve
 
 import (
