@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/url"
+	"strings"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/partial"
@@ -17,23 +18,31 @@ import (
 // blobs, with every URL removed from the documents — the ipfs:// ones and
 // any other a tree's author listed — except the http(s) URLs of foreign
 // (non-distributable) layers, which is how those are fetched (KeptURLs).
-// Manifests and indexes get new digests. Each distinct child is rewritten
-// once, however often the tree repeats it.
+// Manifests and indexes get new digests.
 //
 // Clients built on containers/image (skopeo, podman) treat a layer with
 // urls as foreign: they skip it when copying to oci:, and fetch it from
-// those URLs — an address the image's author chose. CNCF distribution
+// those URLs (an address the image's author chose); CNCF distribution
 // refuses a manifest whose ordinary layers carry urls. The rewrite is what
 // they can take.
 func StripURLs(node any) (any, error) {
-	st := &stripper{done: map[v1.Hash]any{}}
 	switch n := node.(type) {
 	case v1.Image:
-		return st.image(n)
+		return stripImage(n)
 	case v1.ImageIndex:
-		return st.index(n)
+		return stripIndex(n)
 	}
 	return nil, fmt.Errorf("manifests: cannot strip %T", node)
+}
+
+func dropIPFS(urls []string) []string {
+	var out []string
+	for _, u := range urls {
+		if !strings.HasPrefix(u, "ipfs://") {
+			out = append(out, u)
+		}
+	}
+	return out
 }
 
 // IsForeign reports whether mt is a foreign (non-distributable) layer.
@@ -53,7 +62,7 @@ func KeptURLs(d ocispec.Descriptor) []string {
 		return nil
 	}
 	var out []string
-	for _, s := range d.URLs {
+	for _, s := range dropIPFS(d.URLs) {
 		u, err := url.Parse(s)
 		if err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != "" && u.Fragment == "" {
 			out = append(out, s)
@@ -78,7 +87,7 @@ func StripManifestJSON(raw []byte) ([]byte, error) {
 
 // StripIndexJSON removes the URLs of an index's children (KeptURLs) and
 // gives each child index or manifest the digest and size child returns for
-// it (its own url-free rewrite).
+// it (its own url-free rewrite): the bytes StripURLs makes of the index.
 func StripIndexJSON(raw []byte, child func(ocispec.Descriptor) (digest.Digest, int64, error)) ([]byte, error) {
 	var doc ocispec.Index
 	if err := json.Unmarshal(raw, &doc); err != nil {
@@ -97,17 +106,12 @@ func StripIndexJSON(raw []byte, child func(ocispec.Descriptor) (digest.Digest, i
 	return json.Marshal(&doc)
 }
 
-// stripper rewrites one tree, each distinct document once.
-type stripper struct {
-	done map[v1.Hash]any // original digest → rewritten child
-}
-
 type strippedImage struct {
 	orig v1.Image
 	raw  []byte
 }
 
-func (st *stripper) image(img v1.Image) (v1.Image, error) {
+func stripImage(img v1.Image) (v1.Image, error) {
 	raw, err := img.RawManifest()
 	if err != nil {
 		return nil, err
@@ -149,7 +153,7 @@ type strippedIndex struct {
 	children map[v1.Hash]any
 }
 
-func (st *stripper) index(idx v1.ImageIndex) (v1.ImageIndex, error) {
+func stripIndex(idx v1.ImageIndex) (v1.ImageIndex, error) {
 	raw, err := idx.RawManifest()
 	if err != nil {
 		return nil, err
@@ -158,48 +162,57 @@ func (st *stripper) index(idx v1.ImageIndex) (v1.ImageIndex, error) {
 	if err != nil {
 		return nil, err
 	}
+	var doc ocispec.Index
+	if err := json.Unmarshal(raw, &doc); err != nil {
+		return nil, err
+	}
 	s := &strippedIndex{orig: idx, mt: mt, children: map[v1.Hash]any{}}
-	s.raw, err = StripIndexJSON(raw, func(m ocispec.Descriptor) (digest.Digest, int64, error) {
+	for i, m := range doc.Manifests {
 		h, err := v1.NewHash(m.Digest.String())
 		if err != nil {
-			return "", 0, err
+			return nil, err
 		}
-		child, ok := st.done[h].(interface {
+		var child interface {
 			Digest() (v1.Hash, error)
 			Size() (int64, error)
-		})
-		if !ok {
-			if IsIndex(m.MediaType) {
-				ci, err := idx.ImageIndex(h)
-				if err != nil {
-					return "", 0, err
-				}
-				if child, err = st.index(ci); err != nil {
-					return "", 0, err
-				}
-			} else {
-				ci, err := idx.Image(h)
-				if err != nil {
-					return "", 0, err
-				}
-				if child, err = st.image(ci); err != nil {
-					return "", 0, err
-				}
+		}
+		switch {
+		case IsIndex(m.MediaType):
+			ci, err := idx.ImageIndex(h)
+			if err != nil {
+				return nil, err
 			}
-			st.done[h] = child
+			child, err = stripIndex(ci)
+			if err != nil {
+				return nil, err
+			}
+		case IsManifest(m.MediaType):
+			ci, err := idx.Image(h)
+			if err != nil {
+				return nil, err
+			}
+			child, err = stripImage(ci)
+			if err != nil {
+				return nil, err
+			}
+		default:
+			doc.Manifests[i].URLs = KeptURLs(m)
+			continue
 		}
 		nd, err := child.Digest()
 		if err != nil {
-			return "", 0, err
+			return nil, err
 		}
 		size, err := child.Size()
 		if err != nil {
-			return "", 0, err
+			return nil, err
 		}
 		s.children[nd] = child
-		return digest.Digest(nd.String()), size, nil
-	})
-	if err != nil {
+		doc.Manifests[i].Digest = digest.Digest(nd.String())
+		doc.Manifests[i].Size = size
+		doc.Manifests[i].URLs = KeptURLs(m)
+	}
+	if s.raw, err = json.Marshal(&doc); err != nil {
 		return nil, err
 	}
 	return s, nil
