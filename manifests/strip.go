@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/url"
 	"strings"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -15,13 +16,15 @@ import (
 )
 
 // StripURLs returns the url-free rewrite of an image or index: the same
-// blobs, with every URL removed from the documents but the non-ipfs:// URLs
-// of foreign layers (StripManifestJSON). Manifests and indexes get new
-// digests.
+// blobs, with every URL removed from the documents — the ipfs:// ones and
+// any other a tree's author listed — except the http(s) URLs of foreign
+// (non-distributable) layers, which is how those are fetched (KeptURLs).
+// Manifests and indexes get new digests.
 //
 // Clients built on containers/image (skopeo, podman) treat a layer with
-// urls as foreign and skip it when copying to oci:, and CNCF distribution
-// refuses a manifest whose ordinary layers carry urls; the rewrite is what
+// urls as foreign: they skip it when copying to oci:, and fetch it from
+// those URLs (an address the image's author chose); CNCF distribution
+// refuses a manifest whose ordinary layers carry urls. The rewrite is what
 // they can take.
 func StripURLs(node any) (any, error) {
 	return StripURLsContext(context.Background(), node)
@@ -57,8 +60,7 @@ func dropIPFS(urls []string) []string {
 	return out
 }
 
-// IsForeign reports whether mt names a foreign (non-distributable) layer,
-// the only kind of blob whose urls a registry client may fetch.
+// IsForeign reports whether mt is a foreign (non-distributable) layer.
 func IsForeign(mt string) bool {
 	switch mt {
 	case DockerForeign, DockerForeignGzip, ociNonDistributable, ociNonDistributableZ, ociNonDistributable + "+zstd":
@@ -67,25 +69,56 @@ func IsForeign(mt string) bool {
 	return false
 }
 
-// StripManifestJSON removes the URLs of a manifest's config and layers:
-// every URL of the config and of ordinary layers (an IPFS tree's URLs are
-// attacker-chosen, and a client such as skopeo fetches what a layer lists,
-// a request on the client's network); only the ipfs:// ones of foreign
-// layers.
+// KeptURLs returns the URLs the url-free rewrite keeps of d: none, except,
+// on a foreign layer, its http and https URLs without a fragment (those
+// CNCF distribution accepts).
+func KeptURLs(d ocispec.Descriptor) []string {
+	if !IsForeign(d.MediaType) {
+		return nil
+	}
+	var out []string
+	for _, s := range dropIPFS(d.URLs) {
+		u, err := url.Parse(s)
+		if err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != "" && u.Fragment == "" {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// StripManifestJSON removes the URLs of a manifest's config and layers
+// (KeptURLs).
 func StripManifestJSON(raw []byte) ([]byte, error) {
 	var m ocispec.Manifest
 	if err := json.Unmarshal(raw, &m); err != nil {
 		return nil, err
 	}
-	m.Config.URLs = nil
+	m.Config.URLs = KeptURLs(m.Config)
 	for i := range m.Layers {
-		if IsForeign(m.Layers[i].MediaType) {
-			m.Layers[i].URLs = dropIPFS(m.Layers[i].URLs)
-		} else {
-			m.Layers[i].URLs = nil
-		}
+		m.Layers[i].URLs = KeptURLs(m.Layers[i])
 	}
 	return json.Marshal(&m)
+}
+
+// StripIndexJSON removes the URLs of an index's children (KeptURLs) and
+// gives each child index or manifest the digest and size child returns for
+// it (its own url-free rewrite): the bytes StripURLs makes of the index.
+func StripIndexJSON(raw []byte, child func(ocispec.Descriptor) (digest.Digest, int64, error)) ([]byte, error) {
+	var doc ocispec.Index
+	if err := json.Unmarshal(raw, &doc); err != nil {
+		return nil, err
+	}
+	for i, m := range doc.Manifests {
+		if IsIndex(m.MediaType) || IsManifest(m.MediaType) {
+			d, size, err := child(m)
+			if err != nil {
+				return nil, err
+			}
+			doc.Manifests[i].Digest, doc.Manifests[i].Size = d, size
+		}
+		doc.Manifests[i].URLs = KeptURLs(m)
+	}
+	return json.Marshal(&doc)
 }
 
 type strippedImage struct {
@@ -196,7 +229,7 @@ func (st *stripper) index(idx v1.ImageIndex) (v1.ImageIndex, error) {
 			}
 			st.done[h], child = sc, sc
 		default:
-			doc.Manifests[i].URLs = nil
+			doc.Manifests[i].URLs = KeptURLs(m)
 			continue
 		}
 		nd, err := child.Digest()
@@ -210,7 +243,7 @@ func (st *stripper) index(idx v1.ImageIndex) (v1.ImageIndex, error) {
 		s.children[nd] = child
 		doc.Manifests[i].Digest = digest.Digest(nd.String())
 		doc.Manifests[i].Size = size
-		doc.Manifests[i].URLs = nil
+		doc.Manifests[i].URLs = KeptURLs(m)
 	}
 	if s.raw, err = json.Marshal(&doc); err != nil {
 		return nil, err

@@ -74,7 +74,8 @@ func (c *lru[K, V]) len() (int, int64) {
 // caller waiting for that key (a singleflight). The call runs on a context
 // of its own that keeps the first caller's values but not its deadline or
 // cancellation: it is cancelled only when every waiter has given up, so one
-// client hanging up does not fail the others.
+// client hanging up does not fail the others, and a call nobody waits for
+// stops. A panic in the call is recovered and returned as an error.
 type flight[K comparable, V any] struct {
 	mu    sync.Mutex
 	calls map[K]*flightCall[V]
@@ -103,7 +104,9 @@ func (f *flight[K, V]) do(ctx context.Context, k K, fn func(context.Context) (V,
 		c = &flightCall[V]{done: make(chan struct{}), waiters: 1, cancel: cancel}
 		f.calls[k] = c
 		go func() {
-			c.v, c.err = fn(cctx)
+			// A panic in fn must not end the process: every waiter gets
+			// it as an error (a *panicError), which answers 500.
+			c.v, c.err = protect(cctx, fn)
 			f.mu.Lock()
 			if f.calls[k] == c {
 				delete(f.calls, k)

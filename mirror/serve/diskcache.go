@@ -17,18 +17,28 @@ import (
 	"github.com/opencontainers/go-digest"
 
 	"github.com/ipfs-mirror/mirror/manifests"
+	"github.com/ipfs-mirror/mirror/mirror/ipfs"
 )
 
 // diskCache keeps blobs that were verified against their digests in files
 // named by digest (DIR/sha256/<hex>), bounded by the sum of their sizes
 // (least recently used first out). A cached blob is served straight from
-// its file (Range for free), without IPFS and without hashing.
+// its file (Range for free), without IPFS.
 //
 // A file is written while the blob streams to its first client and renamed
-// into place only once the whole blob matched its digest. Files found at
-// start (an earlier process's) are trusted only after they are hashed again
-// on their first use: the cache never fsyncs, so a crash may leave a file
-// renamed before its data reached the disk.
+// into place only once the whole blob matched its digest; its stamp (device,
+// inode, size, modification and change times: fileStamp) is recorded then.
+// Every serve of the file first compares the open file's stamp with the
+// recorded one, and again before the last byte goes out: a file whose
+// stamp changed — written to, replaced, truncated — is hashed again before
+// it is served (and removed when it does not match; a change during a
+// transfer cuts the transfer short). So the bytes are hashed once, not on
+// every serve, and a file changed through the file system is never served
+// as valid. Files found at start (an earlier process's) have no recorded
+// stamp and are hashed on their first use: the cache never fsyncs, so a
+// crash may leave a file renamed before its data reached the disk.
+//
+// A cache directory removed while the server runs is made again.
 //
 // Several processes may share a directory: names are content addresses and
 // renames are atomic; each process bounds what it knows of.
@@ -48,7 +58,32 @@ type diskCache struct {
 type diskEntry struct {
 	d        digest.Digest
 	size     int64
-	verified bool
+	verified bool      // the file's bytes were hashed and matched d
+	stamp    fileStamp // the file's stamp then
+}
+
+// errCacheChanged: a cached file is not the one that was verified.
+var errCacheChanged = errors.New("cached blob file changed since it was verified")
+
+// cachedFile is an open cached blob whose stamp matched the verified one.
+type cachedFile struct {
+	f     *os.File
+	size  int64
+	stamp fileStamp
+}
+
+func (cf *cachedFile) Close() error { return cf.f.Close() }
+
+// unchanged checks that the open file still has its verified stamp.
+func (cf *cachedFile) unchanged() error {
+	fi, err := cf.f.Stat()
+	if err != nil {
+		return fmt.Errorf("%w: %w", errCacheChanged, err)
+	}
+	if stampOf(fi) != cf.stamp {
+		return fmt.Errorf("%w: %s", errCacheChanged, cf.f.Name())
+	}
+	return nil
 }
 
 const diskTempPrefix = ".partial-"
@@ -142,23 +177,44 @@ func (c *diskCache) drop(d digest.Digest) {
 }
 
 // open returns the cached file of d, checked to hold size bytes that match
-// d, or nil when there is none (the caller reads IPFS instead).
-func (c *diskCache) open(ctx context.Context, d digest.Digest, size int64) *os.File {
-	c.mu.Lock()
-	el, ok := c.m[d]
-	var verified bool
-	if ok {
-		c.ll.MoveToFront(el)
-		e := el.Value.(*diskEntry)
-		verified = e.verified
-		ok = e.size == size
-	}
-	c.mu.Unlock()
-	if !ok {
-		return nil
-	}
-	if !verified {
-		if _, _, err := c.checking.do(ctx, d, func(context.Context) (struct{}, error) { return struct{}{}, c.check(d, size) }); err != nil {
+// d, or nil when there is none (the caller reads IPFS instead). A file
+// whose stamp is not the one recorded when it was verified is hashed again
+// first (once for every concurrent asker; ctx ends the wait).
+func (c *diskCache) open(ctx context.Context, d digest.Digest, size int64) *cachedFile {
+	for range 2 {
+		c.mu.Lock()
+		el, ok := c.m[d]
+		var e diskEntry
+		if ok {
+			c.ll.MoveToFront(el)
+			e = *el.Value.(*diskEntry)
+			ok = e.size == size
+		}
+		c.mu.Unlock()
+		if !ok {
+			return nil
+		}
+		f, err := os.Open(c.path(d))
+		if err != nil {
+			c.drop(d) // evicted by another process, or removed by hand
+			return nil
+		}
+		fi, err := f.Stat()
+		if err != nil || fi.Size() != size || !fi.Mode().IsRegular() {
+			f.Close()
+			c.log.Warn("blob cache: a cached file has the wrong size; removed", "digest", d.String(), "path", c.path(d))
+			c.drop(d)
+			return nil
+		}
+		st := stampOf(fi)
+		if e.verified && e.stamp == st {
+			return &cachedFile{f: f, size: size, stamp: st}
+		}
+		f.Close()
+		if e.verified {
+			c.log.Warn("blob cache: a cached file changed since it was verified; hashing it again", "digest", d.String(), "path", c.path(d))
+		}
+		if _, _, err := c.checking.do(ctx, d, func(ctx context.Context) (struct{}, error) { return struct{}{}, c.check(ctx, d, size) }); err != nil {
 			if ctx.Err() == nil {
 				c.log.Warn("blob cache: a cached file does not match its digest; removed", "digest", d.String(), "err", err)
 				c.drop(d)
@@ -166,27 +222,23 @@ func (c *diskCache) open(ctx context.Context, d digest.Digest, size int64) *os.F
 			return nil
 		}
 	}
-	f, err := os.Open(c.path(d))
-	if err != nil {
-		c.drop(d) // evicted by another process, or removed by hand
-		return nil
-	}
-	if fi, err := f.Stat(); err != nil || fi.Size() != size {
-		f.Close()
-		c.drop(d)
-		return nil
-	}
-	return f
+	return nil
 }
 
-// check hashes the file of d (found at start) and marks it verified.
-func (c *diskCache) check(d digest.Digest, size int64) error {
+// check hashes the file of d and records it verified, with its stamp
+// (unless the file changed while it was hashed).
+func (c *diskCache) check(ctx context.Context, d digest.Digest, size int64) error {
 	f, err := os.Open(c.path(d))
 	if err != nil {
 		return err
 	}
 	defer f.Close()
-	vr, err := manifests.NewVerifyReader(f, d, size, "cached blob "+d.String())
+	fi, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	st := stampOf(fi)
+	vr, err := manifests.NewVerifyReader(ipfs.ContextReader(ctx, f), d, size, "cached blob "+d.String())
 	if err != nil {
 		return err
 	}
@@ -195,12 +247,28 @@ func (c *diskCache) check(d digest.Digest, size int64) error {
 	if _, err := io.CopyBuffer(io.Discard, vr, *bp); err != nil {
 		return err
 	}
+	if fi, err := f.Stat(); err != nil || stampOf(fi) != st {
+		return fmt.Errorf("%w while it was hashed", errCacheChanged)
+	}
 	c.mu.Lock()
 	if el, ok := c.m[d]; ok {
-		el.Value.(*diskEntry).verified = true
+		e := el.Value.(*diskEntry)
+		e.verified, e.stamp = true, st
 	}
 	c.mu.Unlock()
 	return nil
+}
+
+// mkdir makes the cache directory again when it was removed (logged).
+func (c *diskCache) mkdir(err error) bool {
+	if !errors.Is(err, fs.ErrNotExist) {
+		return false
+	}
+	if merr := os.MkdirAll(filepath.Join(c.dir, string(digest.SHA256)), 0o755); merr != nil {
+		return false
+	}
+	c.log.Warn("blob cache: the cache directory was gone; made again", "dir", c.dir)
+	return true
 }
 
 // create starts the file of a blob about to stream from IPFS, or returns
@@ -212,6 +280,9 @@ func (c *diskCache) create(d digest.Digest, size int64) *diskWriter {
 		return nil
 	}
 	f, err := os.CreateTemp(c.dir, diskTempPrefix+d.Encoded()[:12]+"-*")
+	if err != nil && c.mkdir(err) {
+		f, err = os.CreateTemp(c.dir, diskTempPrefix+d.Encoded()[:12]+"-*")
+	}
 	if err != nil {
 		c.log.Warn("blob cache: cannot create a file; serving without caching", "err", err)
 		return nil
@@ -237,18 +308,30 @@ func (w *diskWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// commit puts the file in place; call it only once the bytes written were
-// verified to be the blob. It reports whether the blob was kept.
+// commit puts the file in place and records its stamp; call it only once
+// the bytes written were verified to be the blob. It reports whether the
+// blob was kept.
 func (w *diskWriter) commit() bool {
 	err := w.err
 	if err == nil && w.n != w.size {
 		err = fmt.Errorf("wrote %d of %d bytes", w.n, w.size)
 	}
-	if cerr := w.f.Close(); err == nil {
-		err = cerr
-	}
 	if err == nil {
 		err = os.Rename(w.f.Name(), w.c.path(w.d))
+		if err != nil && w.c.mkdir(err) {
+			err = os.Rename(w.f.Name(), w.c.path(w.d))
+		}
+	}
+	var st fileStamp
+	if err == nil {
+		// The stamp after the rename (which may change the change time).
+		var fi fs.FileInfo
+		if fi, err = w.f.Stat(); err == nil {
+			st = stampOf(fi)
+		}
+	}
+	if cerr := w.f.Close(); err == nil {
+		err = cerr
 	}
 	if err != nil {
 		_ = os.Remove(w.f.Name())
@@ -256,7 +339,7 @@ func (w *diskWriter) commit() bool {
 		return false
 	}
 	w.c.mu.Lock()
-	evicted := w.c.insertLocked(diskEntry{d: w.d, size: w.size, verified: true})
+	evicted := w.c.insertLocked(diskEntry{d: w.d, size: w.size, verified: true, stamp: st})
 	w.c.mu.Unlock()
 	w.c.remove(evicted)
 	return true

@@ -1,10 +1,12 @@
 package serve
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
+	"runtime/debug"
 	"strconv"
 )
 
@@ -29,7 +31,29 @@ var (
 	// ErrTreeTooLarge: an image's indexes and manifests together are over
 	// Options.MaxTreeBytes.
 	ErrTreeTooLarge = errors.New("image tree too large")
+	// errBadTree: an image's tree cannot be served as it is (an
+	// impossible size, a document that cannot be rewritten).
+	errBadTree = errors.New("invalid image")
 )
+
+// panicError is a panic recovered in a goroutine serve started (a shared
+// resolve, read or check), handed to every waiter as an error.
+type panicError struct {
+	value any
+	stack []byte
+}
+
+func (e *panicError) Error() string { return fmt.Sprintf("internal error: panic: %v", e.value) }
+
+// protect runs fn, turning a panic into a *panicError.
+func protect[V any](ctx context.Context, fn func(context.Context) (V, error)) (v V, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = &panicError{value: p, stack: debug.Stack()}
+		}
+	}()
+	return fn(ctx)
+}
 
 // regError is one error answer: an HTTP status and a spec error code.
 type regError struct {

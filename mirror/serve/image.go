@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"sync"
 
-	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/ipfs/go-cid"
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -28,17 +27,18 @@ type view struct {
 
 // image is a resolved IPFS-enabled image: its tree (every index and
 // manifest read and verified) and its two views, as stored (the
-// IPFS-enabled documents, byte for byte) and url-free (computed once, on
-// first use).
+// IPFS-enabled documents, byte for byte) and url-free (computed on first
+// use, by one call shared by the requests that wait for it; see
+// Server.view).
 type image struct {
 	root cid.Cid
 	tree *manifests.Tree
 	orig *view
 	size int64
 
-	stripOnce sync.Once
-	stripped  *view
-	stripErr  error
+	mu       sync.Mutex
+	stripped *view
+	stripErr error // a failure that does not depend on who asked
 }
 
 func newImage(t *manifests.Tree) *image {
@@ -53,13 +53,36 @@ func newImage(t *manifests.Tree) *image {
 	return &image{root: t.Root, tree: t, orig: v, size: size}
 }
 
-// view returns the stored or the url-free view.
-func (im *image) view(strip bool) (*view, error) {
+func (im *image) strippedView() (*view, error, bool) {
+	im.mu.Lock()
+	defer im.mu.Unlock()
+	return im.stripped, im.stripErr, im.stripped != nil || im.stripErr != nil
+}
+
+// view returns the stored or the url-free view of im. The url-free one is
+// computed once for all the requests that wait for it, and stops when none
+// waits any more (the next request starts afresh); a request never waits
+// behind another image's rewrite.
+func (s *Server) view(ctx context.Context, im *image, strip bool) (*view, error) {
 	if !strip {
 		return im.orig, nil
 	}
-	im.stripOnce.Do(func() { im.stripped, im.stripErr = stripView(im.tree) })
-	return im.stripped, im.stripErr
+	if v, err, ok := im.strippedView(); ok {
+		return v, err
+	}
+	v, _, err := s.stripping.do(ctx, im, func(ctx context.Context) (*view, error) {
+		if v, err, ok := im.strippedView(); ok {
+			return v, err
+		}
+		v, err := stripView(ctx, im.tree)
+		if err == nil || ctx.Err() == nil {
+			im.mu.Lock()
+			im.stripped, im.stripErr = v, err
+			im.mu.Unlock()
+		}
+		return v, err
+	})
+	return v, err
 }
 
 // blob returns the descriptor of a config or layer (or document) of the
@@ -80,77 +103,67 @@ func (im *image) findDoc(v *view, d digest.Digest) (doc, bool) {
 	return x, ok
 }
 
-// stripView computes the url-free rewrite of a tree with manifests.StripURLs:
-// same blobs, ipfs:// URLs removed, new index and manifest digests. It reads
-// nothing from IPFS: every document is already in the tree.
-func stripView(t *manifests.Tree) (*view, error) {
-	top, err := t.Top(context.Background())
-	if err != nil {
-		return nil, err
-	}
-	node, err := manifests.StripURLs(top)
-	if err != nil {
-		return nil, fmt.Errorf("stripping urls of %s: %w", t.Root, err)
+// stripView computes the url-free rewrite of a tree — the documents
+// manifests.StripURLs makes (StripManifestJSON, StripIndexJSON), byte for
+// byte: same blobs, no URL but a foreign layer's http(s) ones, new index
+// and manifest digests. It reads nothing from IPFS (every document is in
+// the tree) and rewrites each distinct document once, however often the
+// tree repeats it, so its work is bounded by the tree's bytes (bounded at
+// resolve, Options.MaxTreeBytes); it checks ctx before each document.
+func stripView(ctx context.Context, t *manifests.Tree) (*view, error) {
+	type key struct {
+		d  digest.Digest
+		mt string
 	}
 	v := &view{docs: map[digest.Digest]doc{}}
-	target, err := collect(node, v.docs)
+	done := map[key]ocispec.Descriptor{}
+	busy := map[key]bool{}
+	var visit func(d ocispec.Descriptor, depth int) (ocispec.Descriptor, error)
+	visit = func(d ocispec.Descriptor, depth int) (ocispec.Descriptor, error) {
+		k := key{d.Digest, d.MediaType}
+		if out, ok := done[k]; ok {
+			return out, nil
+		}
+		if err := ctx.Err(); err != nil {
+			return ocispec.Descriptor{}, err
+		}
+		if busy[k] || depth > maxStripDepth {
+			return ocispec.Descriptor{}, fmt.Errorf("%w: %s nested too deep", errBadTree, d.Digest)
+		}
+		busy[k] = true
+		raw, ok := t.Docs[d.Digest]
+		if !ok {
+			return ocispec.Descriptor{}, fmt.Errorf("%w: %s %s is not in the tree", errBadTree, d.MediaType, d.Digest)
+		}
+		var out []byte
+		var err error
+		switch {
+		case manifests.IsIndex(d.MediaType):
+			out, err = manifests.StripIndexJSON(raw, func(c ocispec.Descriptor) (digest.Digest, int64, error) {
+				x, err := visit(c, depth+1)
+				return x.Digest, x.Size, err
+			})
+		case manifests.IsManifest(d.MediaType):
+			out, err = manifests.StripManifestJSON(raw)
+		default:
+			err = fmt.Errorf("%w: cannot serve a %q document", errBadTree, d.MediaType)
+		}
+		if err != nil {
+			return ocispec.Descriptor{}, fmt.Errorf("stripping urls of %s: %w", d.Digest, err)
+		}
+		x := ocispec.Descriptor{MediaType: d.MediaType, Digest: digest.FromBytes(out), Size: int64(len(out))}
+		v.docs[x.Digest] = doc{mediaType: d.MediaType, raw: out}
+		done[k] = x
+		return x, nil
+	}
+	target, err := visit(t.RootDescriptor, 0)
 	if err != nil {
-		return nil, fmt.Errorf("stripping urls of %s: %w", t.Root, err)
+		return nil, fmt.Errorf("the url-free view of %s: %w", t.Root, err)
 	}
 	v.target = target
 	return v, nil
 }
 
-type rawNode interface {
-	RawManifest() ([]byte, error)
-}
-
-func collect(node any, docs map[digest.Digest]doc) (ocispec.Descriptor, error) {
-	n, ok := node.(rawNode)
-	if !ok {
-		return ocispec.Descriptor{}, fmt.Errorf("cannot serve a %T", node)
-	}
-	raw, err := n.RawManifest()
-	if err != nil {
-		return ocispec.Descriptor{}, err
-	}
-	var mt string
-	switch x := node.(type) {
-	case v1.ImageIndex:
-		m, err := x.MediaType()
-		if err != nil {
-			return ocispec.Descriptor{}, err
-		}
-		mt = string(m)
-		im, err := x.IndexManifest()
-		if err != nil {
-			return ocispec.Descriptor{}, err
-		}
-		for _, c := range im.Manifests {
-			var child any
-			switch {
-			case c.MediaType.IsIndex():
-				child, err = x.ImageIndex(c.Digest)
-			case c.MediaType.IsImage():
-				child, err = x.Image(c.Digest)
-			default:
-				continue
-			}
-			if err != nil {
-				return ocispec.Descriptor{}, err
-			}
-			if _, err := collect(child, docs); err != nil {
-				return ocispec.Descriptor{}, err
-			}
-		}
-	case v1.Image:
-		m, err := x.MediaType()
-		if err != nil {
-			return ocispec.Descriptor{}, err
-		}
-		mt = string(m)
-	}
-	d := digest.FromBytes(raw)
-	docs[d] = doc{mediaType: mt, raw: raw}
-	return ocispec.Descriptor{MediaType: mt, Digest: d, Size: int64(len(raw))}, nil
-}
+// maxStripDepth bounds the nesting of the url-free rewrite (the reader
+// bounds it already; this only guards the recursion).
+const maxStripDepth = 16

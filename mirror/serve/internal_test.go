@@ -16,7 +16,9 @@ import (
 	"github.com/ipfs/go-cid"
 	"github.com/multiformats/go-multihash"
 	"github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
+	"github.com/ipfs-mirror/mirror/manifests"
 	"github.com/ipfs-mirror/mirror/mirror/ipfs"
 )
 
@@ -95,7 +97,14 @@ func TestParseRange(t *testing.T) {
 		{"bytes=-0", "", 0, 0, false, true},
 		{"bytes=x-y", "", 0, 0, false, true},
 		{"bytes=0-1,3-4", "", 0, 100, false, false},
+		{"bytes=0-1, 5-", "", 0, 100, false, false},
 		{"items=0-1", "", 0, 100, false, false},
+		{"Bytes=0-1", "", 0, 2, true, false},
+		{"bytes=+1-2", "", 0, 0, false, true},
+		{"bytes=1-+2", "", 0, 0, false, true},
+		{"bytes=- 5", "", 0, 0, false, true},
+		{"bytes=-", "", 0, 0, false, true},
+		{"bytes=99999999999999999999-", "", 0, 0, false, true},
 		{"bytes=0-1", `"sha256:other"`, 0, 100, false, false},
 		{"bytes=0-1", `"` + d.String() + `"`, 0, 2, true, false},
 	} {
@@ -104,7 +113,8 @@ func TestParseRange(t *testing.T) {
 		if tc.ifRange != "" {
 			r.Header.Set("If-Range", tc.ifRange)
 		}
-		start, length, partial, err := parseRange(r, d, 100)
+		br, err := parseRange(r, d, 100)
+		start, length, partial := br.start, br.length, br.partial
 		if (err != nil) != tc.bad || (!tc.bad && (start != tc.start || length != tc.length || partial != tc.partial)) {
 			t.Errorf("%q: %d %d %v %v; want %d %d %v bad=%v", tc.h, start, length, partial, err, tc.start, tc.length, tc.partial, tc.bad)
 		}
@@ -308,7 +318,7 @@ func TestCopyHoldback(t *testing.T) {
 	for _, size := range []int{2, 3, 4, 10, 11, 64} {
 		var out bytes.Buffer
 		ended := false
-		n, err := copyHoldback(&out, bytes.NewReader(src), make([]byte, size), func() { ended = true })
+		n, err := copyHoldback(&out, bytes.NewReader(src), make([]byte, size), func() error { ended = true; return nil })
 		if err != nil || n != int64(len(src)) || out.String() != string(src) || !ended {
 			t.Errorf("buf %d: %d %q %v ended=%v", size, n, out.String(), err, ended)
 		}
@@ -316,14 +326,40 @@ func TestCopyHoldback(t *testing.T) {
 		out.Reset()
 		ended = false
 		bad := errors.New("mismatch")
-		n, err = copyHoldback(&out, io.MultiReader(bytes.NewReader(src), iotest.ErrReader(bad)), make([]byte, size), func() { ended = true })
+		n, err = copyHoldback(&out, io.MultiReader(bytes.NewReader(src), iotest.ErrReader(bad)), make([]byte, size), func() error { ended = true; return nil })
 		if err != bad || ended || out.String() == string(src) || !strings.HasPrefix(string(src), out.String()) || n != int64(out.Len()) {
 			t.Errorf("failing source, buf %d: %d %q %v ended=%v", size, n, out.String(), err, ended)
 		}
 	}
 	// Empty.
 	var out bytes.Buffer
-	if n, err := copyHoldback(&out, bytes.NewReader(nil), make([]byte, 8), func() {}); n != 0 || err != nil {
+	if n, err := copyHoldback(&out, bytes.NewReader(nil), make([]byte, 8), func() error { return nil }); n != 0 || err != nil {
 		t.Errorf("empty: %d %v", n, err)
+	}
+}
+
+// TestStripViewCancelled (issue 13 item 2): the url-free rewrite stops when
+// its context ends (no client waits any more), and such a stop is not kept:
+// the next request computes the view afresh.
+func TestStripViewCancelled(t *testing.T) {
+	raw := []byte(`{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"sha256:` + strings.Repeat("a", 64) + `","size":2,"urls":["ipfs://x","http://evil/"]},"layers":[]}`)
+	md := ocispec.Descriptor{MediaType: ocispec.MediaTypeImageManifest, Digest: digest.FromBytes(raw), Size: int64(len(raw))}
+	tr := &manifests.Tree{RootDescriptor: md, Docs: map[digest.Digest][]byte{md.Digest: raw}, Descs: map[digest.Digest]ocispec.Descriptor{md.Digest: md}}
+	s, err := New(nil, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	im := newImage(tr)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := stripView(ctx, tr); !errors.Is(err, context.Canceled) {
+		t.Fatalf("cancelled rewrite: %v", err)
+	}
+	if _, err := s.view(ctx, im, true); err != nil && !errors.Is(err, context.Canceled) {
+		t.Fatalf("cancelled view: %v", err)
+	}
+	v, err := s.view(context.Background(), im, true)
+	if err != nil || bytes.Contains(v.docs[v.target.Digest].raw, []byte("urls")) {
+		t.Fatalf("view after a cancelled one: %v", err)
 	}
 }

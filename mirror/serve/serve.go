@@ -18,24 +18,33 @@
 // digests before the first byte, small blobs (Options.SmallBlob) likewise,
 // larger blobs while they stream — a blob that turns out not to match its
 // digest is cut short (the connection is dropped before its last byte), so
-// no client ever receives a complete wrong blob. Range responses cannot be
-// checked against a whole-blob digest: they are served as IPFS returns them
-// (kubo checks every block against its CID), unless the blob was verified
-// whole before (from that CID) or Options.VerifyRanges is set.
+// no client ever receives a complete wrong blob; a Range covering a whole
+// blob takes the same path, and files of the disk cache are checked
+// unchanged since they were verified (else hashed again) before they are
+// served. Ranges of part of a larger blob read from IPFS cannot be checked
+// against a whole-blob digest: they are served as IPFS returns them (kubo
+// checks every block against its CID), unless the blob was verified whole
+// before (from that CID) or Options.VerifyRanges is set.
 //
 // Resolved trees are cached by root CID (IPFS content never changes) in a
 // bounded LRU, and concurrent requests for the same tree, or the same small
 // blob, share one read from IPFS.
 //
 // Layers that carry urls are skipped by containers/image (skopeo, podman)
-// when copying to oci: or docker: destinations, and CNCF distribution
-// refuses such manifests; the url-free rewrite (manifests.StripURLs: the
-// same blobs, new index and manifest digests) is served under ipfs-nourls/,
-// or under every name with Options.StripURLs.
+// when copying to oci: or docker: destinations (and fetched from those
+// URLs), and CNCF distribution refuses such manifests; the url-free rewrite
+// (manifests.StripURLs: the same blobs, every URL removed but a foreign
+// layer's http(s) ones, new index and manifest digests) is served under
+// ipfs-nourls/, or under every name with Options.StripURLs.
+//
+// Nothing a client or IPFS content does may stop the server: a descriptor's
+// size is checked (0 to 1 TiB) before any use, every tree walk is bounded
+// and stops when no request waits for it, and a panic in a handler or in a
+// goroutine the server started is recovered, logged and answered 500 with
+// the error JSON.
 package serve
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -44,6 +53,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"runtime/debug"
 	"slices"
 	"strconv"
 	"strings"
@@ -158,6 +168,7 @@ type Server struct {
 
 	images    *lru[cid.Cid, *image]
 	resolving flight[cid.Cid, *image]
+	stripping flight[*image, *view]
 	blobs     *lru[digest.Digest, []byte]
 	reading   flight[blobKey, []byte]
 	verified  *lru[blobKey, struct{}]
@@ -261,9 +272,24 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rec := &recorder{ResponseWriter: w}
 	defer func() {
 		p := recover()
+		if p != nil && p != http.ErrAbortHandler {
+			// A bug, or content that reached one: never the process's
+			// end, nor a silently dropped connection when an answer can
+			// still be given.
+			s.log.Error("internal error: panic recovered in a handler", "path", r.URL.RequestURI(), "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+			if rec.status == 0 {
+				clear(rec.Header())
+				rec.Header().Set("Docker-Distribution-API-Version", "registry/2.0")
+				writeError(rec, r, newError(http.StatusInternalServerError, CodeUnknown, "internal error (logged by the server)"))
+				p = nil
+			} else {
+				rec.aborted, rec.errMsg = true, "internal error: panic"
+				p = http.ErrAbortHandler
+			}
+		}
 		s.logRequest(rec, r, start, p)
 		if p != nil {
-			panic(p)
+			panic(p) // http.ErrAbortHandler: net/http drops the connection quietly
 		}
 	}()
 	rec.Header().Set("Docker-Distribution-API-Version", "registry/2.0")
@@ -477,10 +503,12 @@ func (s *Server) manifest(w *recorder, r *http.Request, t target, ref string) {
 		}
 		var found *doc
 		var foundIn *image
+		var viewErr error
 		err = s.imagesOf(ctx, t, func(im *image) bool {
-			v, err := im.view(t.strip)
+			v, err := s.view(ctx, im, t.strip)
 			if err != nil {
-				return false
+				// The stored documents still answer by digest.
+				viewErr, v = err, im.orig
 			}
 			if x, ok := im.findDoc(v, d); ok {
 				found, foundIn = &x, im
@@ -489,6 +517,9 @@ func (s *Server) manifest(w *recorder, r *http.Request, t target, ref string) {
 			return false
 		})
 		if found == nil {
+			if err == nil {
+				err = viewErr
+			}
 			if err != nil {
 				writeError(w, r, s.ipfsError(err, t, CodeManifestUnknown))
 				return
@@ -536,7 +567,7 @@ func (s *Server) manifest(w *recorder, r *http.Request, t target, ref string) {
 		writeError(w, r, s.ipfsError(err, t, CodeManifestUnknown))
 		return
 	}
-	v, err := im.view(t.strip)
+	v, err := s.view(ctx, im, t.strip)
 	if err != nil {
 		writeError(w, r, s.ipfsError(err, t, CodeManifestUnknown))
 		return
@@ -560,7 +591,10 @@ func (s *Server) writeDoc(w *recorder, r *http.Request, d digest.Digest, x doc, 
 	if immutable {
 		h.Set("Cache-Control", "max-age=31536000, immutable")
 	}
-	http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(x.raw))
+	br, ok := s.preamble(w, r, d, int64(len(x.raw)))
+	if ok {
+		sendBytes(w, r, br, x.raw)
+	}
 }
 
 // ipfsError maps a failure to read from IPFS to an answer. Asked as a
@@ -568,12 +602,16 @@ func (s *Server) writeDoc(w *recorder, r *http.Request, d digest.Digest, x doc, 
 // the upstream registry rather than failing.
 func (s *Server) ipfsError(err error, t target, notFound string) *regError {
 	var e *regError
+	var pe *panicError
 	switch {
+	case errors.As(err, &pe):
+		s.log.Error("internal error: panic recovered", "name", t.name, "panic", fmt.Sprint(pe.value), "stack", string(pe.stack))
+		e = newError(http.StatusInternalServerError, CodeUnknown, "internal error (logged by the server)")
 	case errors.Is(err, manifests.ErrDigestMismatch):
 		s.stats.integrity.Add(1)
 		s.log.Error("integrity failure: content from IPFS does not match its digest; refused", "name", t.name, "err", err)
 		e = newError(http.StatusBadGateway, CodeManifestInvalid, "integrity check failed: %v", err)
-	case errors.Is(err, ErrTreeTooLarge):
+	case errors.Is(err, ErrTreeTooLarge), errors.Is(err, errBadTree):
 		e = newError(http.StatusBadGateway, CodeManifestInvalid, "%v", err)
 	case errors.Is(err, manifests.ErrNotIPFSImage), errors.Is(err, ErrIPNS):
 		e = newError(http.StatusNotFound, CodeNameUnknown, "%v", err)
