@@ -22,6 +22,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
+	"github.com/google/go-containerregistry/pkg/v1/partial"
 
 	"github.com/ipfs-mirror/mirror/mirror/testrig"
 )
@@ -240,15 +241,17 @@ func TestE2EStackStargz(t *testing.T) {
 		// The layer is a remote snapshot: the snapshotter labels it so
 		// and FUSE-mounts it; its contents came through the ipfs handler.
 		remote := 0
-		for _, s := range sgzSnapshots(t, c) {
+		snaps := sgzSnapshots(t, c)
+		for _, s := range snaps {
 			labels, _ := s["Labels"].(map[string]any)
-			if labels["containerd.io/snapshot/remote"] != nil {
+			if labels["containerd.io/snapshot/remote"] != nil && labels["containerd.io/snapshot/remote/urls"] != nil {
 				remote++
 			}
 		}
-		if remote == 0 {
-			t.Errorf("no snapshot labelled containerd.io/snapshot/remote: %+v", sgzSnapshots(t, c))
+		if remote != 1 {
+			t.Errorf("%d snapshots labelled containerd.io/snapshot/remote with ipfs urls, want 1 (the layer): %+v", remote, snaps)
 		}
+		t.Logf("snapshots: %+v", snaps)
 		if m := sg.FuseMounts(); len(m) == 0 {
 			t.Errorf("no FUSE mount under %s", sg.Root)
 		} else {
@@ -265,6 +268,18 @@ func TestE2EStackStargz(t *testing.T) {
 		out := filepath.Join(t.TempDir(), "out")
 		mustRun(t, env, "pull", "ipfs://"+cid, "oci:"+out+":t")
 		sgzContent(t, c, out)
+		// nerdctl converted the layer to eStargz (the annotations the
+		// snapshotter reads are there) and mirror kept them.
+		for _, l := range layoutLayers(t, out) {
+			d, _ := l.Digest()
+			desc, err := partial.Descriptor(l)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if desc.Annotations["containerd.io/snapshot/stargz/toc.digest"] == "" || len(desc.URLs) != 1 || !strings.HasPrefix(desc.URLs[0], "ipfs://") {
+				t.Errorf("layer %s: %+v, want an eStargz layer with an ipfs:// url", d, desc)
+			}
+		}
 		skopeo(t, "inspect", "oci:"+out+":t")
 		skopeo(t, "copy", "oci:"+out+":t", "dir:"+filepath.Join(t.TempDir(), "dir"))
 	})
