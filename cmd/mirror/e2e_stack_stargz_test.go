@@ -8,7 +8,6 @@ package main
 // nerdctl, runc, BuildKit and our stargz snapshotter (.ci/stack.sh).
 
 import (
-	"archive/tar"
 	"bytes"
 	"encoding/json"
 	"io"
@@ -18,97 +17,23 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/empty"
-	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/partial"
 
 	"github.com/ipfs-mirror/mirror/mirror/testrig"
 )
-
-// sgzCID is the CID nerdctl push ipfs:// prints last.
-var sgzCID = regexp.MustCompile(`\b(bafk[a-z2-7]{50,})\s*$`)
-
-// sgzPushed returns the CID in nerdctl push's output.
-func sgzPushed(t *testing.T, out string) string {
-	t.Helper()
-	m := sgzCID.FindStringSubmatch(strings.TrimSpace(out))
-	if m == nil {
-		t.Fatalf("no CID in nerdctl push output:\n%s", out)
-	}
-	return m[1]
-}
 
 // sgzLoad loads an image or index into containerd with `nerdctl load
 // --all-platforms` from an OCI archive, named name (a full reference).
 func sgzLoad(t *testing.T, c *testrig.Containerd, node any, name string) {
 	t.Helper()
 	dir := filepath.Join(t.TempDir(), "layout")
-	p, err := layout.Write(dir, empty.Index)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ann := layout.WithAnnotations(map[string]string{"io.containerd.image.name": name, "org.opencontainers.image.ref.name": name})
-	switch n := node.(type) {
-	case v1.Image:
-		err = p.AppendImage(n, ann)
-	case v1.ImageIndex:
-		err = p.AppendIndex(n, ann)
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
+	writeAnnotatedLayout(t, dir, node, map[string]string{"io.containerd.image.name": name, "org.opencontainers.image.ref.name": name})
 	archive := filepath.Join(t.TempDir(), "image.tar")
-	sgzTarDir(t, dir, archive)
+	tarDir(t, dir, archive)
 	c.Nerdctl(t, "load", "--all-platforms", "-i", archive)
-}
-
-// sgzTarDir writes the files under dir into a tar file.
-func sgzTarDir(t *testing.T, dir, out string) {
-	t.Helper()
-	f, err := os.Create(out)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	tw := tar.NewWriter(f)
-	err = filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil || p == dir {
-			return err
-		}
-		rel, _ := filepath.Rel(dir, p)
-		info, err := d.Info()
-		if err != nil {
-			return err
-		}
-		h, err := tar.FileInfoHeader(info, "")
-		if err != nil {
-			return err
-		}
-		h.Name = filepath.ToSlash(rel)
-		if d.IsDir() {
-			h.Name += "/"
-		}
-		if err := tw.WriteHeader(h); err != nil {
-			return err
-		}
-		if d.IsDir() {
-			return nil
-		}
-		b, err := os.ReadFile(p)
-		if err != nil {
-			return err
-		}
-		_, err = tw.Write(b)
-		return err
-	})
-	if err == nil {
-		err = tw.Close()
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
 }
 
 // sgzContent checks that every blob of an OCI layout is byte-identical to
@@ -120,7 +45,9 @@ func sgzContent(t *testing.T, c *testrig.Containerd, dir string) {
 		t.Fatalf("%s: no blobs", dir)
 	}
 	for d, b := range blobs {
-		if got := c.Ctr(t, "content", "get", d); !bytes.Equal(got, b) {
+		if got, ok := c.Content(t, d); !ok {
+			t.Errorf("blob %s: not in containerd's content store", d)
+		} else if !bytes.Equal(got, b) {
 			t.Errorf("blob %s: %d bytes in the layout, containerd has %d other bytes", d, len(b), len(got))
 		}
 	}
@@ -219,6 +146,8 @@ func sgzSnapshots(t *testing.T, c *testrig.Containerd) []map[string]any {
 // image that `nerdctl push --estargz ipfs://` pushed is pulled by mirror
 // byte-identical to containerd's content, and read by skopeo.
 func TestE2EStackStargz(t *testing.T) {
+	t.Parallel()
+	deadline(t, 10*time.Minute)
 	k := testrig.StartKubo(t, testrig.KuboOptions{})
 	env := []string{"IPFS_API=" + k.APIAddr}
 	sg := testrig.StartStargzProc(t, k.APIAddr)
@@ -246,6 +175,12 @@ func TestE2EStackStargz(t *testing.T) {
 			labels, _ := s["Labels"].(map[string]any)
 			if labels["containerd.io/snapshot/remote"] != nil && labels["containerd.io/snapshot/remote/urls"] != nil {
 				remote++
+				// Lazy: containerd never fetched the layer blob.
+				if d, _ := labels["containerd.io/snapshot/cri.layer-digest"].(string); d == "" {
+					t.Errorf("remote snapshot without a layer digest label: %+v", labels)
+				} else if _, ok := c.Content(t, d); ok {
+					t.Errorf("layer %s is in containerd's content store: it was downloaded, not mounted lazily", d)
+				}
 			}
 		}
 		if remote != 1 {
@@ -264,7 +199,7 @@ func TestE2EStackStargz(t *testing.T) {
 
 	t.Run("nerdctl push --estargz ipfs://, mirror pull", func(t *testing.T) {
 		sgzLoad(t, c, img, "docker.io/library/busybox-esgz:1")
-		cid := sgzPushed(t, c.Nerdctl(t, "push", "--estargz", "ipfs://docker.io/library/busybox-esgz:1"))
+		cid := lastWord(c.Nerdctl(t, "push", "--estargz", "ipfs://docker.io/library/busybox-esgz:1"))
 		out := filepath.Join(t.TempDir(), "out")
 		mustRun(t, env, "pull", "ipfs://"+cid, "oci:"+out+":t")
 		sgzContent(t, c, out)
@@ -290,6 +225,8 @@ func TestE2EStackStargz(t *testing.T) {
 // original layers; images `mirror push --mode encrypted` wrote are pulled,
 // decrypted and run by nerdctl. Single- and multi-platform.
 func TestE2EStackEncryption(t *testing.T) {
+	t.Parallel()
+	deadline(t, 10*time.Minute)
 	k := testrig.StartKubo(t, testrig.KuboOptions{})
 	env := []string{"IPFS_API=" + k.APIAddr}
 	c := testrig.StartContainerd(t, testrig.ContainerdOptions{IPFSAddress: k.APIAddr})
@@ -309,7 +246,7 @@ func TestE2EStackEncryption(t *testing.T) {
 			name := "docker.io/library/enc-" + tc.name + ":1"
 			sgzLoad(t, c, tc.node, name)
 			c.Nerdctl(t, append(append([]string{"image", "encrypt", "--recipient", "jwe:" + pub}, tc.all...), name, name+"-enc")...)
-			cid := sgzPushed(t, c.Nerdctl(t, append(append([]string{"push"}, tc.all...), "ipfs://"+name+"-enc")...))
+			cid := lastWord(c.Nerdctl(t, append(append([]string{"push"}, tc.all...), "ipfs://"+name+"-enc")...))
 
 			out := filepath.Join(t.TempDir(), "out")
 			mustRun(t, env, "pull", "--key", priv, "ipfs://"+cid, "oci:"+out+":t")
@@ -356,6 +293,8 @@ func TestE2EStackEncryption(t *testing.T) {
 // 127.0.0.1:PORT/ipfs/CID, with `mirror serve` on that port and BuildKit's
 // containerd worker, builds an image that runs.
 func TestE2EStackBuildFromServe(t *testing.T) {
+	t.Parallel()
+	deadline(t, 10*time.Minute)
 	k := testrig.StartKubo(t, testrig.KuboOptions{})
 	env := []string{"IPFS_API=" + k.APIAddr}
 	c := testrig.StartContainerd(t, testrig.ContainerdOptions{IPFSAddress: k.APIAddr})
