@@ -140,6 +140,12 @@ func sgzSnapshots(t *testing.T, c *testrig.Containerd) []map[string]any {
 	return out
 }
 
+// sgzNoGC defers containerd's garbage collection by an hour (past any
+// test): no deletion schedules one before the startup collection.
+const sgzNoGC = `[plugins."io.containerd.gc.v1.scheduler"]
+  startup_delay = "1h"
+  schedule_delay = "1h"`
+
 // TestE2EStackStargz: `mirror push --mode estargz` of a runnable image is
 // run by nerdctl with the stargz snapshotter, lazily (a remote snapshot,
 // FUSE-mounted, read from IPFS by the snapshotter's ipfs handler); and an
@@ -155,6 +161,11 @@ func TestE2EStackStargz(t *testing.T) {
 		ProxyPlugins: map[string]string{testrig.StargzPlugin: sg.Socket},
 		Snapshotter:  testrig.StargzPlugin,
 		IPFSAddress:  k.APIAddr,
+		// `nerdctl push --estargz` converts under a lease that ends with
+		// the push; containerd's garbage collector then removes the
+		// converted blobs within a second. No collection during the test,
+		// so that they can be compared with what mirror pulls.
+		ExtraConfig: sgzNoGC,
 	})
 	img := testrig.BusyboxImage(t)
 

@@ -5,10 +5,11 @@ import (
 	"crypto/sha256"
 	"fmt"
 	"io"
+	"net/http"
 	"net/url"
 	"os"
 	"strings"
-	"sync"
+	"time"
 
 	"github.com/containerd/stargz-snapshotter/fs/remote"
 	"github.com/containerd/stargz-snapshotter/ipfs"
@@ -48,6 +49,14 @@ func parseAPI(s string) (string, error) {
 	return strings.TrimRight(s, "/"), nil
 }
 
+// statTimeout bounds the files/stat of a layer's CID: with no provider
+// for the CID, kubo would search for it as long as the request lasts, and
+// the snapshot's Prepare with it.
+const statTimeout = time.Minute
+
+// maxLayer is the largest layer the handler accepts.
+const maxLayer = 1 << 40
+
 // ipfsHandler is the snapshotter's resolve handler for layers with an
 // ipfs://CID URL. It is tried for every layer before the registry fetcher;
 // an error hands the layer on to the registry.
@@ -66,29 +75,44 @@ func (h *ipfsHandler) Handle(ctx context.Context, desc ocispec.Descriptor) (remo
 	if err != nil {
 		return nil, 0, fmt.Errorf("finding the IPFS API: %w", err)
 	}
-	c := ipfsclient.New(base)
-	info, err := c.StatCID(cid)
+	f := &ipfsFetcher{cid: cid, base: base}
+	info, err := f.stat(ctx)
 	if err != nil {
-		return nil, 0, fmt.Errorf("stat ipfs://%s: %w", cid, err)
+		return nil, 0, err
 	}
 	// The descriptor comes from the snapshot's labels (nerdctl's
 	// containerd.io/snapshot/remote/urls, …), which carry no size: the
 	// size is the file's. What is read is checked by the filesystem: the
 	// TOC against the layer's toc.digest annotation, each chunk against the
 	// TOC. A size the descriptor does state must match.
-	const maxLayer = 1 << 40
 	if info.Type != "file" || info.Size > maxLayer || (desc.Size > 0 && info.Size != uint64(desc.Size)) {
 		return nil, 0, fmt.Errorf("ipfs://%s is a %s of %d bytes, not the layer %s (%d bytes)", cid, info.Type, info.Size, desc.Digest, desc.Size)
 	}
-	size := int64(info.Size)
-	return &ipfsFetcher{cid: cid, size: size, client: c}, size, nil
+	f.size = int64(info.Size)
+	return f, f.size, nil
 }
 
 // ipfsFetcher reads byte ranges of one layer with /api/v0/cat.
 type ipfsFetcher struct {
-	cid    string
-	size   int64
-	client *ipfsclient.Client
+	cid  string
+	base string
+	size int64
+}
+
+// client is an IPFS API client whose requests, bodies included, end with
+// ctx (the client package's calls take no context).
+func (f *ipfsFetcher) client(ctx context.Context) *ipfsclient.Client {
+	return &ipfsclient.Client{Address: f.base, Client: &http.Client{Transport: ctxTransport{ctx: ctx, base: http.DefaultTransport}}}
+}
+
+func (f *ipfsFetcher) stat(ctx context.Context) (*ipfsclient.FileInfo, error) {
+	ctx, cancel := context.WithTimeout(ctx, statTimeout)
+	defer cancel()
+	info, err := f.client(ctx).StatCID(f.cid)
+	if err != nil {
+		return nil, fmt.Errorf("stat ipfs://%s: %w", f.cid, err)
+	}
+	return info, nil
 }
 
 func (f *ipfsFetcher) Fetch(ctx context.Context, off, size int64) (io.ReadCloser, error) {
@@ -96,19 +120,19 @@ func (f *ipfsFetcher) Fetch(ctx context.Context, off, size int64) (io.ReadCloser
 		return nil, fmt.Errorf("range %d+%d outside ipfs://%s (%d bytes)", off, size, f.cid, f.size)
 	}
 	o, n := int(off), int(size)
-	rc, err := f.client.Get("/ipfs/"+f.cid, &o, &n)
+	rc, err := f.client(ctx).Get("/ipfs/"+f.cid, &o, &n)
 	if err != nil {
 		return nil, err
 	}
-	// The client takes no context: closing the body on cancellation ends a
-	// read that the filesystem gave up on.
-	b := &ctxBody{Reader: io.LimitReader(rc, size), rc: rc}
-	b.stop = context.AfterFunc(ctx, func() { b.closeBody() })
-	return b, nil
+	return struct {
+		io.Reader
+		io.Closer
+	}{io.LimitReader(rc, size), rc}, nil
 }
 
+// Check tells the filesystem whether the layer is still reachable.
 func (f *ipfsFetcher) Check() error {
-	_, err := f.client.StatCID(f.cid)
+	_, err := f.stat(context.Background())
 	return err
 }
 
@@ -117,21 +141,12 @@ func (f *ipfsFetcher) GenID(off, size int64) string {
 	return fmt.Sprintf("%x", sha256.Sum256(fmt.Appendf(nil, "%s-%d-%d", f.cid, off, size)))
 }
 
-// ctxBody is a response body, at most the requested length, closed once.
-type ctxBody struct {
-	io.Reader
-	rc   io.ReadCloser
-	stop func() bool
-	once sync.Once
-	err  error
+// ctxTransport gives every request a context.
+type ctxTransport struct {
+	ctx  context.Context
+	base http.RoundTripper
 }
 
-func (b *ctxBody) Close() error {
-	b.stop()
-	return b.closeBody()
-}
-
-func (b *ctxBody) closeBody() error {
-	b.once.Do(func() { b.err = b.rc.Close() })
-	return b.err
+func (t ctxTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	return t.base.RoundTrip(r.WithContext(t.ctx))
 }
