@@ -31,6 +31,7 @@ type SyncCmd struct {
 	MaxDelay    time.Duration `default:"30s" help:"Longest backoff between retries (Retry-After included)."`
 	CAR         string        `name:"car" type:"path" placeholder:"DIR" help:"Also write each image as a CAR in DIR (rooted at its pin handle), for pinning services and ipfs dag import."`
 	NoPinHandle bool          `help:"Do not build pin handles (the lockfile's pin: field)."`
+	LockTimeout time.Duration `default:"1m" help:"How long to wait for another sync that holds the lockfile (0: fail at once, exit 6)."`
 
 	GitHubAnnotations bool `name:"github-annotations" env:"MIRROR_GITHUB_ANNOTATIONS" help:"Print GitHub workflow commands (::error file=…,line=…::) for list errors and failed images, on stderr."`
 }
@@ -53,6 +54,23 @@ func (c *SyncCmd) Run(ctx context.Context, g *Globals) error {
 	lockPath := c.Lock
 	if lockPath == "" {
 		lockPath = filepath.Join(filepath.Dir(c.List), "mirrors.lock")
+	}
+	if !c.DryRun {
+		// One run at a time reads, changes and writes the lockfile.
+		held, err := lockfile.Lock(ctx, lockPath, lockfile.LockOptions{
+			Timeout: c.LockTimeout,
+			OnWait: func(lf, holder string) {
+				who := "another mirror sync"
+				if holder != "" {
+					who += " (" + holder + ")"
+				}
+				fmt.Fprintf(g.stderr, "mirror: waiting for %s: %s holds %s; waiting up to %s (--lock-timeout)\n", lockPath, who, lf, c.LockTimeout)
+			},
+		})
+		if err != nil {
+			return err
+		}
+		defer held.Unlock()
 	}
 	lock, err := lockfile.Read(lockPath)
 	if err != nil {
