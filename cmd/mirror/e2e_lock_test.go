@@ -43,7 +43,9 @@ func TestE2ESyncConcurrentLockfile(t *testing.T) {
 	dir := t.TempDir()
 	lockPath := filepath.Join(dir, "mirrors.lock")
 	list := writeList(t, dir, appsList(reg.Host, ""))
-	only := func(i int) []string { return []string{"sync", "--lock", lockPath, "--only", fmt.Sprintf("/app%d$", i), list} }
+	only := func(i int) []string {
+		return []string{"sync", "--lock", lockPath, "--only", fmt.Sprintf("/app%d$", i), list}
+	}
 
 	t.Run("the second waits and adds its entry", func(t *testing.T) {
 		var wg sync.WaitGroup
