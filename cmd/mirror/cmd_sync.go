@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/ipfs-mirror/mirror/internal/redact"
 	"github.com/ipfs-mirror/mirror/mirror"
 	"github.com/ipfs-mirror/mirror/mirror/config"
 	"github.com/ipfs-mirror/mirror/mirror/lockfile"
@@ -77,6 +78,7 @@ func (c *SyncCmd) Run(ctx context.Context, g *Globals) error {
 		c.annotate(g, err, nil)
 		return configError{err}
 	}
+	g.addSecrets(redact.URLPassword(cfg.IPFS.API)...)
 	if g.IPFSAPI == "" && cfg.IPFS.API != "" {
 		g.IPFSAPI = cfg.IPFS.API
 	}
@@ -107,7 +109,7 @@ func (c *SyncCmd) Run(ctx context.Context, g *Globals) error {
 	c.annotate(g, runErr, rep)
 	if rep != nil {
 		if c.Report != "" {
-			if err := writeJSONFile(c.Report, rep); err != nil {
+			if err := g.writeJSONFile(c.Report, rep); err != nil {
 				return err
 			}
 		}
@@ -119,7 +121,7 @@ func (c *SyncCmd) Run(ctx context.Context, g *Globals) error {
 			}
 		}
 		if c.Summary != "" {
-			if err := appendFile(c.Summary, markdownSummary(rep, workspacePath(c.List))); err != nil {
+			if err := appendFile(c.Summary, g.mask(markdownSummary(rep, workspacePath(c.List)))); err != nil {
 				return err
 			}
 		}
@@ -251,13 +253,14 @@ func appendFile(path, s string) error {
 	return f.Close()
 }
 
-func writeJSONFile(path string, v any) error {
+// writeJSONFile writes v as indented JSON to path, secrets masked.
+func (g *Globals) writeJSONFile(path string, v any) error {
 	b, err := json.MarshalIndent(v, "", "  ")
 	if err != nil {
 		return err
 	}
 	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, append(b, '\n'), 0o644); err != nil {
+	if err := os.WriteFile(tmp, []byte(g.mask(string(b))+"\n"), 0o644); err != nil {
 		return err
 	}
 	return os.Rename(tmp, path)

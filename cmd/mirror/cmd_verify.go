@@ -85,12 +85,12 @@ func (c *VerifyCmd) Run(ctx context.Context, g *Globals) error {
 		return runErr
 	}
 	if c.Report != "" {
-		if err := writeJSONFile(c.Report, rep); err != nil {
+		if err := g.writeJSONFile(c.Report, rep); err != nil {
 			return err
 		}
 	}
 	if c.Summary != "" {
-		if err := appendFile(c.Summary, verifyMarkdown(rep)); err != nil {
+		if err := appendFile(c.Summary, g.mask(verifyMarkdown(rep))); err != nil {
 			return err
 		}
 	}

@@ -50,4 +50,3 @@ func TestLock(t *testing.T) {
 }
 
 func itoa(i int) string { return strconv.Itoa(i) }
-
