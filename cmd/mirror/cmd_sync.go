@@ -192,7 +192,7 @@ func (p *syncPrinter) done(rep *mirror.Report) {
 		counts[r.Status]++
 	}
 	var parts []string
-	for _, s := range []mirror.Status{mirror.StatusNew, mirror.StatusChanged, mirror.StatusUnchanged, mirror.StatusImmutable, mirror.StatusRestored, mirror.StatusRemoved, mirror.StatusFailed} {
+	for _, s := range []mirror.Status{mirror.StatusNew, mirror.StatusChanged, mirror.StatusUnchanged, mirror.StatusImmutable, mirror.StatusRestored, mirror.StatusRepaired, mirror.StatusRemoved, mirror.StatusFailed} {
 		if counts[s] > 0 {
 			parts = append(parts, fmt.Sprintf("%d %s", counts[s], s))
 		}
