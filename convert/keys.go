@@ -87,7 +87,9 @@ type Key struct {
 // ParseKey parses a decryption key as nerdctl --key and skopeo
 // --decryption-key take it: "FILE" or "FILE:PASSWORD", where PASSWORD is
 // literal, "pass=PASSWORD" or "file=PASSWORDFILE". FILE is a private key
-// (PEM, DER or JWK; password-protected PEM needs the password), an x509
+// (PEM, DER or JWK; PEM as PKCS#8 — OpenSSL 3's default —, encrypted PKCS#8
+// (PBES2, PBKDF2, AES-CBC: openssl genpkey -aes256), PKCS#1 or SEC 1;
+// password-protected PEM needs the password), an x509
 // certificate (pkcs7 decryption needs the recipient's certificate beside its
 // private key) or an OpenPGP secret keyring (gpg --export-secret-keys).
 // Errors wrap the file system error or ErrInvalidKey.
@@ -99,7 +101,7 @@ func ParseKey(s string) (Key, error) {
 		}
 	}
 	if path == "" {
-		return Key{}, fmt.Errorf("key %q: no file", s)
+		return Key{}, fmt.Errorf("key: no file before the ':'")
 	}
 	k := Key{Path: path}
 	if hasPass {
@@ -121,6 +123,16 @@ func ParseKey(s string) (Key, error) {
 		return Key{}, fmt.Errorf("key %s: %w", path, err)
 	}
 	k.data = b
+	// PEM private keys in every form OpenSSL writes (PKCS#8 plain and
+	// encrypted, PKCS#1, SEC 1) are handed to ocicrypt as plain PKCS#8
+	// DER: it reads neither encrypted PKCS#8 nor SEC 1 PEM.
+	if der, ok, err := pemPrivateKey(b, k.password); ok {
+		if err != nil {
+			return Key{}, fmt.Errorf("key %s: %v: %w", path, err, ErrInvalidKey)
+		}
+		k.Kind, k.data, k.password = KeyPrivate, der, nil
+		return k, nil
+	}
 	isPriv, err := encutils.IsPrivateKey(b, k.password)
 	switch {
 	case encutils.IsPasswordError(err):

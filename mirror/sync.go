@@ -37,6 +37,7 @@ const (
 	StatusUnchanged Status = "unchanged" // the source digest equals the lockfile's: nothing read, nothing added
 	StatusImmutable Status = "immutable" // an immutable tag already locked: not even checked
 	StatusRestored  Status = "restored"  // the source is unchanged but the IPFS node no longer held the image: mirrored again
+	StatusRepaired  Status = "repaired"  // the source is unchanged but the entry's CID held another image (its configs are not the entry's): mirrored again
 	StatusRemoved   Status = "removed"   // in the lockfile, no longer selected by the list: entry dropped
 	StatusFailed    Status = "failed"    // an error; the previous entry (if any) is kept
 )
@@ -48,6 +49,7 @@ type ImageReport struct {
 	Status       Status                `json:"status"`
 	SourceDigest string                `json:"sourceDigest,omitempty"`
 	CID          string                `json:"cid,omitempty"`
+	Configs      []string              `json:"configs,omitempty"`
 	Pin          string                `json:"pin,omitempty"`
 	Platforms    []string              `json:"platforms"`
 	Push         []lockfile.PushTarget `json:"push,omitempty"`
@@ -396,7 +398,7 @@ func (s *syncer) one(ctx context.Context, img *config.Image, tag string) {
 		}
 	}
 	s.lockMu.Unlock()
-	if tag != "" && s.cfg.IsImmutable(tag) && len(prev) == len(img.Modes) && s.holdsAll(ctx, prev) {
+	if tag != "" && s.cfg.IsImmutable(tag) && len(prev) == len(img.Modes) && s.holdsAll(ctx, prev) && s.boundAll(ctx, prev) {
 		for _, m := range img.Modes {
 			fillFromLock(reports[m], prev[m])
 			finish(m, StatusImmutable, nil)
@@ -417,7 +419,7 @@ func (s *syncer) one(ctx context.Context, img *config.Image, tag string) {
 
 	// Which modes need work?
 	var todo []config.Mode
-	restore := map[config.Mode]bool{}
+	restore, repair := map[config.Mode]bool{}, map[config.Mode]bool{}
 	for _, m := range img.Modes {
 		r := reports[m]
 		r.SourceDigest = digest.String()
@@ -428,12 +430,29 @@ func (s *syncer) one(ctx context.Context, img *config.Image, tag string) {
 			continue
 		}
 		if e != nil && e.Digest == digest.String() && equalStrings(e.Platforms, platforms) && samePushRefs(e.Push, targets) {
+			// The node must hold the root, and the tree under it must be
+			// this source's image (documents read, no blob).
+			var configs []string
 			if !s.holds(ctx, e.CID) {
 				restore[m] = true
-			} else if ok, err := s.pushesCurrent(ctx, e.Push); err == nil && ok {
+			} else if c, err := entryBinding(ctx, s.store, *e); errors.Is(err, ErrWrongImage) {
+				repair[m] = true
+			} else if err != nil {
+				restore[m] = true // it holds the root but cannot give the tree
+			} else {
+				configs = c
+			}
+			if restore[m] || repair[m] {
+				todo = append(todo, m)
+				continue
+			}
+			if ok, err := s.pushesCurrent(ctx, e.Push); err == nil && ok {
 				fillFromLock(r, e)
+				if len(r.Configs) == 0 {
+					r.Configs = configs // an entry from before configs were recorded
+				}
 				if !s.o.DryRun {
-					if err := s.upgrade(ctx, r); err != nil {
+					if err := s.upgrade(ctx, r, e); err != nil {
 						finish(m, "", err)
 						continue
 					}
@@ -449,7 +468,7 @@ func (s *syncer) one(ctx context.Context, img *config.Image, tag string) {
 	}
 	if s.o.DryRun {
 		for _, m := range todo {
-			finish(m, statusOf(prev[m], restore[m]), nil)
+			finish(m, statusOf(prev[m], restore[m], repair[m]), nil)
 		}
 		return
 	}
@@ -477,7 +496,7 @@ func (s *syncer) one(ctx context.Context, img *config.Image, tag string) {
 	for _, m := range todo {
 		r := reports[m]
 		err := s.write(ctx, img, tag, m, src, ps, r)
-		finish(m, statusOf(prev[m], restore[m]), err)
+		finish(m, statusOf(prev[m], restore[m], repair[m]), err)
 	}
 }
 
@@ -499,6 +518,13 @@ func (s *syncer) write(ctx context.Context, img *config.Image, tag string, m con
 		return err
 	}
 	r.CID = res.Root.String()
+	tree, err := manifests.Resolve(ctx, s.store, res.Root)
+	if err != nil {
+		return fmt.Errorf("reading back %s: %w", res.Root, err)
+	}
+	if r.Configs, err = TreeConfigs(tree); err != nil {
+		return err
+	}
 	if s.o.PinHandle != nil {
 		pin, err := s.o.PinHandle(ctx, res.Result)
 		if err != nil {
@@ -525,7 +551,7 @@ func (s *syncer) write(ctx context.Context, img *config.Image, tag string, m con
 }
 
 func (s *syncer) record(r *ImageReport) {
-	entry := lockfile.Entry{Source: r.Source, Mode: r.Mode, Digest: r.SourceDigest, Platforms: r.Platforms, CID: r.CID, Pin: r.Pin, Push: r.Push}
+	entry := lockfile.Entry{Source: r.Source, Mode: r.Mode, Digest: r.SourceDigest, Platforms: r.Platforms, CID: r.CID, Configs: r.Configs, Pin: r.Pin, Push: r.Push}
 	s.lockMu.Lock()
 	s.lock.Put(entry)
 	s.lockMu.Unlock()
@@ -533,8 +559,8 @@ func (s *syncer) record(r *ImageReport) {
 
 // upgrade gives an unchanged entry what this run's options add: a pin
 // handle it lacks, a CAR not yet exported. Only IPFS is read.
-func (s *syncer) upgrade(ctx context.Context, r *ImageReport) error {
-	changed := false
+func (s *syncer) upgrade(ctx context.Context, r *ImageReport, e *lockfile.Entry) error {
+	changed := len(e.Configs) == 0 && len(r.Configs) > 0
 	if s.o.PinHandle != nil && r.Pin == "" {
 		root, err := ipfs.ParseCID(r.CID)
 		if err != nil {
@@ -610,8 +636,10 @@ func (s *syncer) pushesCurrent(ctx context.Context, push []lockfile.PushTarget) 
 	return true, nil
 }
 
-func statusOf(prev *lockfile.Entry, restored bool) Status {
+func statusOf(prev *lockfile.Entry, restored, repaired bool) Status {
 	switch {
+	case repaired:
+		return StatusRepaired
 	case restored:
 		return StatusRestored
 	case prev != nil:
@@ -678,7 +706,18 @@ func (s *syncer) holdsAll(ctx context.Context, prev map[config.Mode]*lockfile.En
 }
 
 func fillFromLock(r *ImageReport, e *lockfile.Entry) {
-	r.SourceDigest, r.CID, r.Pin, r.Push = e.Digest, e.CID, e.Pin, e.Push
+	r.SourceDigest, r.CID, r.Configs, r.Pin, r.Push = e.Digest, e.CID, e.Configs, e.Pin, e.Push
+}
+
+// boundAll reports whether every entry's CID holds its source's image (see
+// checkBinding); IPFS reads only (the documents of each tree).
+func (s *syncer) boundAll(ctx context.Context, prev map[config.Mode]*lockfile.Entry) bool {
+	for _, e := range prev {
+		if _, err := entryBinding(ctx, s.store, *e); err != nil {
+			return false
+		}
+	}
+	return true
 }
 
 func samePushRefs(have []lockfile.PushTarget, want []string) bool {

@@ -35,6 +35,7 @@ const (
 	ProblemNotFound       = "not-found"       // some block could not be found in time
 	ProblemNotImage       = "not-an-image"    // the CID does not name an IPFS-enabled image
 	ProblemDigestMismatch = "digest-mismatch" // bytes on IPFS do not hash to their descriptor
+	ProblemWrongImage     = "wrong-image"     // the CID holds another image: its configs are not the entry's
 	ProblemPlatforms      = "platforms"       // the tree holds platforms the entry does not list
 	ProblemPinHandle      = "pin-handle"      // the entry's pin handle does not link its root
 	ProblemUnavailable    = "unavailable"     // the IPFS node stopped answering
@@ -73,7 +74,8 @@ type VerifyReport struct {
 	Entries  []*VerifyEntry `json:"entries"`
 	OK       int            `json:"ok"`
 	Failed   int            `json:"failed"`
-	// Mismatches counts the entries that failed with a digest mismatch.
+	// Mismatches counts the entries that failed on integrity: a digest
+	// mismatch, or a CID that holds another image (wrong-image).
 	Mismatches int           `json:"digestMismatches"`
 	Blobs      int           `json:"blobs"`
 	Bytes      int64         `json:"bytes"`
@@ -120,8 +122,9 @@ type VerifyOptions struct {
 
 // Verify checks every entry of lock against store: the root CID resolves to
 // an IPFS-enabled image (manifests.Resolve, which verifies every index and
-// manifest), and every config and layer blob streams back with its
-// descriptor's size and sha256 digest. With Pin it then re-pins what the
+// manifest) of the entry's source (its config digests are the entry's
+// Configs, when it records them), and every config and layer blob streams
+// back with its descriptor's size and sha256 digest. With Pin it then re-pins what the
 // node does not keep. A failing entry never stops the others; the returned
 // error is for the run as a whole (the context ended).
 func Verify(ctx context.Context, store ipfs.Store, lock *lockfile.File, o VerifyOptions) (*VerifyReport, error) {
@@ -163,7 +166,7 @@ func Verify(ctx context.Context, store ipfs.Store, lock *lockfile.File, o Verify
 			rep.OK++
 		default:
 			rep.Failed++
-			if r.Problem == ProblemDigestMismatch {
+			if r.Problem == ProblemDigestMismatch || r.Problem == ProblemWrongImage {
 				rep.Mismatches++
 			}
 		}
@@ -207,6 +210,8 @@ var (
 
 func problemOf(err error) string {
 	switch {
+	case errors.Is(err, ErrWrongImage):
+		return ProblemWrongImage
 	case errors.Is(err, manifests.ErrDigestMismatch):
 		return ProblemDigestMismatch
 	case errors.Is(err, manifests.ErrNotIPFSImage), errors.Is(err, manifests.ErrNoURL):
@@ -234,6 +239,9 @@ func (v *verifier) check(ctx context.Context, e lockfile.Entry, r *VerifyEntry) 
 	}
 	r.Manifests = len(tree.Docs)
 	if err := checkPlatforms(tree, e.Platforms); err != nil {
+		return err
+	}
+	if err := checkBinding(tree, e); err != nil {
 		return err
 	}
 

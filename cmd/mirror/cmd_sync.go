@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/ipfs-mirror/mirror/internal/ui"
+	"github.com/ipfs-mirror/mirror/internal/redact"
 	"github.com/ipfs-mirror/mirror/mirror"
 	"github.com/ipfs-mirror/mirror/mirror/config"
 	"github.com/ipfs-mirror/mirror/mirror/lockfile"
@@ -32,6 +33,7 @@ type SyncCmd struct {
 	MaxDelay    time.Duration `default:"30s" help:"Longest backoff between retries (Retry-After included)."`
 	CAR         string        `name:"car" type:"path" placeholder:"DIR" help:"Also write each image as a CAR in DIR (rooted at its pin handle), for pinning services and ipfs dag import."`
 	NoPinHandle bool          `help:"Do not build pin handles (the lockfile's pin: field)."`
+	LockTimeout time.Duration `default:"1m" help:"How long to wait for another sync that holds the lockfile (0: fail at once, exit 6)."`
 
 	GitHubAnnotations bool `name:"github-annotations" env:"MIRROR_GITHUB_ANNOTATIONS" help:"Print GitHub workflow commands (::error file=…,line=…::) for list errors and failed images, on stderr."`
 }
@@ -55,11 +57,29 @@ func (c *SyncCmd) Run(ctx context.Context, g *Globals) error {
 	if lockPath == "" {
 		lockPath = filepath.Join(filepath.Dir(c.List), "mirrors.lock")
 	}
+	if !c.DryRun {
+		// One run at a time reads, changes and writes the lockfile.
+		held, err := lockfile.Lock(ctx, lockPath, lockfile.LockOptions{
+			Timeout: c.LockTimeout,
+			OnWait: func(lf, holder string) {
+				who := "another mirror sync"
+				if holder != "" {
+					who += " (" + holder + ")"
+				}
+				fmt.Fprintf(g.stderr, "mirror: waiting for %s: %s holds %s; waiting up to %s (--lock-timeout)\n", lockPath, who, lf, c.LockTimeout)
+			},
+		})
+		if err != nil {
+			return err
+		}
+		defer held.Unlock()
+	}
 	lock, err := lockfile.Read(lockPath)
 	if err != nil {
 		c.annotate(g, err, nil)
 		return configError{err}
 	}
+	g.addSecrets(redact.URLPassword(cfg.IPFS.API)...)
 	if g.IPFSAPI == "" && cfg.IPFS.API != "" {
 		g.IPFSAPI = cfg.IPFS.API
 	}
@@ -90,7 +110,7 @@ func (c *SyncCmd) Run(ctx context.Context, g *Globals) error {
 	c.annotate(g, runErr, rep)
 	if rep != nil {
 		if c.Report != "" {
-			if err := writeJSONFile(c.Report, rep); err != nil {
+			if err := g.writeJSONFile(c.Report, rep); err != nil {
 				return err
 			}
 		}
@@ -102,7 +122,7 @@ func (c *SyncCmd) Run(ctx context.Context, g *Globals) error {
 			}
 		}
 		if c.Summary != "" {
-			if err := appendFile(c.Summary, markdownSummary(rep, workspacePath(c.List))); err != nil {
+			if err := appendFile(c.Summary, g.mask(markdownSummary(rep, workspacePath(c.List)))); err != nil {
 				return err
 			}
 		}
@@ -172,7 +192,7 @@ func (p *syncPrinter) done(rep *mirror.Report) {
 		counts[r.Status]++
 	}
 	var parts []string
-	for _, s := range []mirror.Status{mirror.StatusNew, mirror.StatusChanged, mirror.StatusUnchanged, mirror.StatusImmutable, mirror.StatusRestored, mirror.StatusRemoved, mirror.StatusFailed} {
+	for _, s := range []mirror.Status{mirror.StatusNew, mirror.StatusChanged, mirror.StatusUnchanged, mirror.StatusImmutable, mirror.StatusRestored, mirror.StatusRepaired, mirror.StatusRemoved, mirror.StatusFailed} {
 		if counts[s] > 0 {
 			parts = append(parts, fmt.Sprintf("%d %s", counts[s], s))
 		}
@@ -233,13 +253,14 @@ func appendFile(path, s string) error {
 	return f.Close()
 }
 
-func writeJSONFile(path string, v any) error {
+// writeJSONFile writes v as indented JSON to path, secrets masked.
+func (g *Globals) writeJSONFile(path string, v any) error {
 	b, err := json.MarshalIndent(v, "", "  ")
 	if err != nil {
 		return err
 	}
 	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, append(b, '\n'), 0o644); err != nil {
+	if err := os.WriteFile(tmp, []byte(g.mask(string(b))+"\n"), 0o644); err != nil {
 		return err
 	}
 	return os.Rename(tmp, path)

@@ -85,12 +85,12 @@ func (c *VerifyCmd) Run(ctx context.Context, g *Globals) error {
 		return runErr
 	}
 	if c.Report != "" {
-		if err := writeJSONFile(c.Report, rep); err != nil {
+		if err := g.writeJSONFile(c.Report, rep); err != nil {
 			return err
 		}
 	}
 	if c.Summary != "" {
-		if err := appendFile(c.Summary, verifyMarkdown(rep)); err != nil {
+		if err := appendFile(c.Summary, g.mask(verifyMarkdown(rep))); err != nil {
 			return err
 		}
 	}
@@ -121,7 +121,7 @@ func (c *VerifyCmd) Run(ctx context.Context, g *Globals) error {
 		return nil
 	case rep.OnlyMismatches():
 		// Integrity, and nothing else: exit 5.
-		return fmt.Errorf("%d of %d entries do not match their digests:\n%w", rep.Failed, len(rep.Entries), rep.Err())
+		return fmt.Errorf("%d of %d entries do not match their digests or hold another image:\n%w", rep.Failed, len(rep.Entries), rep.Err())
 	}
 	return partialError{fmt.Errorf("%d of %d entries failed:\n%w", rep.Failed, len(rep.Entries), rep.Err())}
 }
@@ -141,7 +141,7 @@ func verifyLine(e *mirror.VerifyEntry) string {
 func verifyTotals(rep *mirror.VerifyReport) string {
 	s := fmt.Sprintf("verify: %d ok, %d failed", rep.OK, rep.Failed)
 	if rep.Mismatches > 0 {
-		s += fmt.Sprintf(" (%d digest mismatches)", rep.Mismatches)
+		s += fmt.Sprintf(" (%d integrity failures: digest mismatch or wrong image)", rep.Mismatches)
 	}
 	s += fmt.Sprintf("; %d blobs (%s) read and verified", rep.Blobs, human(rep.Bytes))
 	if rep.Pinned > 0 {

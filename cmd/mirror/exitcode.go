@@ -12,6 +12,7 @@ import (
 	"github.com/ipfs-mirror/mirror/manifests"
 	"github.com/ipfs-mirror/mirror/mirror"
 	"github.com/ipfs-mirror/mirror/mirror/ipfs"
+	"github.com/ipfs-mirror/mirror/mirror/lockfile"
 )
 
 // Exit codes (documented in README.md and docs/cli.md).
@@ -22,6 +23,7 @@ const (
 	ExitPartial     = 3   // some images failed, the others were done (sync, verify)
 	ExitIPFS        = 4   // no IPFS node reachable, or content not found in time
 	ExitIntegrity   = 5   // a digest mismatch: content does not match its descriptor
+	ExitLocked      = 6   // another run holds the lockfile (sync --lock-timeout ran out)
 	ExitInterrupted = 130 // SIGINT/SIGTERM
 )
 
@@ -54,7 +56,9 @@ func exitCode(ctx context.Context, err error) int {
 	case errors.Is(err, convert.ErrExclusiveModes), errors.Is(err, convert.ErrUnknownMode), errors.Is(err, convert.ErrUnsupportedRecipient),
 		errors.Is(err, convert.ErrNoRecipients), errors.Is(err, convert.ErrInvalidKey):
 		return ExitUsage
-	case errors.Is(err, manifests.ErrDigestMismatch), errors.Is(err, convert.ErrDigestMismatch):
+	case errors.Is(err, lockfile.ErrLocked):
+		return ExitLocked
+	case errors.Is(err, manifests.ErrDigestMismatch), errors.Is(err, convert.ErrDigestMismatch), errors.Is(err, mirror.ErrWrongImage):
 		return ExitIntegrity
 	case errors.Is(err, ipfs.ErrUnavailable), errors.Is(err, ipfs.ErrNotFound), errors.Is(err, manifests.ErrNotIPFSImage):
 		return ExitIPFS

@@ -10,6 +10,7 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
+	"github.com/ipfs-mirror/mirror/internal/redact"
 	"github.com/ipfs-mirror/mirror/mirror"
 	"github.com/ipfs-mirror/mirror/mirror/ipfs"
 	"github.com/ipfs-mirror/mirror/mirror/ipfs/open"
@@ -27,6 +28,9 @@ type Globals struct {
 
 	stdout, stderr io.Writer
 	syncHooks      []func(*mirror.SyncOptions)
+	// secrets are masked in every output (stdout and stderr are
+	// redacting writers over them; files go through mask).
+	secrets *redact.Set
 }
 
 // OpenStore opens the IPFS store in the one resolution order.
@@ -40,7 +44,7 @@ func (g *Globals) OpenStoreWith(ctx context.Context, noPin bool) (ipfs.Store, er
 	for _, h := range g.IPFSAPIHeader {
 		k, v, ok := strings.Cut(h, ":")
 		if !ok || strings.TrimSpace(k) == "" {
-			return nil, usageError{fmt.Errorf("--ipfs-api-header %q: want 'NAME: VALUE'", redact(h))}
+			return nil, usageError{fmt.Errorf("--ipfs-api-header %q: want 'NAME: VALUE'", redactHeader(h))}
 		}
 		headers[strings.TrimSpace(k)] = strings.TrimSpace(v)
 	}
@@ -49,7 +53,7 @@ func (g *Globals) OpenStoreWith(ctx context.Context, noPin bool) (ipfs.Store, er
 	return open.Store(ctx, o)
 }
 
-func redact(h string) string {
+func redactHeader(h string) string {
 	if k, _, ok := strings.Cut(h, ":"); ok {
 		return k + ": ***"
 	}
@@ -89,6 +93,9 @@ func parsePlatforms(ss []string) ([]v1.Platform, error) {
 }
 
 func isTerminal(w io.Writer) bool {
+	if u, ok := w.(interface{ Unwrap() io.Writer }); ok {
+		w = u.Unwrap()
+	}
 	f, ok := w.(*os.File)
 	if !ok {
 		return false

@@ -11,6 +11,8 @@ import (
 	"syscall"
 
 	"github.com/alecthomas/kong"
+
+	"github.com/ipfs-mirror/mirror/internal/redact"
 )
 
 // version is set at build time with -ldflags "-X main.version=…".
@@ -38,7 +40,12 @@ func main() {
 
 func run(args []string) int {
 	var cli CLI
+	// Every output goes through the secrets of the command line.
+	secrets := &redact.Set{}
+	secrets.Add(secretsOf(args, os.Getenv)...)
+	stdout, stderr := secrets.Writer(os.Stdout), secrets.Writer(os.Stderr)
 	parser, err := kong.New(&cli,
+		kong.Writers(stdout, stderr),
 		kong.Name("mirror"),
 		kong.Description("Mirror container images between registries and IPFS (nerdctl-compatible IPFS-enabled images), no containerd needed."),
 		kong.UsageOnError(),
@@ -47,7 +54,7 @@ func run(args []string) int {
 		kong.Exit(func(code int) { panic(exitPanic(code)) }),
 	)
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "mirror:", err)
+		fmt.Fprintln(stderr, "mirror:", err)
 		return ExitUsage
 	}
 	code := func() (code int) {
@@ -67,11 +74,11 @@ func run(args []string) int {
 		}
 		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 		defer stop()
-		cli.Globals.stdout, cli.Globals.stderr = os.Stdout, os.Stderr
+		cli.Globals.stdout, cli.Globals.stderr, cli.Globals.secrets = stdout, stderr, secrets
 		kctx.BindTo(ctx, (*context.Context)(nil))
 		err = kctx.Run(&cli.Globals)
 		if err != nil {
-			return report(os.Stderr, ctx, err)
+			return report(stderr, ctx, err)
 		}
 		return ExitOK
 	}()

@@ -10,6 +10,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	ma "github.com/multiformats/go-multiaddr"
 	godigest "github.com/opencontainers/go-digest"
+
+	"github.com/ipfs-mirror/mirror/internal/redact"
 )
 
 // hostRE is the syntax of a registry host: a DNS name or a bracketed IPv6
@@ -179,7 +181,7 @@ func checkAPI(s string) error {
 	}
 	u, err := url.Parse(s)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return fmt.Errorf("invalid API address %q: want a multiaddr (/ip4/127.0.0.1/tcp/5001) or an http(s) URL", s)
+		return fmt.Errorf("invalid API address %q: want a multiaddr (/ip4/127.0.0.1/tcp/5001) or an http(s) URL", redact.URLs(s))
 	}
 	return nil
 }

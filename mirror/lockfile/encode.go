@@ -9,7 +9,7 @@ import (
 
 // Marshal returns the file's bytes: Header, then version and the entries in
 // their normalized order (see the package doc). Version is always written as
-// the current Version. Optional fields (pin, push) are left out when empty;
+// the current Version. Optional fields (configs, pin, push) are left out when empty;
 // platforms is always written, [] meaning all.
 func (f *File) Marshal() []byte {
 	images := &yaml.Node{Kind: yaml.SequenceNode}
@@ -48,6 +48,13 @@ func entryNode(e Entry) *yaml.Node {
 		"digest", str(e.Digest),
 		"platforms", platforms,
 		"cid", str(e.CID),
+	}
+	if len(e.Configs) > 0 {
+		configs := &yaml.Node{Kind: yaml.SequenceNode}
+		for _, c := range e.Configs {
+			configs.Content = append(configs.Content, str(c))
+		}
+		kv = append(kv, "configs", configs)
 	}
 	if e.Pin != "" {
 		kv = append(kv, "pin", str(e.Pin))

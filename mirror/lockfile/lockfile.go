@@ -45,6 +45,12 @@ type Entry struct {
 	Platforms []string
 	// CID is the root CID of the IPFS-enabled image (what ipfs://CID names).
 	CID string
+	// Configs are the config digests of the image's manifests, as the tree
+	// under CID holds them (sorted, no repeats): what ties CID to this
+	// source. In plain and encrypted modes they are the source's own
+	// config digests. Empty in lockfiles written before they were
+	// recorded.
+	Configs []string
 	// Pin is the CID of a pin-handle directory linking every blob of the
 	// image; empty when there is none.
 	Pin string
@@ -76,6 +82,7 @@ func (f *File) Lookup(source, mode string) (*Entry, bool) {
 // It keeps a copy of e's slices.
 func (f *File) Put(e Entry) {
 	e.Platforms = slices.Clone(e.Platforms)
+	e.Configs = slices.Clone(e.Configs)
 	e.Push = slices.Clone(e.Push)
 	if old, ok := f.Lookup(e.Source, e.Mode); ok {
 		*old = e
@@ -102,6 +109,7 @@ func (f *File) normalized() []Entry {
 	out := make([]Entry, len(f.Images))
 	for i, e := range f.Images {
 		e.Platforms = slices.Compact(slices.Sorted(slices.Values(e.Platforms)))
+		e.Configs = slices.Compact(slices.Sorted(slices.Values(e.Configs)))
 		e.Push = slices.Clone(e.Push)
 		slices.SortFunc(e.Push, func(a, b PushTarget) int {
 			return cmp.Or(strings.Compare(a.Ref, b.Ref), strings.Compare(a.Digest, b.Digest))

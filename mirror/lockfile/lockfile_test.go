@@ -39,6 +39,7 @@ func sample() *File {
 	f.Put(Entry{
 		Source: "docker.io/library/alpine:3.20", Mode: "plain", Digest: digA,
 		Platforms: []string{"linux/arm64", "linux/amd64", "linux/arm64"}, CID: cidA, Pin: pinA,
+		Configs: []string{digE, digD, digE},
 	})
 	f.Put(Entry{
 		Source: "ghcr.io/acme/app:1.2.3", Mode: "estargz", Digest: digC,
@@ -207,13 +208,14 @@ func TestReadErrors(t *testing.T) {
 		{"version string", "version: \"1\"\nimages: []\n", "m.lock:1:10: version: expected an integer"},
 		{"unknown top", "version: 1\nimages: []\ncreated: today\n", "m.lock:3:1: created: unknown field (want one of: version, images)"},
 		{"no images", "version: 1\n", "m.lock:1:1: images: required field is missing"},
-		{"unknown entry field", "version: 1\nimages:\n" + entry + "    size: 3\n", "m.lock:8:5: images[0].size: unknown field (want one of: source, mode, digest, platforms, cid, pin, push)"},
+		{"unknown entry field", "version: 1\nimages:\n" + entry + "    size: 3\n", "m.lock:8:5: images[0].size: unknown field (want one of: source, mode, digest, platforms, cid, configs, pin, push)"},
 		{"bad mode", "version: 1\nimages:\n" + strings.Replace(entry, "mode: plain", "mode: zstd", 1), "m.lock:4:11: images[0].mode: unknown mode \"zstd\" (want plain, estargz or encrypted)"},
 		{"bad digest", "version: 1\nimages:\n" + strings.Replace(entry, digA, "sha256:abc", 1), "m.lock:5:13: images[0].digest: invalid digest \"sha256:abc\": invalid checksum digest length"},
 		{"bad cid", "version: 1\nimages:\n" + strings.Replace(entry, cidA, "bafynotacid", 1), "m.lock:7:10: images[0].cid: \"bafynotacid\" is not a CID: length greater than remaining number of bytes in buffer"},
 		{"missing cid", "version: 1\nimages:\n" + strings.Replace(entry, "    cid: "+cidA+"\n", "", 1), "m.lock:3:5: images[0].cid: required field is missing"},
 		{"bad platform", "version: 1\nimages:\n" + strings.Replace(entry, "[]", "[linux]", 1), "m.lock:6:17: images[0].platforms[0]: invalid platform \"linux\": want os/arch[/variant]"},
 		{"duplicate", "version: 1\nimages:\n" + entry + entry, "m.lock:8:5: images[1]: duplicate entry for docker.io/library/alpine:3.20 in mode plain (first at line 3)"},
+		{"bad config digest", "version: 1\nimages:\n" + entry + "    configs: [sha256:abc]\n", "m.lock:8:15: images[0].configs[0]: invalid digest \"sha256:abc\": invalid checksum digest length"},
 		{"push without digest", "version: 1\nimages:\n" + entry + "    push:\n      - ref: r.example.com/a:1\n", "m.lock:9:9: images[0].push[0].digest: required field is missing"},
 		{"two documents", "version: 1\nimages: []\n---\nversion: 1\n", "m.lock:3:1: more than one YAML document"},
 		{"number source", "version: 1\nimages:\n" + strings.Replace(entry, "docker.io/library/alpine:3.20", "3.20", 1), "m.lock:3:13: images[0].source: expected a string"},

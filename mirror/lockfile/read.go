@@ -61,6 +61,9 @@ func (f *File) Validate() error {
 			add("platforms["+strconv.Itoa(j)+"]", checkPlatform(p))
 		}
 		add("cid", checkCID(e.CID))
+		for j, c := range e.Configs {
+			add("configs["+strconv.Itoa(j)+"]", checkDigest(c))
+		}
 		if e.Pin != "" {
 			add("pin", checkCID(e.Pin))
 		}
@@ -294,7 +297,7 @@ func (r *reader) str(m map[string]*yaml.Node, parent *yaml.Node, field, key stri
 
 func (r *reader) entry(n *yaml.Node, field string) (Entry, bool) {
 	before := len(r.errs)
-	m, ok := r.fields(n, field, "source", "mode", "digest", "platforms", "cid", "pin", "push")
+	m, ok := r.fields(n, field, "source", "mode", "digest", "platforms", "cid", "configs", "pin", "push")
 	if !ok {
 		return Entry{}, false
 	}
@@ -322,6 +325,24 @@ func (r *reader) entry(n *yaml.Node, field string) (Entry, bool) {
 				continue
 			}
 			e.Platforms = append(e.Platforms, p.Value)
+		}
+	}
+	if cn, ok := m["configs"]; ok {
+		if cn.Kind != yaml.SequenceNode {
+			r.errorf(cn, field+".configs", "expected a sequence")
+		} else {
+			for j, c := range cn.Content {
+				f := field + ".configs[" + strconv.Itoa(j) + "]"
+				if c.Kind != yaml.ScalarNode || c.ShortTag() != "!!str" {
+					r.errorf(c, f, "expected a string")
+					continue
+				}
+				if err := checkDigest(c.Value); err != nil {
+					r.errorf(c, f, "%v", err)
+					continue
+				}
+				e.Configs = append(e.Configs, c.Value)
+			}
 		}
 	}
 	if pn, ok := m["push"]; ok {

@@ -22,6 +22,7 @@ import (
 	ma "github.com/multiformats/go-multiaddr"
 	manet "github.com/multiformats/go-multiaddr/net"
 
+	"github.com/ipfs-mirror/mirror/internal/redact"
 	"github.com/ipfs-mirror/mirror/mirror/ipfs"
 )
 
@@ -69,7 +70,7 @@ func New(addr string, opts Options) (*Store, error) {
 	}
 	api, err := rpc.NewURLApiWithClient(u, hc)
 	if err != nil {
-		return nil, fmt.Errorf("ipfs api %s: %w", addr, err)
+		return nil, fmt.Errorf("ipfs api %s: %s", redact.URLs(addr), redact.URLs(err.Error()))
 	}
 	for k, v := range opts.Headers {
 		api.Headers.Set(k, v)
@@ -77,8 +78,8 @@ func New(addr string, opts Options) (*Store, error) {
 	return &Store{api: api, addr: u, pin: opts.Pin}, nil
 }
 
-// Addr is the API's base URL.
-func (s *Store) Addr() string { return s.addr }
+// Addr is the API's base URL, for messages: a password in it is masked.
+func (s *Store) Addr() string { return redact.URLs(s.addr) }
 
 // API is the underlying client, for callers that need more of kubo's RPC.
 func (s *Store) API() *rpc.HttpApi { return s.api }
@@ -117,7 +118,7 @@ func APIURL(addr string) (string, error) {
 	}
 	u, err := url.Parse(addr)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return "", fmt.Errorf("ipfs api %q: want a multiaddr (/ip4/127.0.0.1/tcp/5001) or an http(s) URL", addr)
+		return "", fmt.Errorf("ipfs api %q: want a multiaddr (/ip4/127.0.0.1/tcp/5001) or an http(s) URL", redact.URLs(addr))
 	}
 	return strings.TrimSuffix(u.String(), "/"), nil
 }
@@ -163,7 +164,7 @@ func RepoPath(ipfsPath string) (string, error) {
 func (s *Store) Ping(ctx context.Context) error {
 	var v struct{ Version string }
 	if err := s.api.Request("version").Exec(ctx, &v); err != nil {
-		return fmt.Errorf("%w at %s: %v", ipfs.ErrUnavailable, s.addr, err)
+		return fmt.Errorf("%w at %s: %s", ipfs.ErrUnavailable, s.Addr(), redact.URLs(err.Error()))
 	}
 	return nil
 }
