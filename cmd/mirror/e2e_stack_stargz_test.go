@@ -9,12 +9,14 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -22,6 +24,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/partial"
 
+	"github.com/ipfs-mirror/mirror/convert"
 	"github.com/ipfs-mirror/mirror/mirror/testrig"
 )
 
@@ -216,8 +219,28 @@ func TestE2EStackStargz(t *testing.T) {
 		sgzContent(t, c, out)
 		// nerdctl converted the layer to eStargz (the annotations the
 		// snapshotter reads are there) and mirror kept them.
+		// nerdctl's layer is the one convert.ToEstargz builds with the
+		// parallelism nerdctl used: its GOMAXPROCS (the estargz library's
+		// default, not an option of nerdctl's). mirror's fixed default (4)
+		// matches it on 4-CPU machines only.
+		mine, err := convert.ToEstargz(context.Background(), img, convert.EstargzOptions{Parallelism: runtime.GOMAXPROCS(0)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer convert.Close(mine)
+		mineLayers, err := mine.Layers()
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err := mineLayers[0].Digest()
+		if err != nil {
+			t.Fatal(err)
+		}
 		for _, l := range layoutLayers(t, out) {
 			d, _ := l.Digest()
+			if d != want {
+				t.Errorf("nerdctl's eStargz layer %s, convert.ToEstargz with parallelism %d: %s", d, runtime.GOMAXPROCS(0), want)
+			}
 			desc, err := partial.Descriptor(l)
 			if err != nil {
 				t.Fatal(err)
