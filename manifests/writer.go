@@ -10,6 +10,7 @@ import (
 	"sync"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/types"
 	"github.com/ipfs/go-cid"
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -174,6 +175,9 @@ func (t *tree) index(ctx context.Context, idx v1.ImageIndex) (*ocispec.Descripto
 	if err != nil {
 		return nil, err
 	}
+	if mt = types.MediaType(MediaTypeOf(string(mt), raw)); !IsIndex(string(mt)) {
+		return nil, fmt.Errorf("index %s: %w %q", digest.FromBytes(raw), ErrUnsupported, mt)
+	}
 	var doc ocispec.Index
 	if err := json.Unmarshal(raw, &doc); err != nil {
 		return nil, fmt.Errorf("parsing index %s: %w", digest.FromBytes(raw), err)
@@ -254,6 +258,9 @@ func (t *tree) image(ctx context.Context, img v1.Image, platform *ocispec.Platfo
 	mt, err := img.MediaType()
 	if err != nil {
 		return nil, err
+	}
+	if mt = types.MediaType(MediaTypeOf(string(mt), raw)); !IsManifest(string(mt)) {
+		return nil, fmt.Errorf("manifest %s: %w %q", digest.FromBytes(raw), ErrUnsupported, mt)
 	}
 	var doc ocispec.Manifest
 	if err := json.Unmarshal(raw, &doc); err != nil {

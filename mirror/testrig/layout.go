@@ -6,6 +6,9 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/google/go-containerregistry/pkg/v1/layout"
+	"github.com/google/go-containerregistry/pkg/v1/validate"
 )
 
 // LayoutBlobs reads every blob of an OCI layout directory, by digest, and
@@ -28,4 +31,21 @@ func LayoutBlobs(t testing.TB, dir string) map[string][]byte {
 		out["sha256:"+e.Name()] = b
 	}
 	return out
+}
+
+// LayoutValid has go-containerregistry (the library crane is built on, not
+// our reader) open the OCI layout at dir and validate it at every level:
+// each index names documents that are there with their digest, size and
+// media type, each image's config and layers are present and hash to their
+// digests (validate.Index, validate.Image). containers/image (skopeo) does
+// not read nested indexes; this does.
+func LayoutValid(t testing.TB, dir string) {
+	t.Helper()
+	idx, err := layout.ImageIndexFromPath(dir)
+	if err != nil {
+		t.Fatalf("layout %s: %v", dir, err)
+	}
+	if err := validate.Index(idx); err != nil {
+		t.Errorf("layout %s: go-containerregistry validate: %v", dir, err)
+	}
 }
