@@ -5,7 +5,11 @@
 //
 // The documents are re-marshalled with the ocispec Go structs, exactly as
 // containerd's images/converter (docker2oci) does, so that the same source
-// image gives the same root CID here and in nerdctl.
+// image gives the same documents (and CIDs) here and in nerdctl. The root
+// descriptor carries mediaType, digest, size and urls only, never a source's
+// annotations (docs/format.md, "The root descriptor"): the root CID is
+// nerdctl's too except where nerdctl's root descriptor keeps annotations
+// (an image it loaded from an archive).
 package manifests
 
 import (

@@ -111,7 +111,9 @@ func NewWriter(store ipfs.Store, jobs int, onEvent func(Event)) *Writer {
 }
 
 // Write writes an image (v1.Image) or index (v1.ImageIndex) and its root
-// descriptor, and returns the root CID.
+// descriptor, and returns the root CID. The root descriptor has mediaType,
+// digest, size and urls only: no annotations of the source reach it, so
+// one image has one root CID whatever it was called where it came from.
 func (w *Writer) Write(ctx context.Context, src any, opts Options) (*Result, error) {
 	t := &tree{w: w, opts: opts, blobs: map[digest.Digest]Blob{}, platforms: map[string]bool{}}
 	var (
