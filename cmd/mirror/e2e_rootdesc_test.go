@@ -80,7 +80,7 @@ func TestE2ERootDescriptorPerSourceKind(t *testing.T) {
 		src := filepath.Join(t.TempDir(), "layout")
 		testrig.WriteLayout(t, src, idx, tag)
 		annotateLayoutEntries(t, src, map[string]string{
-			"io.containerd.image.name":        "docker.io/library/rootdesc:" + tag,
+			"io.containerd.image.name":         "docker.io/library/rootdesc:" + tag,
 			"org.opencontainers.image.created": "2026-01-02T03:04:05Z",
 		})
 		root := mustRun(t, r.env, "push", "oci:"+src+":"+tag).lastLine()
