@@ -96,8 +96,12 @@ const annotationRefDigest = "vnd.docker.reference.digest"
 
 // ConvertIndex applies f to every image of idx (nested indexes too) and
 // returns the index of the results: platforms, annotations and the order of
-// the entries are kept, digests and sizes follow the converted manifests,
-// a Docker manifest list becomes an OCI index. Entries that are neither
+// the entries are kept; at every level each rewritten child's entry gets
+// its new media type, digest and size, and loses the source's urls (they
+// locate the source's document); a Docker manifest list becomes an OCI
+// index, as does an index document without a mediaType field; an index
+// none of whose children changed is the source's document byte for byte
+// (its media type still the OCI index's). Entries that are neither
 // images nor indexes are kept as they are (and cannot be fetched from the
 // result). Like the image conversions it is lazy: f runs on first use of the
 // result, child after child. The result implements io.Closer; Close closes
@@ -146,6 +150,9 @@ func (ix *index) doCompute() error {
 	ix.images = map[v1.Hash]v1.Image{}
 	ix.indexes = map[v1.Hash]v1.ImageIndex{}
 	renamed := map[string]string{}
+	// A Docker manifest list always becomes an OCI index; an index whose
+	// children are all unchanged is kept byte for byte.
+	changed := ix.srcManifest.MediaType == types.DockerManifestList
 	var descs []v1.Descriptor
 	for _, d := range ix.srcManifest.Manifests {
 		if err := ix.ctx.Err(); err != nil {
@@ -194,8 +201,13 @@ func (ix *index) doCompute() error {
 			}
 			nd.MediaType, nd.Digest, nd.Size = mt, sha256Hash(raw), int64(len(raw))
 			nd.Data = nil
+			if nd.Digest != d.Digest || nd.MediaType != d.MediaType {
+				changed = true
+			}
 			if nd.Digest != d.Digest {
 				renamed[d.Digest.String()] = nd.Digest.String()
+				// The source's urls locate the source's document.
+				nd.URLs = nil
 			}
 			if convImg != nil {
 				ix.images[nd.Digest] = convImg
@@ -210,14 +222,19 @@ func (ix *index) doCompute() error {
 			descs[i].Annotations[annotationRefDigest] = to
 		}
 	}
+	if !changed {
+		raw, err := ix.src.RawManifest()
+		if err != nil {
+			return fmt.Errorf("reading index: %w", err)
+		}
+		ix.raw, ix.manifest = raw, ix.srcManifest
+		return nil
+	}
 	oi := ocispec.Index{
 		Versioned:    specs.Versioned{SchemaVersion: 2},
-		MediaType:    string(ociIndexType(ix.srcManifest.MediaType)),
+		MediaType:    ocispec.MediaTypeImageIndex,
 		ArtifactType: ix.srcManifest.ArtifactType,
 		Annotations:  ix.srcManifest.Annotations,
-	}
-	if oi.MediaType == "" {
-		oi.MediaType = ocispec.MediaTypeImageIndex
 	}
 	for _, d := range descs {
 		oi.Manifests = append(oi.Manifests, toOCIDescriptor(d))
@@ -244,13 +261,10 @@ func platformString(p *v1.Platform) string {
 	return p.String()
 }
 
-func (ix *index) MediaType() (types.MediaType, error) {
-	mt := ociIndexType(ix.srcManifest.MediaType)
-	if mt == "" {
-		mt = types.OCIImageIndex
-	}
-	return mt, nil
-}
+// MediaType is the OCI index's, whatever the source said (a Docker list
+// becomes an OCI index; an index document without a mediaType field is an
+// OCI index).
+func (ix *index) MediaType() (types.MediaType, error) { return types.OCIImageIndex, nil }
 
 func (ix *index) RawManifest() ([]byte, error) {
 	if err := ix.compute(); err != nil {
@@ -297,6 +311,23 @@ func (ix *index) ImageIndex(h v1.Hash) (v1.ImageIndex, error) {
 		return idx, nil
 	}
 	return nil, fmt.Errorf("index %s not found in converted index", h)
+}
+
+// Layer returns an index entry that is neither an image nor an index (an
+// artifact, a blob of an unknown type): the conversion keeps those as they
+// are, so they are read (and verified, where the source verifies) through
+// the source index. go-containerregistry's writers look for this method.
+func (ix *index) Layer(h v1.Hash) (v1.Layer, error) {
+	if err := ix.compute(); err != nil {
+		return nil, err
+	}
+	wl, ok := ix.src.(interface {
+		Layer(v1.Hash) (v1.Layer, error)
+	})
+	if !ok {
+		return nil, fmt.Errorf("index entry %s: the source index cannot read it", h)
+	}
+	return wl.Layer(h)
 }
 
 // Close closes every converted child (removing their temporary files).

@@ -80,11 +80,3 @@ func ociConfigType(mt types.MediaType) types.MediaType {
 	}
 	return mt
 }
-
-// ociIndexType maps a Docker manifest list media type to the OCI index one.
-func ociIndexType(mt types.MediaType) types.MediaType {
-	if mt == types.DockerManifestList {
-		return types.OCIImageIndex
-	}
-	return mt
-}

@@ -13,6 +13,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+
+	"github.com/ipfs-mirror/mirror/mirror/testrig"
 )
 
 // skopeo returns the skopeo binary. It skips the test when skopeo is missing,
@@ -50,7 +52,54 @@ func writeOCI(t *testing.T, img v1.Image) string {
 	if err := p.AppendImage(img, layout.WithAnnotations(map[string]string{"org.opencontainers.image.ref.name": "latest"})); err != nil {
 		t.Fatal(err)
 	}
+	testrig.SkopeoReads(t, "oci:"+dir+":latest")
 	return dir
+}
+
+// Converted indexes (eStargz, encrypted, then decrypted again) written as
+// OCI layouts are read by skopeo, every platform and blob.
+func TestSkopeoReadsConvertedIndex(t *testing.T) {
+	skopeo(t)
+	k := genKeys(t)
+	src, _ := buildIndex(t, false)
+	tmp := t.TempDir()
+	write := func(t *testing.T, idx v1.ImageIndex) string {
+		t.Helper()
+		dir := filepath.Join(t.TempDir(), "oci")
+		p, err := layout.Write(dir, empty.Index)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := p.AppendIndex(idx, layout.WithAnnotations(map[string]string{"org.opencontainers.image.ref.name": "latest"})); err != nil {
+			t.Fatal(err)
+		}
+		testrig.SkopeoReads(t, "oci:"+dir+":latest")
+		testrig.LayoutValid(t, dir)
+		return dir
+	}
+	conv := func(t *testing.T, idx v1.ImageIndex, f func(context.Context, v1.Image) (v1.Image, error)) v1.ImageIndex {
+		t.Helper()
+		out, err := ConvertIndex(context.Background(), idx, f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { Close(out) })
+		return out
+	}
+	t.Run("estargz", func(t *testing.T) {
+		write(t, conv(t, src, func(ctx context.Context, img v1.Image) (v1.Image, error) {
+			return ToEstargz(ctx, img, EstargzOptions{TempDir: tmp})
+		}))
+	})
+	t.Run("encrypted and decrypted", func(t *testing.T) {
+		enc := conv(t, src, func(ctx context.Context, img v1.Image) (v1.Image, error) {
+			return Encrypt(ctx, img, EncryptOptions{Recipients: []string{"jwe:" + k.pub}, TempDir: tmp})
+		})
+		write(t, enc)
+		write(t, conv(t, enc, func(ctx context.Context, img v1.Image) (v1.Image, error) {
+			return Decrypt(ctx, img, DecryptOptions{Keys: []string{k.priv}, TempDir: tmp})
+		}))
+	})
 }
 
 // readOCI reads the only image of an OCI layout.

@@ -5,10 +5,15 @@
 //
 // The documents are re-marshalled with the ocispec Go structs, exactly as
 // containerd's images/converter (docker2oci) does, so that the same source
-// image gives the same root CID here and in nerdctl.
+// image gives the same documents (and CIDs) here and in nerdctl. The root
+// descriptor carries mediaType, digest, size and urls only, never a source's
+// annotations (docs/format.md, "The root descriptor"): the root CID is
+// nerdctl's too except where nerdctl's root descriptor keeps annotations
+// (an image it loaded from an archive).
 package manifests
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -114,6 +119,50 @@ func IsIndex(mt string) bool {
 // IsManifest reports whether mt names an image manifest.
 func IsManifest(mt string) bool {
 	return mt == ocispec.MediaTypeImageManifest || mt == DockerManifest
+}
+
+// MediaTypeOf returns the media type of an index or manifest document: mt
+// (what its descriptor or source says) when that names an index or a
+// manifest, else the document's own mediaType field when that does, else
+// what its content says: "manifests" makes an index, "config" and "layers"
+// a manifest; Docker's when its entries or config are Docker's (Docker's
+// documents always carry the field, OCI's may omit it), OCI's otherwise.
+// It is "" when raw is neither, so that an absent media type is inferred
+// and never written empty.
+func MediaTypeOf(mt string, raw []byte) string {
+	if IsIndex(mt) || IsManifest(mt) {
+		return mt
+	}
+	var doc struct {
+		MediaType string              `json:"mediaType"`
+		Manifests []json.RawMessage   `json:"manifests"`
+		Config    *ocispec.Descriptor `json:"config"`
+		Layers    []json.RawMessage   `json:"layers"`
+	}
+	if json.Unmarshal(raw, &doc) != nil {
+		return ""
+	}
+	if IsIndex(doc.MediaType) || IsManifest(doc.MediaType) {
+		return doc.MediaType
+	}
+	switch {
+	case doc.Manifests != nil && doc.Config == nil:
+		for _, m := range doc.Manifests {
+			var d struct {
+				MediaType string `json:"mediaType"`
+			}
+			if json.Unmarshal(m, &d) == nil && IsDocker(d.MediaType) {
+				return DockerManifestList
+			}
+		}
+		return ocispec.MediaTypeImageIndex
+	case doc.Config != nil && doc.Layers != nil && doc.Manifests == nil:
+		if doc.Config.MediaType == DockerConfig {
+			return DockerManifest
+		}
+		return ocispec.MediaTypeImageManifest
+	}
+	return ""
 }
 
 // CID returns the CID of the first ipfs:// URL of d.

@@ -124,6 +124,7 @@ func StripIndexJSON(raw []byte, child func(ocispec.Descriptor) (digest.Digest, i
 type strippedImage struct {
 	orig v1.Image
 	raw  []byte
+	mt   types.MediaType
 }
 
 func (st *stripper) image(img v1.Image) (v1.Image, error) {
@@ -134,15 +135,19 @@ func (st *stripper) image(img v1.Image) (v1.Image, error) {
 	if err != nil {
 		return nil, err
 	}
+	mt, err := img.MediaType()
+	if err != nil {
+		return nil, err
+	}
 	out, err := StripManifestJSON(raw)
 	if err != nil {
 		return nil, err
 	}
-	return partial.CompressedToImage(&strippedImage{orig: img, raw: out})
+	return partial.CompressedToImage(&strippedImage{orig: img, raw: out, mt: types.MediaType(MediaTypeOf(string(mt), raw))})
 }
 
 func (s *strippedImage) RawManifest() ([]byte, error)        { return s.raw, nil }
-func (s *strippedImage) MediaType() (types.MediaType, error) { return s.orig.MediaType() }
+func (s *strippedImage) MediaType() (types.MediaType, error) { return s.mt, nil }
 func (s *strippedImage) RawConfigFile() ([]byte, error)      { return s.orig.RawConfigFile() }
 func (s *strippedImage) LayerByDigest(h v1.Hash) (partial.CompressedLayer, error) {
 	if cfg, err := s.orig.ConfigName(); err == nil && cfg == h {
@@ -187,7 +192,7 @@ func (st *stripper) index(idx v1.ImageIndex) (v1.ImageIndex, error) {
 	if err := json.Unmarshal(raw, &doc); err != nil {
 		return nil, err
 	}
-	s := &strippedIndex{orig: idx, mt: mt, children: map[v1.Hash]any{}}
+	s := &strippedIndex{orig: idx, mt: types.MediaType(MediaTypeOf(string(mt), raw)), children: map[v1.Hash]any{}}
 	for i, m := range doc.Manifests {
 		h, err := v1.NewHash(m.Digest.String())
 		if err != nil {

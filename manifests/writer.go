@@ -10,6 +10,7 @@ import (
 	"sync"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/types"
 	"github.com/ipfs/go-cid"
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -131,7 +132,9 @@ func NewWriter(store ipfs.Store, jobs int, onEvent func(Event)) *Writer {
 }
 
 // Write writes an image (v1.Image) or index (v1.ImageIndex) and its root
-// descriptor, and returns the root CID.
+// descriptor, and returns the root CID. The root descriptor has mediaType,
+// digest, size and urls only: no annotations of the source reach it, so
+// one image has one root CID whatever it was called where it came from.
 func (w *Writer) Write(ctx context.Context, src any, opts Options) (*Result, error) {
 	t := &tree{w: w, opts: opts, blobs: map[digest.Digest]Blob{}, platforms: map[string]bool{}, docs: map[digest.Digest]*docEntry{}}
 	var (
@@ -228,6 +231,9 @@ func (t *tree) index(ctx context.Context, idx v1.ImageIndex) (*ocispec.Descripto
 	if err != nil {
 		return nil, err
 	}
+	if mt = types.MediaType(MediaTypeOf(string(mt), raw)); !IsIndex(string(mt)) {
+		return nil, fmt.Errorf("index %s: %w %q", digest.FromBytes(raw), ErrUnsupported, mt)
+	}
 	var doc ocispec.Index
 	if err := json.Unmarshal(raw, &doc); err != nil {
 		return nil, fmt.Errorf("parsing index %s: %w", digest.FromBytes(raw), err)
@@ -315,6 +321,9 @@ func (t *tree) image(ctx context.Context, img v1.Image, platform *ocispec.Platfo
 	mt, err := img.MediaType()
 	if err != nil {
 		return nil, err
+	}
+	if mt = types.MediaType(MediaTypeOf(string(mt), raw)); !IsManifest(string(mt)) {
+		return nil, fmt.Errorf("manifest %s: %w %q", digest.FromBytes(raw), ErrUnsupported, mt)
 	}
 	var doc ocispec.Manifest
 	if err := json.Unmarshal(raw, &doc); err != nil {

@@ -20,6 +20,7 @@ import (
 	"github.com/ipfs/go-cid"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
+	"github.com/ipfs-mirror/mirror/convert"
 	"github.com/ipfs-mirror/mirror/manifests"
 	"github.com/ipfs-mirror/mirror/mirror/ipfs"
 )
@@ -88,6 +89,8 @@ func Pull(ctx context.Context, store ipfs.Store, root cid.Cid, dest string, o Pu
 		if node, err = transform(ctx, node, o.Transform); err != nil {
 			return nil, err
 		}
+		// A transformed image may own temporary files (decrypted layers).
+		defer convert.Close(node)
 	}
 	urls := o.URLs
 	if urls == "" {
@@ -163,6 +166,9 @@ func platformIn(p v1.Platform, ps []v1.Platform) bool {
 	return false
 }
 
+// transform applies f to the image, or to every image of the index at
+// every level (convert.ConvertIndex: each rewritten child gets its new
+// descriptor, an index without a mediaType field becomes an OCI index).
 func transform(ctx context.Context, node any, f ImageTransform) (any, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -171,52 +177,7 @@ func transform(ctx context.Context, node any, f ImageTransform) (any, error) {
 	case v1.Image:
 		return f(ctx, n)
 	case v1.ImageIndex:
-		im, err := n.IndexManifest()
-		if err != nil {
-			return nil, err
-		}
-		out := mutate.IndexMediaType(empty.Index, im.MediaType)
-		for _, m := range im.Manifests {
-			add := mutate.IndexAddendum{Descriptor: m}
-			add.Descriptor.URLs = nil
-			switch {
-			case m.MediaType.IsImage():
-				img, err := n.Image(m.Digest)
-				if err != nil {
-					return nil, err
-				}
-				if add.Add, err = f(ctx, img); err != nil {
-					return nil, err
-				}
-			case m.MediaType.IsIndex():
-				child, err := n.ImageIndex(m.Digest)
-				if err != nil {
-					return nil, err
-				}
-				c, err := transform(ctx, child, f)
-				if err != nil {
-					return nil, err
-				}
-				add.Add = c.(v1.ImageIndex)
-			default:
-				// Another blob (an artifact, an unknown type): kept as is,
-				// read (and verified) through the source index.
-				wl, ok := n.(interface {
-					Layer(v1.Hash) (v1.Layer, error)
-				})
-				if !ok {
-					return nil, fmt.Errorf("index entry %s: %w %q", m.Digest, manifests.ErrUnsupported, m.MediaType)
-				}
-				l, err := wl.Layer(m.Digest)
-				if err != nil {
-					return nil, err
-				}
-				add.Descriptor.URLs = m.URLs
-				add.Add = l
-			}
-			out = mutate.AppendManifests(out, add)
-		}
-		return out, nil
+		return convert.ConvertIndex(ctx, n, f)
 	}
 	return nil, fmt.Errorf("cannot transform %T", node)
 }

@@ -146,12 +146,14 @@ func TestE2EMultiPlatformRoundTrip(t *testing.T) {
 		mustRun(t, r.env, "pull", "ipfs://"+root, "oci:"+dir+":v1")
 		got := testrig.LayoutBlobs(t, dir)
 		sameBlobs(t, "oci", srcBlobs, got)
+		sameBlobs(t, "skopeo copy of oci", srcBlobs, testrig.DirBlobs(t, testrig.SkopeoReads(t, "oci:"+dir+":v1")))
 		// The layout holds the IPFS-enabled tree as is (--urls keep).
 		sameBlobs(t, "oci vs ipfs", ipfsBlobs, got)
 	})
 	t.Run("docker-archive", func(t *testing.T) {
 		file := filepath.Join(t.TempDir(), "img.tar")
 		mustRun(t, r.env, "pull", "--platform", "linux/arm64", root, "docker-archive:"+file+":example.com/multi:arm64")
+		testrig.SkopeoReads(t, "docker-archive:"+file)
 		img, err := tarball.ImageFromPath(file, nil)
 		if err != nil {
 			t.Fatal(err)
@@ -176,6 +178,7 @@ func TestE2EMultiPlatformRoundTrip(t *testing.T) {
 	t.Run("registry", func(t *testing.T) {
 		dst := r.reg.Host + "/back/multi:ipfs"
 		mustRun(t, r.env, "pull", root, dst)
+		testrig.SkopeoReads(t, "docker://"+dst)
 		ref, _ := name.ParseReference(dst)
 		back, err := remote.Index(ref)
 		if err != nil {
@@ -232,8 +235,10 @@ func TestE2ESingleManifestAndDockerTypes(t *testing.T) {
 			dir := filepath.Join(t.TempDir(), "oci")
 			mustRun(t, r.env, "pull", root, "oci:"+dir)
 			sameBlobs(t, "oci", testrig.SourceBlobs(t, img), testrig.LayoutBlobs(t, dir))
+			sameBlobs(t, "skopeo copy of oci", testrig.SourceBlobs(t, img), testrig.DirBlobs(t, testrig.SkopeoReads(t, "oci:"+dir)))
 			dst := r.reg.Host + "/back/single:ipfs"
 			mustRun(t, r.env, "pull", root, dst)
+			testrig.SkopeoReads(t, "docker://"+dst)
 			ref, _ := name.ParseReference(dst)
 			back, err := remote.Image(ref)
 			if err != nil {

@@ -136,6 +136,7 @@ func TestE2EEstargz(t *testing.T) {
 	checkTree(t, r.k, root)
 	out := filepath.Join(t.TempDir(), "out")
 	mustRun(t, r.env, "pull", root, "oci:"+out)
+	testrig.SkopeoReads(t, "oci:"+out)
 	ls := layoutLayers(t, out)
 	got := map[string][]byte{}
 	for i, l := range ls {
@@ -216,6 +217,7 @@ func TestE2EEncryptionInterop(t *testing.T) {
 		}
 		enc := filepath.Join(t.TempDir(), "enc")
 		mustRun(t, r.env, "pull", "--urls", "strip", root, "oci:"+enc)
+		testrig.SkopeoReads(t, "oci:"+enc)
 		for _, l := range layoutLayers(t, enc) {
 			mt, _ := l.MediaType()
 			if !strings.HasSuffix(string(mt), "+encrypted") {
@@ -234,6 +236,7 @@ func TestE2EEncryptionInterop(t *testing.T) {
 		mine := filepath.Join(t.TempDir(), "mine")
 		mustRun(t, r.env, "pull", "--key", priv, root, "oci:"+mine)
 		sameBlobs(t, "mirror --key", filterLayers(srcLayers), testrig.LayoutBlobs(t, mine))
+		sameBlobs(t, "skopeo copy of mirror --key", filterLayers(srcLayers), testrig.DirBlobs(t, testrig.SkopeoReads(t, "oci:"+mine)))
 		bad := mirrorRun(t, r.env, "pull", "--key", otherPriv, root, "oci:"+filepath.Join(t.TempDir(), "x"))
 		if bad.code == 0 || !strings.Contains(bad.stderr, "key") {
 			t.Errorf("wrong key: exit %d: %s", bad.code, bad.stderr)
@@ -246,6 +249,7 @@ func TestE2EEncryptionInterop(t *testing.T) {
 		dec := filepath.Join(t.TempDir(), "dec")
 		mustRun(t, r.env, "pull", "--key", priv, root, "oci:"+dec)
 		sameBlobs(t, "decrypted", filterLayers(srcLayers), testrig.LayoutBlobs(t, dec))
+		sameBlobs(t, "skopeo copy of the decrypted", filterLayers(srcLayers), testrig.DirBlobs(t, testrig.SkopeoReads(t, "oci:"+dec)))
 	})
 	t.Run("bad input", func(t *testing.T) {
 		for _, args := range [][]string{

@@ -36,6 +36,7 @@ func TestE2EPeerToPeer(t *testing.T) {
 	for i, e := range lock.Images {
 		out := filepath.Join(t.TempDir(), "oci")
 		mustRun(t, envB, "--timeout", "2m", "pull", e.CID, "oci:"+out)
+		testrig.SkopeoReads(t, "oci:"+out)
 		sameBlobs(t, "B pulled from A", testrig.SourceBlobs(t, apps[i]), testrig.LayoutBlobs(t, out))
 		mustRun(t, envB, "--timeout", "2m", "pin", e.CID)
 	}
@@ -55,6 +56,7 @@ func TestE2EPeerToPeer(t *testing.T) {
 		sameBlobs(t, "served by B", testrig.SourceBlobs(t, apps[i]), testrig.SourceBlobs(t, idx))
 		out := filepath.Join(t.TempDir(), "oci")
 		mustRun(t, []string{"IPFS_API=" + c.APIAddr}, "--timeout", "2m", "pull", e.CID, "oci:"+out)
+		testrig.SkopeoReads(t, "oci:"+out)
 		sameBlobs(t, "C pulled via B", testrig.SourceBlobs(t, apps[i]), testrig.LayoutBlobs(t, out))
 	}
 }

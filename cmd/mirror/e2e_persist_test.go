@@ -340,6 +340,7 @@ func TestE2EClusterPersistence(t *testing.T) {
 	for i, node := range []any{multi, single} {
 		out := filepath.Join(t.TempDir(), "oci")
 		mustRun(t, env, "pull", lock.Images[i].CID, "oci:"+out)
+		testrig.SkopeoReads(t, "oci:"+out)
 		sameBlobs(t, "pull from the cluster "+lock.Images[i].Source, testrig.SourceBlobs(t, node), testrig.LayoutBlobs(t, out))
 	}
 	if got := kubos[2].Run("cat", "/ipfs/"+lockCID+"/mirrors.lock"); got != readFile(t, lockPath) {
@@ -464,6 +465,7 @@ func TestE2EPersistentNodeAuth(t *testing.T) {
 	lock := readLock(t, lockPath)
 	out := filepath.Join(t.TempDir(), "oci")
 	mustRun(t, env, append(hdr, "pull", lock.Images[0].CID, "oci:"+out)...)
+	testrig.SkopeoReads(t, "oci:"+out)
 	sameBlobs(t, "pull with a token", testrig.SourceBlobs(t, img), testrig.LayoutBlobs(t, out))
 	r = mirrorRun(t, env, "--ipfs-api-header", "Authorization Bearer "+token, "verify", lockPath)
 	if r.code != ExitUsage {

@@ -103,6 +103,7 @@ func TestE2ESyncSharedLayersAndNoop(t *testing.T) {
 		// Every CID pulls back.
 		out := filepath.Join(t.TempDir(), "oci")
 		mustRun(t, env, "pull", e.CID, "oci:"+out)
+		testrig.SkopeoReads(t, "oci:"+out)
 		sameBlobs(t, "pull "+e.Source, testrig.SourceBlobs(t, apps[i]), testrig.LayoutBlobs(t, out))
 	}
 	adds := ipfsCount.Get("POST /api/v0/add")
@@ -490,5 +491,6 @@ func TestE2ESyncCARAndPinHandles(t *testing.T) {
 		sameBlobs(t, "after dag import + gc", testrig.SourceBlobs(t, apps[i]), checkTree(t, fresh, e.CID))
 		dst := filepath.Join(t.TempDir(), "oci")
 		mustRun(t, []string{"IPFS_API=" + fresh.APIAddr}, "pull", e.CID, "oci:"+dst)
+		sameBlobs(t, "skopeo copy after dag import + gc", testrig.SourceBlobs(t, apps[i]), testrig.DirBlobs(t, testrig.SkopeoReads(t, "oci:"+dst)))
 	}
 }

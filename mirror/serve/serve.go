@@ -611,7 +611,7 @@ func (s *Server) ipfsError(err error, t target, notFound string) *regError {
 		s.stats.integrity.Add(1)
 		s.log.Error("integrity failure: content from IPFS does not match its digest; refused", "name", t.name, "err", err)
 		e = newError(http.StatusBadGateway, CodeManifestInvalid, "integrity check failed: %v", err)
-	case errors.Is(err, ErrTreeTooLarge), errors.Is(err, errBadTree):
+	case errors.Is(err, ErrTreeTooLarge), errors.Is(err, manifests.ErrLimit), errors.Is(err, errBadTree):
 		e = newError(http.StatusBadGateway, CodeManifestInvalid, "%v", err)
 	case errors.Is(err, manifests.ErrNotIPFSImage), errors.Is(err, ErrIPNS):
 		e = newError(http.StatusNotFound, CodeNameUnknown, "%v", err)

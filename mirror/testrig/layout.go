@@ -6,6 +6,9 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/google/go-containerregistry/pkg/v1/layout"
+	"github.com/google/go-containerregistry/pkg/v1/validate"
 )
 
 // LayoutBlobs reads every blob of an OCI layout directory, by digest, and
@@ -28,4 +31,25 @@ func LayoutBlobs(t testing.TB, dir string) map[string][]byte {
 		out["sha256:"+e.Name()] = b
 	}
 	return out
+}
+
+// LayoutValid has go-containerregistry (the library crane is built on, not
+// our reader) open the OCI layout at dir and validate its structure at
+// every level (validate.Index with validate.Fast): each index names
+// documents that are in blobs/ with their digest, size and media type, each
+// manifest's config is there and agrees with it, and every blob file hashes
+// to its name (LayoutBlobs). containers/image (skopeo) does not read nested
+// indexes; this does. (A full validate.Index would also decompress the
+// layers, which go-containerregistry cannot do for zstd, uncompressed or
+// encrypted layers, nor for attestation manifests.)
+func LayoutValid(t testing.TB, dir string) {
+	t.Helper()
+	LayoutBlobs(t, dir)
+	idx, err := layout.ImageIndexFromPath(dir)
+	if err != nil {
+		t.Fatalf("layout %s: %v", dir, err)
+	}
+	if err := validate.Index(idx, validate.Fast); err != nil {
+		t.Errorf("layout %s: go-containerregistry validate: %v", dir, err)
+	}
 }
