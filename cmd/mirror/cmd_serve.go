@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/ipfs-mirror/mirror/mirror/ipfs/kubo"
+	"github.com/ipfs-mirror/mirror/mirror/ipfs/open"
 	"github.com/ipfs-mirror/mirror/mirror/serve"
 )
 
@@ -50,11 +51,16 @@ func (c *ServeCmd) Run(ctx context.Context, g *Globals) error {
 		h = slog.NewTextHandler(g.stderr, nil)
 	}
 	log := slog.New(h)
-	store, err := g.OpenStore(ctx)
+	// An embedded node serves its RPC API while serve runs, so that other
+	// mirror commands (and the ipfs CLI) share it through $IPFS_PATH/api.
+	store, err := g.openStore(ctx, open.Options{ServeAPI: true})
 	if err != nil {
 		return err
 	}
 	defer store.Close()
+	if es, ok := store.(interface{ APIAddr() string }); ok && es.APIAddr() != "" {
+		log.Info("embedded IPFS node: other commands use it through its RPC API", "ipfs_api", es.APIAddr())
+	}
 	opts := serve.Options{
 		Locks:        c.Lock,
 		ReadTimeout:  c.ReadTimeout,

@@ -144,6 +144,8 @@ func (p *syncPrinter) event(e mirror.SyncEvent) {
 		r := e.Image
 		var line string
 		switch {
+		case r.Status == mirror.StatusFailed && r.Error == "interrupted":
+			line = fmt.Sprintf("%-11s %s (%s)", r.Error, r.Source, r.Mode)
 		case r.Status == mirror.StatusFailed:
 			line = fmt.Sprintf("%-9s %s (%s): %s", r.Status, r.Source, r.Mode, r.Error)
 		case r.Status == mirror.StatusUnchanged, r.Status == mirror.StatusImmutable:

@@ -45,10 +45,12 @@ func exitCode(ctx context.Context, err error) int {
 	switch {
 	case err == nil:
 		return ExitOK
+	case ctx.Err() != nil:
+		// ctx is the signal context: SIGINT/SIGTERM ended it, whatever
+		// the error it caused says ("content not found: context canceled").
+		return ExitInterrupted
 	case errors.As(err, &pe):
 		return ExitPartial
-	case errors.Is(err, context.Canceled) && ctx.Err() != nil:
-		return ExitInterrupted
 	case errors.As(err, &ue), errors.As(err, &ce), errors.Is(err, mirror.ErrBadReference), errors.Is(err, mirror.ErrNoMatchingPlatform):
 		return ExitUsage
 	case errors.Is(err, convert.ErrExclusiveModes), errors.Is(err, convert.ErrUnknownMode), errors.Is(err, convert.ErrUnsupportedRecipient),

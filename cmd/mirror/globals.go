@@ -26,6 +26,7 @@ type Globals struct {
 	NodeFlags     `embed:""`
 
 	stdout, stderr io.Writer
+	command        string // "serve", "compose rewrite": for the repo's holder record
 	syncHooks      []func(*mirror.SyncOptions)
 }
 
@@ -36,6 +37,11 @@ func (g *Globals) OpenStore(ctx context.Context) (ipfs.Store, error) {
 
 // OpenStoreWith opens the store; noPin adds without pinning.
 func (g *Globals) OpenStoreWith(ctx context.Context, noPin bool) (ipfs.Store, error) {
+	return g.openStore(ctx, open.Options{NoPin: noPin})
+}
+
+// openStore opens the store of o with the global flags applied.
+func (g *Globals) openStore(ctx context.Context, o open.Options) (ipfs.Store, error) {
 	headers := map[string]string{}
 	for _, h := range g.IPFSAPIHeader {
 		k, v, ok := strings.Cut(h, ":")
@@ -44,7 +50,7 @@ func (g *Globals) OpenStoreWith(ctx context.Context, noPin bool) (ipfs.Store, er
 		}
 		headers[strings.TrimSpace(k)] = strings.TrimSpace(v)
 	}
-	o := open.Options{API: g.IPFSAPI, Headers: headers, NoPin: noPin}
+	o.API, o.Headers, o.Holder = g.IPFSAPI, headers, strings.TrimSpace("mirror "+g.command)
 	g.NodeFlags.apply(&o)
 	return open.Store(ctx, o)
 }

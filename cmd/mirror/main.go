@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/alecthomas/kong"
@@ -68,6 +69,7 @@ func run(args []string) int {
 		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 		defer stop()
 		cli.Globals.stdout, cli.Globals.stderr = os.Stdout, os.Stderr
+		cli.Globals.command = commandName(kctx.Command())
 		kctx.BindTo(ctx, (*context.Context)(nil))
 		err = kctx.Run(&cli.Globals)
 		if err != nil {
@@ -79,6 +81,19 @@ func run(args []string) int {
 }
 
 type exitPanic int
+
+// commandName is the command's words without its arguments ("compose
+// rewrite"), safe to show other processes: arguments may carry secrets.
+func commandName(cmd string) string {
+	var words []string
+	for _, w := range strings.Fields(cmd) {
+		if strings.HasPrefix(w, "<") {
+			break
+		}
+		words = append(words, w)
+	}
+	return strings.Join(words, " ")
+}
 
 // VersionCmd prints the version.
 type VersionCmd struct{}

@@ -54,6 +54,14 @@ type Options struct {
 	Online bool
 	// NoPin adds without pinning (the format pins by default).
 	NoPin bool
+	// ServeAPI serves the node's RPC API on a loopback port and writes
+	// $IPFS_PATH/api while the Store is open, as `ipfs daemon` does: for
+	// long-running commands (mirror serve), so that other mirror processes
+	// use this node instead of finding the repo locked.
+	ServeAPI bool
+	// Holder names the command holding the repo ("mirror serve"), for the
+	// lock error another process prints. Never put arguments here.
+	Holder string
 }
 
 // Store is an in-process kubo node.
@@ -64,6 +72,7 @@ type Store struct {
 	pin    bool
 	online bool
 	inited bool
+	apiAddr string
 
 	closeOnce sync.Once
 	closeErr  error
@@ -123,7 +132,7 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 		return nil, err
 	}
 	if locked, err := fsrepo.LockedByOtherProcess(repoPath); err == nil && locked {
-		return nil, fmt.Errorf("%w: %s (a daemon is running? use its API)", ErrRepoLocked, repoPath)
+		return nil, lockedError(repoPath, nil)
 	}
 	if err := setupPlugins(repoPath); err != nil {
 		return nil, err
@@ -138,7 +147,7 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 	r, err := fsrepo.Open(repoPath)
 	if err != nil {
 		if isLocked(err) {
-			return nil, fmt.Errorf("%w: %s: %v", ErrRepoLocked, repoPath, err)
+			return nil, lockedError(repoPath, err)
 		}
 		return nil, fmt.Errorf("opening IPFS repo %s: %w", repoPath, err)
 	}
@@ -170,8 +179,35 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 		node.Close()
 		return nil, fmt.Errorf("embedded IPFS node: %w", err)
 	}
+	s := &Store{path: repoPath, node: node, api: api, pin: !o.NoPin, online: o.Online, inited: inited}
+	h := holder{PID: os.Getpid(), Command: o.Holder}
+	if h.Command == "" {
+		h.Command = "mirror"
+	}
+	if o.ServeAPI {
+		if s.apiAddr, err = serveAPI(node, repoPath); err != nil {
+			node.Close()
+			return nil, err
+		}
+		h.API = s.apiAddr
+	}
+	// Best effort: without it, a lock error names no holder.
+	_ = writeHolder(repoPath, h)
 	open[repoPath] = true
-	return &Store{path: repoPath, node: node, api: api, pin: !o.NoPin, online: o.Online, inited: inited}, nil
+	return s, nil
+}
+
+// lockedError is ErrRepoLocked naming the holder when it is a mirror
+// process that said so.
+func lockedError(repoPath string, cause error) error {
+	who := lockHolder(repoPath)
+	if who == "" {
+		who = "another process (an `ipfs daemon` starting or stopping, or a program using the repo)"
+	}
+	if cause != nil {
+		return fmt.Errorf("%w: %s is held by %s: %v", ErrRepoLocked, repoPath, who, cause)
+	}
+	return fmt.Errorf("%w: %s is held by %s", ErrRepoLocked, repoPath, who)
 }
 
 // routing picks the content routing an online node uses, as `ipfs daemon`
@@ -236,6 +272,10 @@ func (s *Store) Path() string { return s.path }
 
 // Initialized reports whether Open created the repo.
 func (s *Store) Initialized() bool { return s.inited }
+
+// APIAddr is the multiaddr of the RPC API the node serves (Options.ServeAPI),
+// else "".
+func (s *Store) APIAddr() string { return s.apiAddr }
 
 // Online reports whether the node is connected to the network.
 func (s *Store) Online() bool { return s.online }
@@ -335,6 +375,7 @@ func (s *Store) GetBlock(ctx context.Context, c cid.Cid) ([]byte, error) {
 // Close stops the node and releases the repo lock.
 func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
+		os.Remove(filepath.Join(s.path, holderFile))
 		s.closeErr = s.node.Close()
 		openMu.Lock()
 		delete(open, s.path)
@@ -344,8 +385,12 @@ func (s *Store) Close() error {
 }
 
 // classify maps "not found" (offline, or the caller's deadline) to
-// ipfs.ErrNotFound.
+// ipfs.ErrNotFound, and the caller's cancellation to context.Canceled.
 func classify(ctx context.Context, err error) error {
+	if errors.Is(ctx.Err(), context.Canceled) {
+		// The caller gave up (Ctrl-C): not a missing block.
+		return fmt.Errorf("%w (%v)", context.Canceled, err)
+	}
 	if ipld.IsNotFound(err) || errors.Is(err, context.DeadlineExceeded) || (ctx.Err() != nil && errors.Is(err, ctx.Err())) {
 		return fmt.Errorf("%w: %v", ipfs.ErrNotFound, err)
 	}

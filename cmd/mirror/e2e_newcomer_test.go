@@ -1,0 +1,329 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/ipfs-mirror/mirror/mirror/testrig"
+)
+
+// bgProc is a mirror command running in the background.
+type bgProc struct {
+	cmd  *exec.Cmd
+	done chan struct{}
+	out  lockedLog
+	errb lockedLog
+	code int
+}
+
+// startMirror starts the built binary with env added (as mirrorRun does).
+func startMirror(t *testing.T, env []string, args ...string) *bgProc {
+	t.Helper()
+	cmd := exec.Command(mirrorBin, args...)
+	cmd.Env = append(append(os.Environ(), "IPFS_TELEMETRY=off", "IPFS_PATH="+filepath.Join(t.TempDir(), "no-repo"), "XDG_CACHE_HOME="+filepath.Join(t.TempDir(), "cache")), env...)
+	p := &bgProc{cmd: cmd, done: make(chan struct{})}
+	cmd.Stdout, cmd.Stderr = &p.out, &p.errb
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		_ = cmd.Wait()
+		p.code = cmd.ProcessState.ExitCode()
+		close(p.done)
+	}()
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		<-p.done
+	})
+	return p
+}
+
+// wait waits for the process to exit and returns its exit code.
+func (p *bgProc) wait(t *testing.T, d time.Duration) int {
+	t.Helper()
+	select {
+	case <-p.done:
+	case <-time.After(d):
+		t.Fatalf("mirror %v did not exit in %s; stderr:\n%s", p.cmd.Args[1:], d, p.errb.String())
+	}
+	return p.code
+}
+
+// waitFor polls until cond holds.
+func waitFor(t *testing.T, what string, d time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// gate blocks registry blob GETs while closed: a slow source.
+type gate struct {
+	mu     sync.Mutex
+	hit    chan struct{} // closed at the first blocked GET
+	hitted bool
+	opened chan struct{} // closed by release
+	open   bool
+}
+
+// newGate returns an open gate (close it with reset).
+func newGate() *gate {
+	g := &gate{}
+	g.reset()
+	g.release()
+	return g
+}
+
+// reset closes the gate again.
+func (g *gate) reset() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.hit, g.hitted, g.opened, g.open = make(chan struct{}), false, make(chan struct{}), false
+}
+
+func (g *gate) hits() <-chan struct{} {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.hit
+}
+
+func (g *gate) release() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if !g.open {
+		g.open = true
+		close(g.opened)
+	}
+}
+
+func (g *gate) wrap(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodGet && strings.Contains(r.URL.Path, "/blobs/") {
+			g.mu.Lock()
+			opened := g.opened
+			if !g.open && !g.hitted {
+				g.hitted = true
+				close(g.hit)
+			}
+			g.mu.Unlock()
+			select {
+			case <-opened:
+			case <-r.Context().Done():
+				return
+			}
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// TestE2EServeEmbeddedShared: `mirror serve` on the embedded node serves
+// the node's RPC API and writes $IPFS_PATH/api, so a push and a sync run at
+// the same time use it instead of finding the repo locked; stopping serve
+// removes the api file; a stale one (serve killed) does not stop the next
+// command.
+func TestE2EServeEmbeddedShared(t *testing.T) {
+	reg := testrig.StartRegistry(t, testrig.RegistryOptions{})
+	for i, name := range []string{"one", "two"} {
+		img := testrig.Image(t, testrig.ImageSpec{Layers: []v1.Layer{testrig.Layer(t, uint64(700+i), 200<<10, false)}})
+		testrig.Push(t, reg.Host+"/shared/"+name+":1.0", img)
+	}
+	repo := filepath.Join(t.TempDir(), "ipfs")
+	env := []string{"IPFS_PATH=" + repo}
+	srv := startServe(t, env)
+	apiFile := filepath.Join(repo, "api")
+	b, err := os.ReadFile(apiFile)
+	if err != nil || !strings.HasPrefix(string(b), "/ip4/127.0.0.1/tcp/") {
+		t.Fatalf("serve on the embedded node wrote no loopback api file: %q %v", b, err)
+	}
+	hb, err := os.ReadFile(filepath.Join(repo, "mirror-holder.json"))
+	if err != nil || !strings.Contains(string(hb), `"command":"mirror serve"`) {
+		t.Fatalf("holder record: %s %v", hb, err)
+	}
+
+	dir := t.TempDir()
+	list := writeList(t, dir, "version: 1\nimages:\n  - source: "+reg.Host+"/shared/two\n    tags: [\"1.0\"]\n")
+	var wg sync.WaitGroup
+	var push, syncRes result
+	wg.Add(2)
+	go func() { defer wg.Done(); push = mirrorRun(t, env, "push", reg.Host+"/shared/one:1.0") }()
+	go func() { defer wg.Done(); syncRes = mirrorRun(t, env, "sync", list) }()
+	wg.Wait()
+	if push.code != 0 || syncRes.code != 0 {
+		t.Fatalf("while serve holds the repo: push exit %d: %s\nsync exit %d: %s", push.code, push.stderr, syncRes.code, syncRes.stderr)
+	}
+	root := push.lastLine()
+	lock := readLock(t, filepath.Join(dir, "mirrors.lock"))
+	if len(lock.Images) != 1 {
+		t.Fatalf("lockfile: %+v", lock.Images)
+	}
+	// Both landed in serve's node: it serves them.
+	for _, c := range []string{root, lock.Images[0].CID} {
+		resp := serveReq(t, "HEAD", "http://"+srv.host+"/v2/ipfs/"+c+"/manifests/latest", nil)
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Errorf("serve: HEAD ipfs/%s: %d", c, resp.StatusCode)
+		}
+	}
+	// And the ipfs CLI uses it too, as it would a daemon's.
+	if bin := testrig.Tool(t, "MIRROR_IPFS_BIN", "ipfs"); bin != "" {
+		cmd := exec.Command(bin, "pin", "ls", "--type=recursive", root)
+		cmd.Env = append(os.Environ(), "IPFS_PATH="+repo)
+		if out, err := cmd.CombinedOutput(); err != nil || !strings.Contains(string(out), root) {
+			t.Errorf("ipfs pin ls through serve's API: %v\n%s", err, out)
+		}
+	}
+
+	if code := srv.stop(t); code != 0 {
+		t.Errorf("serve exited %d", code)
+	}
+	for _, f := range []string{"api", "mirror-holder.json"} {
+		if _, err := os.Stat(filepath.Join(repo, f)); err == nil {
+			t.Errorf("%s left behind after serve stopped", f)
+		}
+	}
+
+	// Killed: the api file stays, pointing at a dead port; the next
+	// command sees the repo unlocked and uses the embedded node.
+	srv = startServe(t, env)
+	_ = srv.cmd.Process.Kill()
+	<-srv.done
+	if _, err := os.Stat(apiFile); err != nil {
+		t.Fatalf("no stale api file to test with: %v", err)
+	}
+	res := mustRun(t, env, "inspect", root)
+	if !strings.Contains(res.stdout, root) {
+		t.Errorf("inspect after a killed serve: %s", res.stdout)
+	}
+}
+
+// TestE2ELockHolder: a command that holds the embedded node without
+// serving its API (a push in progress) is named in the lock error another
+// command prints, with exit 4.
+func TestE2ELockHolder(t *testing.T) {
+	g := newGate()
+	reg := testrig.StartRegistry(t, testrig.RegistryOptions{Wrap: g.wrap})
+	img := testrig.Image(t, testrig.ImageSpec{Layers: []v1.Layer{testrig.Layer(t, 710, 100<<10, false)}})
+	testrig.Push(t, reg.Host+"/held/app:1.0", img)
+	g.reset()
+
+	repo := filepath.Join(t.TempDir(), "ipfs")
+	env := []string{"IPFS_PATH=" + repo}
+	p := startMirror(t, env, "push", reg.Host+"/held/app:1.0")
+	select {
+	case <-g.hits():
+	case <-p.done:
+		t.Fatalf("push exited %d before reading a blob: %s", p.code, p.errb.String())
+	case <-time.After(60 * time.Second):
+		t.Fatal("push never asked for a blob")
+	}
+	res := mirrorRun(t, env, "inspect", "bafkreih6wtzzl5jfhwsv4byo6t26jlrhtldfnppvuavfklfgmz4xnovjvu")
+	want := fmt.Sprintf("held by mirror push (pid %d)", p.cmd.Process.Pid)
+	if res.code != ExitIPFS || !strings.Contains(res.stderr, want) {
+		t.Errorf("inspect while push holds the repo: exit %d, want %d and %q:\n%s", res.code, ExitIPFS, want, res.stderr)
+	}
+	g.release()
+	if code := p.wait(t, 60*time.Second); code != 0 {
+		t.Fatalf("push exit %d: %s", code, p.errb.String())
+	}
+}
+
+// TestE2EPullInterrupted: SIGINT during a pull exits 130 "interrupted"
+// whatever the target, not 4 "content not found: context canceled". The
+// embedded node is online with no peers: a CID nobody has is a read that
+// never ends.
+func TestE2EPullInterrupted(t *testing.T) {
+	repo := filepath.Join(t.TempDir(), "ipfs")
+	bin := testrig.Tool(t, "MIRROR_IPFS_BIN", "ipfs")
+	for _, args := range [][]string{
+		{"init", "--profile=test", "--empty-repo"},
+		{"config", "--json", "Bootstrap", "[]"},
+		{"config", "Routing.Type", "none"},
+	} {
+		cmd := exec.Command(bin, args...)
+		cmd.Env = append(os.Environ(), "IPFS_PATH="+repo, "IPFS_TELEMETRY=off")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("ipfs %v: %v\n%s", args, err, out)
+		}
+	}
+	reg := testrig.StartRegistry(t, testrig.RegistryOptions{})
+	missing := "bafkreih6wtzzl5jfhwsv4byo6t26jlrhtldfnppvuavfklfgmz4xnovjvu"
+	for _, dest := range []string{
+		"oci:" + filepath.Join(t.TempDir(), "layout"),
+		"docker-archive:" + filepath.Join(t.TempDir(), "image.tar"),
+		reg.Host + "/pulled/app:1.0",
+	} {
+		t.Run(strings.SplitN(dest, ":", 2)[0], func(t *testing.T) {
+			holder := filepath.Join(repo, "mirror-holder.json")
+			p := startMirror(t, []string{"IPFS_PATH=" + repo}, "--online", "--insecure", "pull", "ipfs://"+missing, dest)
+			waitFor(t, "the embedded node to start", 60*time.Second, func() bool {
+				_, err := os.Stat(holder)
+				return err == nil
+			})
+			time.Sleep(time.Second)
+			_ = p.cmd.Process.Signal(syscall.SIGINT)
+			code := p.wait(t, 30*time.Second)
+			if code != ExitInterrupted || strings.TrimSpace(p.errb.String()) != "mirror: interrupted" {
+				t.Errorf("SIGINT mid-pull: exit %d, want %d; stderr:\n%s", code, ExitInterrupted, p.errb.String())
+			}
+			waitFor(t, "the repo to be released", 10*time.Second, func() bool {
+				_, err := os.Stat(holder)
+				return err != nil
+			})
+		})
+	}
+}
+
+// TestE2ESyncInterrupted: SIGINT during a sync exits 130 and reports the
+// images in flight as interrupted, not "failed … context canceled".
+func TestE2ESyncInterrupted(t *testing.T) {
+	g := newGate()
+	reg := testrig.StartRegistry(t, testrig.RegistryOptions{Wrap: g.wrap})
+	for i := 0; i < 2; i++ {
+		img := testrig.Image(t, testrig.ImageSpec{Layers: []v1.Layer{testrig.Layer(t, uint64(720+i), 100<<10, false)}})
+		testrig.Push(t, fmt.Sprintf("%s/intr/app%d:1.0", reg.Host, i), img)
+	}
+	g.reset()
+	dir := t.TempDir()
+	list := writeList(t, dir, fmt.Sprintf("version: 1\nimages:\n  - source: %s/intr/app0\n    tags: [\"1.0\"]\n  - source: %s/intr/app1\n    tags: [\"1.0\"]\n", reg.Host, reg.Host))
+	repo := filepath.Join(t.TempDir(), "ipfs")
+	p := startMirror(t, []string{"IPFS_PATH=" + repo}, "sync", "--json", list)
+	select {
+	case <-g.hits():
+	case <-time.After(60 * time.Second):
+		t.Fatalf("sync never asked for a blob: %s", p.errb.String())
+	}
+	time.Sleep(200 * time.Millisecond)
+	_ = p.cmd.Process.Signal(syscall.SIGINT)
+	code := p.wait(t, 30*time.Second)
+	stderr := p.errb.String()
+	if code != ExitInterrupted || strings.Contains(stderr, "context canceled") || !strings.Contains(stderr, "interrupted "+reg.Host+"/intr/app0:1.0") {
+		t.Errorf("SIGINT mid-sync: exit %d; stderr:\n%s", code, stderr)
+	}
+	var rep struct {
+		Images []struct{ Status, Error string }
+	}
+	if err := json.Unmarshal(bytes.TrimSpace([]byte(p.out.String())), &rep); err != nil {
+		t.Fatalf("--json report: %v\n%s", err, p.out.String())
+	}
+	for _, im := range rep.Images {
+		if im.Error != "interrupted" {
+			t.Errorf("report: %+v", im)
+		}
+	}
+}
