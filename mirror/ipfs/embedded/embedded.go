@@ -66,12 +66,12 @@ type Options struct {
 
 // Store is an in-process kubo node.
 type Store struct {
-	path   string
-	node   *core.IpfsNode
-	api    coreiface.CoreAPI
-	pin    bool
-	online bool
-	inited bool
+	path    string
+	node    *core.IpfsNode
+	api     coreiface.CoreAPI
+	pin     bool
+	online  bool
+	inited  bool
 	apiAddr string
 
 	closeOnce sync.Once
