@@ -111,10 +111,26 @@ func (c *SyncCmd) Run(ctx context.Context, g *Globals) error {
 		return runErr
 	}
 	if err := rep.Err(); err != nil {
-		return partialError{fmt.Errorf("%d of %d images failed:\n%w", rep.Failed, len(rep.Images), err)}
+		// Each failure is on its own line above: the closing error only
+		// counts them, and carries them for the exit code.
+		if rep.Failed == len(rep.Images) {
+			// Nothing was done: the failures' own code (1, or 4 / 5).
+			return shownError{fmt.Sprintf("all %d images failed", rep.Failed), err}
+		}
+		return partialError{shownError{fmt.Sprintf("%d of %d images failed; the others were done", rep.Failed, len(rep.Images)), err}}
 	}
 	return nil
 }
+
+// shownError is an error whose causes were already printed: its message
+// is msg alone, its exit code the causes'.
+type shownError struct {
+	msg string
+	err error
+}
+
+func (e shownError) Error() string { return e.msg }
+func (e shownError) Unwrap() error { return e.err }
 
 // configError marks a bad mirror list or lockfile (exit 2).
 type configError struct{ err error }
@@ -147,7 +163,11 @@ func (p *syncPrinter) event(e mirror.SyncEvent) {
 		case r.Status == mirror.StatusFailed && r.Error == "interrupted":
 			line = fmt.Sprintf("%-11s %s (%s)", r.Error, r.Source, r.Mode)
 		case r.Status == mirror.StatusFailed:
-			line = fmt.Sprintf("%-9s %s (%s): %s", r.Status, r.Source, r.Mode, r.Error)
+			msg := r.Error
+			if err := r.Err(); err != nil {
+				msg += hint(err)
+			}
+			line = fmt.Sprintf("%-9s %s (%s): %s", r.Status, r.Source, r.Mode, msg)
 		case r.Status == mirror.StatusUnchanged, r.Status == mirror.StatusImmutable:
 			line = fmt.Sprintf("%-9s %s (%s) ipfs://%s", r.Status, r.Source, r.Mode, r.CID)
 		case p.dryRun:

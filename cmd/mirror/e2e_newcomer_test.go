@@ -3,11 +3,14 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -15,6 +18,7 @@ import (
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/opencontainers/go-digest"
 
 	"github.com/ipfs-mirror/mirror/mirror/testrig"
 )
@@ -325,5 +329,244 @@ func TestE2ESyncInterrupted(t *testing.T) {
 		if im.Error != "interrupted" {
 			t.Errorf("report: %+v", im)
 		}
+	}
+}
+
+// loopbackName is a host name (not localhost, not an IP) that resolves to
+// 127.0.0.1 here, or "".
+func loopbackName() string {
+	names := []string{"vm", "runsc"}
+	if h, err := os.Hostname(); err == nil {
+		names = append([]string{h}, names...)
+	}
+	for _, n := range names {
+		addrs, err := net.LookupHost(n)
+		if err == nil && len(addrs) > 0 && slices.Contains(addrs, "127.0.0.1") {
+			return n
+		}
+	}
+	return ""
+}
+
+// TestE2EPlainHTTPHint: a plain-HTTP registry named by host name fails
+// with a hint to pass --insecure, and works with it.
+func TestE2EPlainHTTPHint(t *testing.T) {
+	name := loopbackName()
+	if name == "" {
+		t.Skip("no host name resolves to 127.0.0.1 here")
+	}
+	reg := testrig.StartRegistry(t, testrig.RegistryOptions{})
+	img := testrig.Image(t, testrig.ImageSpec{Layers: []v1.Layer{testrig.Layer(t, 730, 10<<10, false)}})
+	testrig.Push(t, reg.Host+"/plain/app:1.0", img)
+	_, port, _ := net.SplitHostPort(reg.Host)
+	src := name + ":" + port + "/plain/app:1.0"
+	env := []string{"IPFS_PATH=" + filepath.Join(t.TempDir(), "ipfs")}
+	res := mirrorRun(t, env, "push", src)
+	if res.code != ExitFailure || !strings.Contains(res.stderr, "server gave HTTP response to HTTPS client") || !strings.Contains(res.stderr, "pass --insecure") {
+		t.Errorf("push from a plain-HTTP registry by name: exit %d:\n%s", res.code, res.stderr)
+	}
+	list := writeList(t, t.TempDir(), "version: 1\nimages:\n  - source: "+name+":"+port+"/plain/app\n    tags: [\"1.0\"]\n")
+	res = mirrorRun(t, env, "sync", "--retries", "1", list)
+	if !strings.Contains(res.stderr, "pass --insecure") {
+		t.Errorf("sync from a plain-HTTP registry by name: no hint:\n%s", res.stderr)
+	}
+	mustRun(t, env, "--insecure", "push", src)
+}
+
+// TestE2ESyncAllFailed: when no image of a sync was done (registry down)
+// the exit code is the failures' (1), not 3; each error is printed once.
+func TestE2ESyncAllFailed(t *testing.T) {
+	dead := fmt.Sprintf("127.0.0.1:%d", testrig.FreePort(t))
+	reg := testrig.StartRegistry(t, testrig.RegistryOptions{})
+	img := testrig.Image(t, testrig.ImageSpec{Layers: []v1.Layer{testrig.Layer(t, 731, 10<<10, false)}})
+	testrig.Push(t, reg.Host+"/alive/app:1.0", img)
+	dir := t.TempDir()
+	env := []string{"IPFS_PATH=" + filepath.Join(t.TempDir(), "ipfs")}
+
+	list := writeList(t, dir, fmt.Sprintf("version: 1\nimages:\n  - source: %s/down/a\n    tags: [\"1.0\"]\n  - source: %s/down/b\n    tags: [\"1.0\"]\n", dead, dead))
+	res := mirrorRun(t, env, "sync", "--retries", "1", list)
+	if res.code != ExitFailure || !strings.Contains(res.stderr, "mirror: all 2 images failed\n") {
+		t.Errorf("sync, registry down: exit %d (want %d):\n%s", res.code, ExitFailure, res.stderr)
+	}
+	if n := strings.Count(res.stderr, "connection refused"); n != 2 {
+		t.Errorf("each of 2 errors once: %d times:\n%s", n, res.stderr)
+	}
+
+	list = writeList(t, dir, fmt.Sprintf("version: 1\nimages:\n  - source: %s/down/a\n    tags: [\"1.0\"]\n  - source: %s/alive/app\n    tags: [\"1.0\"]\n", dead, reg.Host))
+	res = mirrorRun(t, env, "sync", "--retries", "1", list)
+	if res.code != ExitPartial || strings.Count(res.stderr, "connection refused") != 1 || !strings.Contains(res.stderr, "mirror: 1 of 2 images failed; the others were done\n") {
+		t.Errorf("sync, one registry down: exit %d (want %d):\n%s", res.code, ExitPartial, res.stderr)
+	}
+}
+
+// TestE2EInspectPinHandle: inspect of a pin handle names the image it
+// holds and shows its tree; a dag-pb CID that is neither exits 4.
+func TestE2EInspectPinHandle(t *testing.T) {
+	reg := testrig.StartRegistry(t, testrig.RegistryOptions{})
+	img := testrig.Image(t, testrig.ImageSpec{Layers: []v1.Layer{testrig.Layer(t, 740, 10<<10, false)}})
+	testrig.Push(t, reg.Host+"/handle/app:1.0", img)
+	env := []string{"IPFS_PATH=" + filepath.Join(t.TempDir(), "ipfs")}
+	root := mustRun(t, env, "push", reg.Host+"/handle/app:1.0").lastLine()
+	handle := mustRun(t, env, "pin", "--handle", root).lastLine()
+	res := mustRun(t, env, "inspect", handle)
+	if !strings.Contains(res.stdout, "ipfs://"+handle+" is a pin handle: it holds every blob of ipfs://"+root) || !strings.Contains(res.stdout, "ipfs://"+root+" (root descriptor)") {
+		t.Errorf("inspect HANDLE:\n%s", res.stdout)
+	}
+	var js struct{ Root, PinHandle string }
+	mustUnmarshal(t, mustRun(t, env, "--json", "inspect", handle).stdout, &js)
+	if js.Root != root || js.PinHandle != handle {
+		t.Errorf("inspect --json HANDLE: %+v", js)
+	}
+	// The empty UnixFS directory (kubo always has it): dag-pb, not a
+	// handle.
+	res = mirrorRun(t, env, "inspect", "bafybeiczsscdsbs7ffqz55asqdf3smv6klcw3gofszvwlyarci47bgf354")
+	if res.code != ExitIPFS {
+		t.Errorf("inspect of a directory: exit %d: %s", res.code, res.stderr)
+	}
+}
+
+func skopeoOut(t *testing.T, args ...string) string {
+	t.Helper()
+	bin := testrig.Tool(t, "MIRROR_SKOPEO_BIN", "skopeo")
+	out, err := exec.Command(bin, append([]string{"--insecure-policy"}, args...)...).Output()
+	if err != nil {
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			t.Fatalf("skopeo %s: %v\n%s", strings.Join(args, " "), err, ee.Stderr)
+		}
+		t.Fatalf("skopeo %s: %v", strings.Join(args, " "), err)
+	}
+	return string(out)
+}
+
+// indexNames lists a layout's index.json entries as "digest name".
+func indexNames(t *testing.T, dir string) []string {
+	t.Helper()
+	var idx struct {
+		Manifests []struct {
+			Digest      string
+			Annotations map[string]string
+		}
+	}
+	mustUnmarshal(t, readFile(t, filepath.Join(dir, "index.json")), &idx)
+	var out []string
+	for _, m := range idx.Manifests {
+		out = append(out, m.Digest+" "+m.Annotations["org.opencontainers.image.ref.name"])
+	}
+	return out
+}
+
+// TestE2EPullDestinations: a second pull into an oci: layout replaces the
+// entry of its name (untagged: the untagged one), so skopeo reads oci:DIR
+// unambiguously; docker-archive: refuses to overwrite without --force; a
+// directory that is not a layout, and a path without a transport, are
+// usage errors (2) naming the fix.
+func TestE2EPullDestinations(t *testing.T) {
+	reg := testrig.StartRegistry(t, testrig.RegistryOptions{})
+	env := []string{"IPFS_PATH=" + filepath.Join(t.TempDir(), "ipfs")}
+	var roots, digests []string
+	for i := 0; i < 2; i++ {
+		img := testrig.Image(t, testrig.ImageSpec{Layers: []v1.Layer{testrig.Layer(t, uint64(750+i), 20<<10, false)}})
+		src := fmt.Sprintf("%s/dest/app%d:1.0", reg.Host, i)
+		testrig.Push(t, src, img)
+		roots = append(roots, mustRun(t, env, "push", src).lastLine())
+	}
+	for _, r := range roots {
+		var js struct{ Digest string }
+		mustUnmarshal(t, mustRun(t, env, "--json", "pull", r, "oci:"+filepath.Join(t.TempDir(), "probe")).stdout, &js)
+		digests = append(digests, js.Digest)
+	}
+
+	t.Run("oci untagged twice", func(t *testing.T) {
+		dir := filepath.Join(t.TempDir(), "layout")
+		mustRun(t, env, "pull", "ipfs://"+roots[0], "oci:"+dir)
+		mustRun(t, env, "pull", "ipfs://"+roots[1], "oci:"+dir)
+		mustRun(t, env, "pull", "ipfs://"+roots[1], "oci:"+dir)
+		if got := indexNames(t, dir); !slices.Equal(got, []string{digests[1] + " "}) {
+			t.Errorf("index.json after three untagged pulls: %v, want only %s", got, digests[1])
+		}
+		raw := skopeoOut(t, "inspect", "--raw", "oci:"+dir)
+		if d := digest.FromString(raw).String(); d != digests[1] {
+			t.Errorf("skopeo reads oci:DIR as %s, want %s", d, digests[1])
+		}
+		skopeo(t, "copy", "oci:"+dir, "dir:"+filepath.Join(t.TempDir(), "copy"))
+	})
+	t.Run("oci tagged", func(t *testing.T) {
+		dir := filepath.Join(t.TempDir(), "layout")
+		mustRun(t, env, "pull", roots[0], "oci:"+dir+":v1")
+		mustRun(t, env, "pull", roots[0], "oci:"+dir+":v2")
+		mustRun(t, env, "pull", roots[1], "oci:"+dir+":v1")
+		got := indexNames(t, dir)
+		slices.Sort(got)
+		want := []string{digests[0] + " v2", digests[1] + " v1"}
+		slices.Sort(want)
+		if !slices.Equal(got, want) {
+			t.Errorf("index.json: %v, want %v", got, want)
+		}
+		if d := digest.FromString(skopeoOut(t, "inspect", "--raw", "oci:"+dir+":v1")).String(); d != digests[1] {
+			t.Errorf("skopeo oci:DIR:v1 is %s, want %s", d, digests[1])
+		}
+	})
+	t.Run("docker-archive exists", func(t *testing.T) {
+		file := filepath.Join(t.TempDir(), "image.tar")
+		mustRun(t, env, "pull", roots[0], "docker-archive:"+file)
+		before := readFile(t, file)
+		res := mirrorRun(t, env, "pull", roots[1], "docker-archive:"+file)
+		if res.code != ExitUsage || !strings.Contains(res.stderr, "--force") {
+			t.Errorf("pull over an archive: exit %d (want %d): %s", res.code, ExitUsage, res.stderr)
+		}
+		if readFile(t, file) != before {
+			t.Error("the refused pull changed the archive")
+		}
+		mustRun(t, env, "pull", "--force", roots[1], "docker-archive:"+file)
+		skopeoOut(t, "inspect", "docker-archive:"+file)
+		if readFile(t, file) == before {
+			t.Error("--force did not replace the archive")
+		}
+	})
+	t.Run("not a layout", func(t *testing.T) {
+		dir := t.TempDir()
+		if err := os.WriteFile(filepath.Join(dir, "notes.txt"), []byte("mine"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		res := mirrorRun(t, env, "pull", roots[0], "oci:"+dir)
+		if res.code != ExitUsage || !strings.Contains(res.stderr, "is not an OCI layout") {
+			t.Errorf("pull into a directory that is not a layout: exit %d (want %d): %s", res.code, ExitUsage, res.stderr)
+		}
+	})
+	t.Run("path without transport", func(t *testing.T) {
+		for _, dest := range []string{"./out", "../out", "/tmp/out", "out.tar"} {
+			res := mirrorRun(t, env, "pull", roots[0], dest)
+			if res.code != ExitUsage || !strings.Contains(res.stderr, "write oci:"+dest) {
+				t.Errorf("pull CID %s: exit %d (want %d): %s", dest, res.code, ExitUsage, res.stderr)
+			}
+		}
+	})
+}
+
+// TestE2EEmbeddedRepoLoopback: a repo the offline embedded node creates
+// listens on loopback only once a daemon starts on it.
+func TestE2EEmbeddedRepoLoopback(t *testing.T) {
+	repo := filepath.Join(t.TempDir(), "ipfs")
+	res := mirrorRun(t, []string{"IPFS_PATH=" + repo}, "inspect", "bafkreih6wtzzl5jfhwsv4byo6t26jlrhtldfnppvuavfklfgmz4xnovjvu")
+	if res.code != ExitIPFS {
+		t.Fatalf("inspect of a missing CID: exit %d: %s", res.code, res.stderr)
+	}
+	var cfg struct{ Addresses struct{ Swarm []string } }
+	mustUnmarshal(t, readFile(t, filepath.Join(repo, "config")), &cfg)
+	if len(cfg.Addresses.Swarm) == 0 {
+		t.Fatal("no swarm addresses")
+	}
+	for _, a := range cfg.Addresses.Swarm {
+		if !strings.HasPrefix(a, "/ip4/127.0.0.1/") && !strings.HasPrefix(a, "/ip6/::1/") {
+			t.Errorf("swarm address %s is not loopback", a)
+		}
+	}
+	// kubo reads it back so.
+	bin := testrig.Tool(t, "MIRROR_IPFS_BIN", "ipfs")
+	cmd := exec.Command(bin, "config", "Addresses.Swarm")
+	cmd.Env = append(os.Environ(), "IPFS_PATH="+repo)
+	if out, err := cmd.CombinedOutput(); err != nil || strings.Contains(string(out), "0.0.0.0") {
+		t.Errorf("ipfs config Addresses.Swarm: %v\n%s", err, out)
 	}
 }

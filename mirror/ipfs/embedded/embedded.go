@@ -20,6 +20,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 
 	"github.com/ipfs/boxo/files"
@@ -139,7 +140,7 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 	}
 	inited := false
 	if !fsrepo.IsInitialized(repoPath) {
-		if err := initRepo(repoPath); err != nil {
+		if err := initRepo(repoPath, !o.Online); err != nil {
 			return nil, err
 		}
 		inited = true
@@ -241,8 +242,11 @@ func routing(cfg *config.Config, repoPath string) (libp2p.RoutingOption, error) 
 }
 
 // initRepo creates a repo as `ipfs init --empty-repo` does: a fresh
-// ed25519 identity and kubo's default config.
-func initRepo(repoPath string) error {
+// ed25519 identity and kubo's default config; loopback makes its swarm
+// addresses loopback-only (kubo's ports and transports, on 127.0.0.1 and
+// ::1), so that a repo mirror created offline does not listen on every
+// interface once an `ipfs daemon` starts on it.
+func initRepo(repoPath string, loopback bool) error {
 	if err := os.MkdirAll(repoPath, 0o700); err != nil {
 		return fmt.Errorf("creating IPFS repo %s: %w", repoPath, err)
 	}
@@ -254,6 +258,9 @@ func initRepo(repoPath string) error {
 	if err != nil {
 		return fmt.Errorf("IPFS config: %w", err)
 	}
+	if loopback {
+		cfg.Addresses.Swarm = loopbackAddrs(cfg.Addresses.Swarm)
+	}
 	if err := fsrepo.Init(repoPath, cfg); err != nil {
 		if fsrepo.IsInitialized(repoPath) {
 			return nil // another process won the race
@@ -261,6 +268,22 @@ func initRepo(repoPath string) error {
 		return fmt.Errorf("initialising IPFS repo %s: %w", repoPath, err)
 	}
 	return nil
+}
+
+// loopbackAddrs puts listen addresses on loopback: /ip4/0.0.0.0 becomes
+// /ip4/127.0.0.1, /ip6/:: becomes /ip6/::1.
+func loopbackAddrs(addrs []string) []string {
+	out := make([]string, 0, len(addrs))
+	for _, a := range addrs {
+		switch {
+		case strings.HasPrefix(a, "/ip4/0.0.0.0/"):
+			a = "/ip4/127.0.0.1/" + strings.TrimPrefix(a, "/ip4/0.0.0.0/")
+		case strings.HasPrefix(a, "/ip6/::/"):
+			a = "/ip6/::1/" + strings.TrimPrefix(a, "/ip6/::/")
+		}
+		out = append(out, a)
+	}
+	return out
 }
 
 func isLocked(err error) bool {
