@@ -20,8 +20,8 @@ import (
 
 // SyncCmd is `mirror sync`.
 type SyncCmd struct {
-	List        string        `arg:"" name:"MIRRORS.yaml" help:"The mirror list." type:"path"`
-	Lock        string        `help:"The lockfile (default: mirrors.lock next to the list)." type:"path"`
+	List        string        `arg:"" name:"MIRRORS.yaml" help:"The mirror list."`
+	Lock        string        `help:"The lockfile (default: mirrors.lock next to the list)."`
 	Jobs        int           `short:"j" default:"4" help:"Images and blob transfers in flight (one bound for both)."`
 	DryRun      bool          `help:"Print the plan (new / changed / unchanged / removed) and write nothing."`
 	Only        string        `placeholder:"REGEX" help:"Only entries whose source matches."`
@@ -60,11 +60,16 @@ func (c *SyncCmd) Run(ctx context.Context, g *Globals) error {
 		c.annotate(g, err, nil)
 		return configError{err}
 	}
-	if g.IPFSAPI == "" && cfg.IPFS.API != "" {
+	fromList := g.IPFSAPI == "" && cfg.IPFS.API != ""
+	if fromList {
 		g.IPFSAPI = cfg.IPFS.API
 	}
 	store, err := g.OpenStoreWith(ctx, !cfg.IPFS.Pin)
 	if err != nil {
+		if fromList {
+			at := cfg.IPFS.APIPos
+			return fmt.Errorf("%w (the API is ipfs.api at %s:%d:%d; fix it there, or pass --ipfs-api)", err, at.File, at.Line, at.Column)
+		}
 		return err
 	}
 	defer store.Close()
