@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -570,5 +571,105 @@ func TestE2EEmbeddedRepoLoopback(t *testing.T) {
 	cmd.Env = append(os.Environ(), "IPFS_PATH="+repo)
 	if out, err := cmd.CombinedOutput(); err != nil || strings.Contains(string(out), "0.0.0.0") {
 		t.Errorf("ipfs config Addresses.Swarm: %v\n%s", err, out)
+	}
+}
+
+// mirrorRunIn is mirrorRun in the working directory dir.
+func mirrorRunIn(t *testing.T, dir string, env []string, args ...string) result {
+	t.Helper()
+	cmd := exec.Command(mirrorBin, args...)
+	cmd.Dir = dir
+	cmd.Env = append(append(os.Environ(), "IPFS_TELEMETRY=off", "IPFS_PATH="+filepath.Join(t.TempDir(), "no-repo"), "XDG_CACHE_HOME="+filepath.Join(t.TempDir(), "cache")), env...)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	r := result{stdout: stdout.String(), stderr: stderr.String()}
+	var ee *exec.ExitError
+	switch {
+	case errors.As(err, &ee):
+		r.code = ee.ExitCode()
+	case err != nil:
+		t.Fatalf("mirror %s: %v", strings.Join(args, " "), err)
+	}
+	return r
+}
+
+// TestE2EQuickstartWords: the README's first command on a fresh repo
+// prints `restored` for each image (a status docs/sync.md lists) and
+// `lockfile unchanged` (the words the README uses), and leaves the
+// committed lockfile as it is.
+func TestE2EQuickstartWords(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "quickstart")
+	if err := os.CopyFS(dir, os.DirFS(filepath.Join(moduleRoot(t), "testdata", "quickstart"))); err != nil {
+		t.Fatal(err)
+	}
+	lock := readFile(t, filepath.Join(dir, "mirrors.lock"))
+	env := []string{"IPFS_PATH=" + filepath.Join(t.TempDir(), "ipfs")}
+	res := mirrorRunIn(t, dir, env, "sync", "mirrors.yaml")
+	if res.code != 0 {
+		t.Fatalf("quickstart sync: exit %d:\n%s", res.code, res.stderr)
+	}
+	restored := 0
+	for _, l := range strings.Split(res.stderr, "\n") {
+		if strings.HasPrefix(l, "restored ") {
+			restored++
+		}
+	}
+	if restored != 2 || !strings.Contains(res.stderr, "; lockfile unchanged\n") {
+		t.Errorf("quickstart sync on a fresh repo:\n%s", res.stderr)
+	}
+	if readFile(t, filepath.Join(dir, "mirrors.lock")) != lock {
+		t.Error("the quickstart rewrote the committed lockfile")
+	}
+	readme := readFile(t, filepath.Join(moduleRoot(t), "README.md"))
+	syncDoc := readFile(t, filepath.Join(moduleRoot(t), "docs", "sync.md"))
+	if !strings.Contains(readme, "`lockfile unchanged`") || !strings.Contains(readme, "`restored`") || !strings.Contains(syncDoc, "| `restored` |") {
+		t.Error("README.md / docs/sync.md do not use the words the quickstart prints (restored, lockfile unchanged)")
+	}
+}
+
+// TestE2EConfigErrorPlaces: config errors name the file as given on the
+// command line and the line of the problem (an unclosed flow sequence is
+// on its own line); an unreachable ipfs.api names where the list set it.
+func TestE2EConfigErrorPlaces(t *testing.T) {
+	dir := t.TempDir()
+	env := []string{"IPFS_PATH=" + filepath.Join(t.TempDir(), "ipfs")}
+	writeListAs(t, dir, "bad.yaml", "version: 1\nimages:\n  - source: example.com/a\n    tags: [\"1.0\"\n")
+	res := mirrorRunIn(t, dir, env, "sync", "bad.yaml")
+	if res.code != ExitUsage || !strings.HasPrefix(res.stderr, "mirror: bad.yaml:4: invalid YAML") || strings.Contains(res.stderr, dir) {
+		t.Errorf("unclosed [ on line 4: exit %d:\n%s", res.code, res.stderr)
+	}
+	dead := testrig.FreePort(t)
+	writeListAs(t, dir, "api.yaml", fmt.Sprintf("version: 1\nipfs:\n  api: /ip4/127.0.0.1/tcp/%d\nimages:\n  - source: example.com/a\n    tags: [\"1.0\"]\n", dead))
+	res = mirrorRunIn(t, dir, env, "sync", "api.yaml")
+	if res.code != ExitIPFS || !strings.Contains(res.stderr, "ipfs.api at api.yaml:3:8") {
+		t.Errorf("unreachable ipfs.api: exit %d:\n%s", res.code, res.stderr)
+	}
+}
+
+// TestE2EVersionAndHelp: --version works, version prints more than "dev",
+// serve --help shows --listen's default, --ipfs-api's help the embedded
+// fallback, and docs/sync.md's synopsis names every flag of sync --help.
+func TestE2EVersionAndHelp(t *testing.T) {
+	for _, args := range [][]string{{"--version"}, {"version"}} {
+		res := mustRun(t, nil, args...)
+		if !strings.HasPrefix(res.stdout, "mirror ") || strings.TrimSpace(res.stdout) == "mirror dev" || !strings.Contains(res.stdout, "go1.") {
+			t.Errorf("mirror %s: %q", args[0], res.stdout)
+		}
+	}
+	if res := mustRun(t, nil, "serve", "--help"); !strings.Contains(res.stdout, `--listen="localhost:5050"`) {
+		t.Errorf("serve --help shows no default for --listen:\n%s", res.stdout)
+	}
+	help := mustRun(t, nil, "sync", "--help").stdout
+	if !strings.Contains(help, "else an embedded node") {
+		t.Errorf("--ipfs-api help does not mention the embedded node:\n%s", help)
+	}
+	doc := readFile(t, filepath.Join(moduleRoot(t), "docs", "sync.md"))
+	synopsis := doc[:strings.Index(doc, "## What a run does")]
+	own := help[strings.Index(help, "--version"):]
+	for _, m := range regexp.MustCompile(`--[a-z-]+`).FindAllString(own, -1) {
+		if m != "--version" && m != "--json" && !strings.Contains(synopsis, m) {
+			t.Errorf("docs/sync.md's synopsis lacks %s", m)
+		}
 	}
 }

@@ -17,7 +17,7 @@ import (
 
 // Globals are the flags every command takes.
 type Globals struct {
-	IPFSAPI       string        `name:"ipfs-api" aliases:"ipfs-address" env:"IPFS_API" placeholder:"ADDR" help:"IPFS RPC API: a multiaddr (/ip4/127.0.0.1/tcp/5001) or http(s) URL. Default: the daemon of $$IPFS_PATH (~/.ipfs)."`
+	IPFSAPI       string        `name:"ipfs-api" aliases:"ipfs-address" env:"IPFS_API" placeholder:"ADDR" help:"IPFS RPC API: a multiaddr (/ip4/127.0.0.1/tcp/5001) or http(s) URL. Default: the daemon (or mirror serve) whose API file is $$IPFS_PATH/api (~/.ipfs), else an embedded node on $$IPFS_PATH."`
 	IPFSAPIHeader []string      `name:"ipfs-api-header" placeholder:"'NAME: VALUE'" help:"Extra header for every IPFS API request (e.g. Authorization); never logged."`
 	Timeout       time.Duration `default:"0s" help:"Bound the whole command (0: no bound)."`
 	Insecure      bool          `help:"Allow plain HTTP and unverified TLS for registries."`
