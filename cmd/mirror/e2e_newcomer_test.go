@@ -664,6 +664,9 @@ func TestE2EVersionAndHelp(t *testing.T) {
 	if !strings.Contains(help, "else an embedded node") {
 		t.Errorf("--ipfs-api help does not mention the embedded node:\n%s", help)
 	}
+	if dl := readFile(t, filepath.Join(moduleRoot(t), "docs", "daemonless.md")); regexp.MustCompile(`\| NO[0-9]`).MatchString(dl) {
+		t.Error("docs/daemonless.md: the binary size table has placeholder cells (NO…)")
+	}
 	doc := readFile(t, filepath.Join(moduleRoot(t), "docs", "sync.md"))
 	synopsis := doc[:strings.Index(doc, "## What a run does")]
 	own := help[strings.Index(help, "--version"):]
