@@ -99,7 +99,7 @@ type IPFS struct {
 	// CLI then uses --ipfs-api or $IPFS_PATH/api.
 	API string
 	// APIPos is where API was set (zero when it was not).
-	APIPos Pos
+	APIPos Pos `json:"-"`
 	// Pin says whether mirrored blobs are pinned. Default true.
 	Pin bool
 }
