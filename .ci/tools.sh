@@ -1,5 +1,6 @@
 # shellcheck shell=bash
-# Sourced by .ci/run before the tests (set -euo pipefail, $CACHE, step()).
+# Sourced by .ci/run before the tests (set -euo pipefail, $CACHE, step(),
+# quiet(): builds log to $CI_LOGS, printed only when they fail).
 # Tools for the GitHub Action's checks and tests, built OUTSIDE our module
 # (their dependency graphs never touch go.mod) and cached in $CACHE/bin like
 # kubo:
@@ -17,8 +18,8 @@ command -v curl >/dev/null || tools_missing+=(curl)
 command -v shellcheck >/dev/null || tools_missing+=(shellcheck)
 if [ ${#tools_missing[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq
-  apt-get install -y -qq --no-install-recommends "${tools_missing[@]}" >/dev/null
+  quiet tools-apt-update apt-get update -qq
+  quiet tools-apt-install apt-get install -y -qq --no-install-recommends "${tools_missing[@]}"
 fi
 jq --version
 shellcheck --version | sed -n 2p
@@ -28,7 +29,7 @@ actionlint_version=v1.7.12
 actionlint_bin="$CACHE/bin/actionlint-$actionlint_version-$tools_go"
 if [ ! -x "$actionlint_bin" ]; then
   tools_tmp=$(mktemp -d)
-  (cd "$tools_tmp" && GOFLAGS=-mod=mod GOBIN="$tools_tmp/bin" go install "github.com/rhysd/actionlint/cmd/actionlint@$actionlint_version")
+  (cd "$tools_tmp" && GOFLAGS=-mod=mod GOBIN="$tools_tmp/bin" quiet actionlint-build go install "github.com/rhysd/actionlint/cmd/actionlint@$actionlint_version")
   mv "$tools_tmp/bin/actionlint" "$actionlint_bin"
   rm -rf "$tools_tmp"
 fi
@@ -50,7 +51,7 @@ go 1.26
 
 require github.com/ipfs-cluster/ipfs-cluster $cluster_version
 MOD
-  (cd "$tools_tmp" && GOFLAGS=-mod=mod go build -o "$tools_tmp/bin/" \
+  (cd "$tools_tmp" && GOFLAGS=-mod=mod quiet cluster-build go build -o "$tools_tmp/bin/" \
     github.com/ipfs-cluster/ipfs-cluster/cmd/ipfs-cluster-service \
     github.com/ipfs-cluster/ipfs-cluster/cmd/ipfs-cluster-ctl)
   mv "$tools_tmp/bin/ipfs-cluster-service" "$cluster_service"

@@ -11,4 +11,7 @@ var (
 	ErrBadReference = errors.New("bad reference")
 	// ErrNoMatchingPlatform: --platform selected nothing.
 	ErrNoMatchingPlatform = errors.New("no manifest matches the requested platforms")
+	// ErrDestinationExists: a pull would overwrite a file it was not told
+	// to (PullOptions.Overwrite).
+	ErrDestinationExists = errors.New("destination exists")
 )

@@ -49,6 +49,9 @@ type PullOptions struct {
 	// BlobDone: added, or exists when a registry had it) and ImageDone;
 	// may be nil.
 	OnEvent func(manifests.Event)
+	// Overwrite replaces an existing docker-archive: file (without it, as
+	// skopeo, Pull refuses: an archive holds one image).
+	Overwrite bool
 }
 
 // URL handling of Pull.
@@ -71,6 +74,9 @@ type PullResult struct {
 func Pull(ctx context.Context, store ipfs.Store, root cid.Cid, dest string, o PullOptions) (*PullResult, error) {
 	ref, err := ParseRef(dest, o.Registry)
 	if err != nil {
+		return nil, err
+	}
+	if err := CheckPullDest(dest, ref, o.Overwrite); err != nil {
 		return nil, err
 	}
 	tree, err := manifests.Resolve(ctx, store, root)
@@ -192,6 +198,61 @@ func digestOf(node any) (v1.Hash, error) {
 	return v1.Hash{}, fmt.Errorf("unexpected %T", node)
 }
 
+// CheckPullDest refuses, before any content is read, a destination a pull
+// cannot or should not write: a path given without oci: or
+// docker-archive: (it would parse as a docker.io name), an existing oci:
+// path that is not a layout, an existing docker-archive: file unless
+// overwrite.
+func CheckPullDest(dest string, ref Ref, overwrite bool) error {
+	switch ref.Kind {
+	case KindRegistry:
+		if looksLikePath(dest) {
+			return fmt.Errorf("%w %q: a path, not a registry reference: write oci:%s (an OCI layout) or docker-archive:%s (a docker archive)", ErrBadReference, dest, dest, dest)
+		}
+	case KindOCI:
+		dir := filepath.Clean(ref.Path)
+		fi, err := os.Stat(dir)
+		if err != nil {
+			return nil
+		}
+		if !fi.IsDir() {
+			return fmt.Errorf("%w: oci:%s exists and is not a directory", ErrBadReference, ref.Path)
+		}
+		entries, err := os.ReadDir(dir)
+		if err != nil || len(entries) == 0 {
+			return err
+		}
+		if _, err := os.Stat(filepath.Join(dir, "oci-layout")); err != nil {
+			return fmt.Errorf("%w: oci:%s exists and is not an OCI layout (no oci-layout file): name a new or empty directory, or a layout", ErrBadReference, ref.Path)
+		}
+	case KindDockerArchive:
+		fi, err := os.Stat(filepath.Clean(ref.Path))
+		switch {
+		case err != nil:
+		case fi.IsDir():
+			return fmt.Errorf("%w: docker-archive:%s is a directory", ErrBadReference, ref.Path)
+		case fi.Size() > 0 && !overwrite:
+			return fmt.Errorf("%w: docker-archive:%s (an archive holds one image; pass --force to replace it)", ErrDestinationExists, ref.Path)
+		}
+	}
+	return nil
+}
+
+// looksLikePath says a destination without a transport was meant as a
+// path: ./x, ../x, /x, ~/x, x.tar, or something that exists here.
+func looksLikePath(s string) bool {
+	for _, p := range []string{"./", "../", "/", "~/", "."} {
+		if strings.HasPrefix(s, p) {
+			return true
+		}
+	}
+	if strings.HasSuffix(s, ".tar") {
+		return true
+	}
+	_, err := os.Stat(s)
+	return err == nil
+}
+
 // writeLayout stages a fresh layout next to DIR and renames it into place;
 // into an existing layout it moves the verified blobs in, then appends the
 // image to index.json.
@@ -270,10 +331,18 @@ func writeLayout(ref Ref, node any) (v1.Hash, error) {
 	if err != nil {
 		return v1.Hash{}, err
 	}
+	// The new image replaces the entry of its name, or, untagged, every
+	// untagged entry: one image per name, so that `oci:DIR` (no tag) stays
+	// unambiguous to skopeo after a second pull.
+	if ref.Tag != "" {
+		err = dst.RemoveDescriptors(match.Annotation(ocispec.AnnotationRefName, ref.Tag))
+	} else {
+		err = dst.RemoveDescriptors(func(d v1.Descriptor) bool { return d.Annotations[ocispec.AnnotationRefName] == "" })
+	}
+	if err != nil {
+		return v1.Hash{}, fmt.Errorf("oci:%s: %w", ref.Path, err)
+	}
 	for _, d := range sim.Manifests {
-		if ref.Tag != "" {
-			_ = dst.RemoveDescriptors(match.Annotation("org.opencontainers.image.ref.name", ref.Tag))
-		}
 		if err := dst.AppendDescriptor(d); err != nil {
 			return v1.Hash{}, err
 		}

@@ -171,7 +171,7 @@ func Sync(ctx context.Context, store ipfs.Store, cfg *config.File, lock *lockfil
 	if o.Registry.Blobs == nil {
 		o.Registry.Blobs = NewBlobFetcher(o.Registry)
 	}
-	s := &syncer{store: store, cfg: cfg, lock: lock, o: o, rep: &Report{LockFile: o.LockPath, DryRun: o.DryRun}}
+	s := &syncer{store: store, cfg: cfg, lock: lock, o: o, rep: &Report{LockFile: o.LockPath, DryRun: o.DryRun}, runCtx: ctx}
 	s.w = manifests.NewWriter(store, o.Jobs, func(e manifests.Event) {
 		if e.Type == manifests.BlobDone && !e.Cached {
 			s.mu.Lock()
@@ -302,6 +302,10 @@ type syncer struct {
 	// held are the roots known pinned (from one batched check at the
 	// start); read-only once the workers run.
 	held map[string]bool
+
+	// runCtx is Sync's context, only to tell an interrupted run's
+	// failures from others.
+	runCtx context.Context
 }
 
 func (s *syncer) add(r *ImageReport) {
@@ -312,6 +316,11 @@ func (s *syncer) add(r *ImageReport) {
 
 func (s *syncer) fail(r *ImageReport, err error) {
 	r.Status, r.err, r.Error = StatusFailed, err, err.Error()
+	if errors.Is(s.runCtx.Err(), context.Canceled) {
+		// Whatever the error says ("context canceled", "content not
+		// found: …"), the run was interrupted.
+		r.Error = "interrupted"
+	}
 	s.add(r)
 	s.o.OnEvent(SyncEvent{Type: ImageFinished, Image: r})
 }

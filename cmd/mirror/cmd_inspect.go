@@ -3,12 +3,15 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 
+	"github.com/ipfs/go-cid"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/ipfs-mirror/mirror/manifests"
 	"github.com/ipfs-mirror/mirror/mirror/ipfs"
+	"github.com/ipfs-mirror/mirror/mirror/pinhandle"
 )
 
 // InspectCmd is `mirror inspect`.
@@ -40,6 +43,22 @@ func (c *InspectCmd) Run(ctx context.Context, g *Globals) error {
 		return err
 	}
 	defer store.Close()
+	// A pin handle (dag-pb, where roots are raw blocks) stands for the
+	// image it holds: say so and show that image.
+	var handle string
+	if root.Type() == cid.DagProtobuf {
+		img, err := pinhandle.RootOf(ctx, store, root)
+		if errors.Is(err, pinhandle.ErrNotHandle) {
+			return fmt.Errorf("%s: %w: neither an image root nor a pin handle (%v)", root, manifests.ErrNotIPFSImage, err)
+		}
+		if err != nil {
+			return err
+		}
+		handle, root = root.String(), img
+		if !g.JSON {
+			fmt.Fprintf(g.stdout, "ipfs://%s is a pin handle: it holds every blob of ipfs://%s\n", handle, root)
+		}
+	}
 	tree, err := manifests.Resolve(ctx, store, root)
 	if err != nil {
 		return err
@@ -65,7 +84,11 @@ func (c *InspectCmd) Run(ctx context.Context, g *Globals) error {
 	if g.JSON {
 		enc := json.NewEncoder(g.stdout)
 		enc.SetIndent("", "  ")
-		return enc.Encode(map[string]any{"root": root.String(), "descriptor": tree.RootDescriptor, "tree": top})
+		out := map[string]any{"root": root.String(), "descriptor": tree.RootDescriptor, "tree": top}
+		if handle != "" {
+			out["pinHandle"] = handle
+		}
+		return enc.Encode(out)
 	}
 	fmt.Fprintf(g.stdout, "ipfs://%s (root descriptor)\n", root)
 	printNode(g, top, "", true)

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 
 	"github.com/ipfs-mirror/mirror/mirror"
@@ -15,6 +16,7 @@ type PullCmd struct {
 	Jobs     int      `short:"j" default:"4" help:"Blobs pushed at once to a registry."`
 	Key      []string `placeholder:"PRIV.pem[:PASSWORD]" help:"Decrypt encrypted layers with this key (repeatable). Without keys an encrypted image is copied as is."`
 	URLs     string   `name:"urls" enum:",keep,strip" default:"" help:"keep: write the IPFS-enabled manifests byte for byte (digests as on IPFS); strip: the url-free rewrite, same blobs (default: strip for a registry, keep for oci: and docker-archive:)."`
+	Force    bool     `help:"Replace an existing docker-archive: file (an archive holds one image; without it, pull refuses, as skopeo does)."`
 	Image    string   `arg:"" name:"ipfs://CID" help:"The image: ipfs://CID or a bare CID."`
 	Dest     string   `arg:"" help:"oci:DIR[:TAG], docker-archive:FILE[:NAME:TAG] or a registry reference with a tag."`
 }
@@ -31,7 +33,14 @@ func (c *PullCmd) Run(ctx context.Context, g *Globals) error {
 	if err != nil {
 		return err
 	}
-	if _, err := mirror.ParseRef(c.Dest, g.Registry()); err != nil {
+	ref, err := mirror.ParseRef(c.Dest, g.Registry())
+	if err != nil {
+		return err
+	}
+	if err := mirror.CheckPullDest(c.Dest, ref, c.Force); err != nil {
+		if errors.Is(err, mirror.ErrDestinationExists) {
+			return usageError{err}
+		}
 		return err
 	}
 	decrypt, err := decrypter(c.Key)
@@ -45,7 +54,7 @@ func (c *PullCmd) Run(ctx context.Context, g *Globals) error {
 	defer store.Close()
 	pr := newPrinter(g, false)
 	pr.Message("start", fmt.Sprintf("pulling ipfs://%s to %s", root, c.Dest), nil)
-	res, err := mirror.Pull(ctx, store, root, c.Dest, mirror.PullOptions{Registry: g.Registry(), Platforms: platforms, Jobs: c.Jobs, URLs: c.URLs, Transform: decrypt, OnEvent: pr.Event})
+	res, err := mirror.Pull(ctx, store, root, c.Dest, mirror.PullOptions{Registry: g.Registry(), Platforms: platforms, Jobs: c.Jobs, URLs: c.URLs, Transform: decrypt, OnEvent: pr.Event, Overwrite: c.Force})
 	pr.Finish()
 	if err != nil {
 		return err

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/ipfs-mirror/mirror/mirror/ipfs/kubo"
+	"github.com/ipfs-mirror/mirror/mirror/ipfs/open"
 	"github.com/ipfs-mirror/mirror/mirror/serve"
 )
 
@@ -17,7 +18,7 @@ import (
 // compatible with `nerdctl ipfs registry serve` (whose flag and variable
 // names it also takes).
 type ServeCmd struct {
-	Listen       string        `default:"localhost:5050" aliases:"listen-registry" env:"MIRROR_SERVE_LISTEN,IPFS_REGISTRY_SERVE_LISTEN_REGISTRY" placeholder:"HOST:PORT" help:"Address to listen on. Keep it on loopback unless the network in front is trusted: there is no authentication."`
+	Listen       string        `default:"localhost:5050" aliases:"listen-registry" env:"MIRROR_SERVE_LISTEN,IPFS_REGISTRY_SERVE_LISTEN_REGISTRY" help:"Address to listen on (HOST:PORT). Keep it on loopback unless the network in front is trusted: there is no authentication."`
 	Lock         []string      `name:"lock" env:"MIRROR_SERVE_LOCK" placeholder:"FILE" help:"Serve the images of this lockfile under their registry names (repeatable; comma-separated in the variable). Changes are picked up without a restart."`
 	ReadTimeout  time.Duration `default:"1m" env:"MIRROR_SERVE_READ_TIMEOUT,IPFS_REGISTRY_SERVE_READ_TIMEOUT" help:"Longest wait for IPFS to answer a read, and then for each next bytes of it (0: wait as long as the client does)."`
 	ReadRetries  int           `default:"0" aliases:"read-retry-num" env:"MIRROR_SERVE_READ_RETRIES,IPFS_REGISTRY_SERVE_READ_RETRY_NUM" help:"Times to retry an IPFS read that timed out (resumed where it stopped)."`
@@ -50,11 +51,16 @@ func (c *ServeCmd) Run(ctx context.Context, g *Globals) error {
 		h = slog.NewTextHandler(g.stderr, nil)
 	}
 	log := slog.New(h)
-	store, err := g.OpenStore(ctx)
+	// An embedded node serves its RPC API while serve runs, so that other
+	// mirror commands (and the ipfs CLI) share it through $IPFS_PATH/api.
+	store, err := g.openStore(ctx, open.Options{ServeAPI: true})
 	if err != nil {
 		return err
 	}
 	defer store.Close()
+	if es, ok := store.(interface{ APIAddr() string }); ok && es.APIAddr() != "" {
+		log.Info("embedded IPFS node: other commands use it through its RPC API", "ipfs_api", es.APIAddr())
+	}
 	opts := serve.Options{
 		Locks:        c.Lock,
 		ReadTimeout:  c.ReadTimeout,

@@ -21,8 +21,8 @@ import (
 
 // SyncCmd is `mirror sync`.
 type SyncCmd struct {
-	List        string        `arg:"" name:"MIRRORS.yaml" help:"The mirror list." type:"path"`
-	Lock        string        `help:"The lockfile (default: mirrors.lock next to the list)." type:"path"`
+	List        string        `arg:"" name:"MIRRORS.yaml" help:"The mirror list."`
+	Lock        string        `help:"The lockfile (default: mirrors.lock next to the list)."`
 	Jobs        int           `short:"j" default:"4" help:"Images and blob transfers in flight (one bound for both)."`
 	DryRun      bool          `help:"Print the plan (new / changed / unchanged / removed) and write nothing."`
 	Only        string        `placeholder:"REGEX" help:"Only entries whose source matches."`
@@ -80,11 +80,16 @@ func (c *SyncCmd) Run(ctx context.Context, g *Globals) error {
 		return configError{err}
 	}
 	g.addSecrets(redact.URLPassword(cfg.IPFS.API)...)
-	if g.IPFSAPI == "" && cfg.IPFS.API != "" {
+	fromList := g.IPFSAPI == "" && cfg.IPFS.API != ""
+	if fromList {
 		g.IPFSAPI = cfg.IPFS.API
 	}
 	store, err := g.OpenStoreWith(ctx, !cfg.IPFS.Pin)
 	if err != nil {
+		if fromList {
+			at := cfg.IPFS.APIPos
+			return fmt.Errorf("%w (the API is ipfs.api at %s:%d:%d; fix it there, or pass --ipfs-api)", err, at.File, at.Line, at.Column)
+		}
 		return err
 	}
 	defer store.Close()
@@ -131,10 +136,26 @@ func (c *SyncCmd) Run(ctx context.Context, g *Globals) error {
 		return runErr
 	}
 	if err := rep.Err(); err != nil {
-		return partialError{fmt.Errorf("%d of %d images failed:\n%w", rep.Failed, len(rep.Images), err)}
+		// Each failure is on its own line above: the closing error only
+		// counts them, and carries them for the exit code.
+		if rep.Failed == len(rep.Images) {
+			// Nothing was done: the failures' own code (1, or 4 / 5).
+			return shownError{fmt.Sprintf("all %d images failed", rep.Failed), err}
+		}
+		return partialError{shownError{fmt.Sprintf("%d of %d images failed; the others were done", rep.Failed, len(rep.Images)), err}}
 	}
 	return nil
 }
+
+// shownError is an error whose causes were already printed: its message
+// is msg alone, its exit code the causes'.
+type shownError struct {
+	msg string
+	err error
+}
+
+func (e shownError) Error() string { return e.msg }
+func (e shownError) Unwrap() error { return e.err }
 
 // configError marks a bad mirror list or lockfile (exit 2).
 type configError struct{ err error }
@@ -164,8 +185,14 @@ func (p *syncPrinter) event(e mirror.SyncEvent) {
 		r := e.Image
 		var line string
 		switch {
+		case r.Status == mirror.StatusFailed && r.Error == "interrupted":
+			line = fmt.Sprintf("%-11s %s (%s)", r.Error, r.Source, r.Mode)
 		case r.Status == mirror.StatusFailed:
-			line = fmt.Sprintf("%-9s %s (%s): %s", r.Status, r.Source, r.Mode, r.Error)
+			msg := r.Error
+			if err := r.Err(); err != nil {
+				msg += hint(err)
+			}
+			line = fmt.Sprintf("%-9s %s (%s): %s", r.Status, r.Source, r.Mode, msg)
 		case r.Status == mirror.StatusUnchanged, r.Status == mirror.StatusImmutable:
 			line = fmt.Sprintf("%-9s %s (%s) ipfs://%s", r.Status, r.Source, r.Mode, r.CID)
 		case p.dryRun:

@@ -21,7 +21,7 @@ import (
 
 // VerifyCmd is `mirror verify`.
 type VerifyCmd struct {
-	Lock         string        `arg:"" name:"LOCKFILE" help:"The lockfile to check (mirrors.lock)." type:"path"`
+	Lock         string        `arg:"" name:"LOCKFILE" help:"The lockfile to check (mirrors.lock)."`
 	Pin          bool          `help:"Pin every CID of each verified image the node does not keep pinned (root, manifests, configs, layers, pin handle)."`
 	Jobs         int           `short:"j" default:"4" help:"Entries and blob reads in flight."`
 	EntryTimeout time.Duration `default:"10m" help:"Bound the work on one entry: a block nobody provides fails its entry then (0: no bound)."`

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 
@@ -47,10 +48,12 @@ func exitCode(ctx context.Context, err error) int {
 	switch {
 	case err == nil:
 		return ExitOK
+	case ctx.Err() != nil:
+		// ctx is the signal context: SIGINT/SIGTERM ended it, whatever
+		// the error it caused says ("content not found: context canceled").
+		return ExitInterrupted
 	case errors.As(err, &pe):
 		return ExitPartial
-	case errors.Is(err, context.Canceled) && ctx.Err() != nil:
-		return ExitInterrupted
 	case errors.As(err, &ue), errors.As(err, &ce), errors.Is(err, mirror.ErrBadReference), errors.Is(err, mirror.ErrNoMatchingPlatform):
 		return ExitUsage
 	case errors.Is(err, convert.ErrExclusiveModes), errors.Is(err, convert.ErrUnknownMode), errors.Is(err, convert.ErrUnsupportedRecipient),
@@ -70,15 +73,25 @@ func exitCode(ctx context.Context, err error) int {
 func report(w io.Writer, ctx context.Context, err error) int {
 	code := exitCode(ctx, err)
 	msg := err.Error()
-	var te *transport.Error
-	switch {
-	case code == ExitInterrupted:
+	if code == ExitInterrupted {
 		msg = "interrupted"
-	case errors.As(err, &te) && te.StatusCode == 401:
-		msg += " (hint: log in with `docker login` or set credentials in ~/.docker/config.json)"
-	case errors.Is(err, context.DeadlineExceeded):
-		msg += " (hint: the --timeout ran out; the content may not be reachable from this node)"
+	} else {
+		msg += hint(err)
 	}
 	fmt.Fprintln(w, "mirror:", msg)
 	return code
+}
+
+// hint is what to try for the errors a newcomer meets, or "".
+func hint(err error) string {
+	var te *transport.Error
+	switch {
+	case errors.As(err, &te) && te.StatusCode == 401:
+		return " (hint: log in with `docker login` or set credentials in ~/.docker/config.json)"
+	case errors.Is(err, context.DeadlineExceeded):
+		return " (hint: the --timeout ran out; the content may not be reachable from this node)"
+	case strings.Contains(err.Error(), "server gave HTTP response to HTTPS client"):
+		return " (hint: the registry speaks plain HTTP; pass --insecure to allow it)"
+	}
+	return ""
 }

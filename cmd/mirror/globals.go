@@ -18,7 +18,7 @@ import (
 
 // Globals are the flags every command takes.
 type Globals struct {
-	IPFSAPI       string        `name:"ipfs-api" aliases:"ipfs-address" env:"IPFS_API" placeholder:"ADDR" help:"IPFS RPC API: a multiaddr (/ip4/127.0.0.1/tcp/5001) or http(s) URL. Default: the daemon of $$IPFS_PATH (~/.ipfs)."`
+	IPFSAPI       string        `name:"ipfs-api" aliases:"ipfs-address" env:"IPFS_API" placeholder:"ADDR" help:"IPFS RPC API: a multiaddr (/ip4/127.0.0.1/tcp/5001) or http(s) URL. Default: the daemon (or mirror serve) whose API file is $$IPFS_PATH/api (~/.ipfs), else an embedded node on $$IPFS_PATH."`
 	IPFSAPIHeader []string      `name:"ipfs-api-header" placeholder:"'NAME: VALUE'" help:"Extra header for every IPFS API request (e.g. Authorization); never logged."`
 	Timeout       time.Duration `default:"0s" help:"Bound the whole command (0: no bound)."`
 	Insecure      bool          `help:"Allow plain HTTP and unverified TLS for registries."`
@@ -27,6 +27,7 @@ type Globals struct {
 	NodeFlags     `embed:""`
 
 	stdout, stderr io.Writer
+	command        string // "serve", "compose rewrite": for the repo's holder record
 	syncHooks      []func(*mirror.SyncOptions)
 	// secrets are masked in every output (stdout and stderr are
 	// redacting writers over them; files go through mask).
@@ -40,6 +41,11 @@ func (g *Globals) OpenStore(ctx context.Context) (ipfs.Store, error) {
 
 // OpenStoreWith opens the store; noPin adds without pinning.
 func (g *Globals) OpenStoreWith(ctx context.Context, noPin bool) (ipfs.Store, error) {
+	return g.openStore(ctx, open.Options{NoPin: noPin})
+}
+
+// openStore opens the store of o with the global flags applied.
+func (g *Globals) openStore(ctx context.Context, o open.Options) (ipfs.Store, error) {
 	headers := map[string]string{}
 	for _, h := range g.IPFSAPIHeader {
 		k, v, ok := strings.Cut(h, ":")
@@ -48,7 +54,7 @@ func (g *Globals) OpenStoreWith(ctx context.Context, noPin bool) (ipfs.Store, er
 		}
 		headers[strings.TrimSpace(k)] = strings.TrimSpace(v)
 	}
-	o := open.Options{API: g.IPFSAPI, Headers: headers, NoPin: noPin}
+	o.API, o.Headers, o.Holder = g.IPFSAPI, headers, strings.TrimSpace("mirror "+g.command)
 	g.NodeFlags.apply(&o)
 	return open.Store(ctx, o)
 }

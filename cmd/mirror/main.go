@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"runtime/debug"
+	"strings"
 	"syscall"
 
 	"github.com/alecthomas/kong"
@@ -32,6 +34,8 @@ type CLI struct {
 	Verify  VerifyCmd  `cmd:"" help:"Check that every image of a lockfile resolves on IPFS and every blob matches its digest; --pin keeps them."`
 	Publish PublishCmd `cmd:"" help:"Add a lockfile (and its list) to IPFS, pin it, print its CID; --ipns-key publishes it under a name."`
 	Version VersionCmd `cmd:"" help:"Print the version."`
+
+	VersionFlag kong.VersionFlag `name:"version" help:"Print the version and exit."`
 }
 
 func main() {
@@ -50,7 +54,7 @@ func run(args []string) int {
 		kong.Description("Mirror container images between registries and IPFS (nerdctl-compatible IPFS-enabled images), no containerd needed."),
 		kong.UsageOnError(),
 		kong.ConfigureHelp(kong.HelpOptions{Compact: true}),
-		kong.Vars{"version": version},
+		kong.Vars{"version": "mirror " + buildVersion()},
 		kong.Exit(func(code int) { panic(exitPanic(code)) }),
 	)
 	if err != nil {
@@ -75,6 +79,7 @@ func run(args []string) int {
 		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 		defer stop()
 		cli.Globals.stdout, cli.Globals.stderr, cli.Globals.secrets = stdout, stderr, secrets
+		cli.Globals.command = commandName(kctx.Command())
 		kctx.BindTo(ctx, (*context.Context)(nil))
 		err = kctx.Run(&cli.Globals)
 		if err != nil {
@@ -87,11 +92,62 @@ func run(args []string) int {
 
 type exitPanic int
 
+// commandName is the command's words without its arguments ("compose
+// rewrite"), safe to show other processes: arguments may carry secrets.
+func commandName(cmd string) string {
+	var words []string
+	for _, w := range strings.Fields(cmd) {
+		if strings.HasPrefix(w, "<") {
+			break
+		}
+		words = append(words, w)
+	}
+	return strings.Join(words, " ")
+}
+
 // VersionCmd prints the version.
 type VersionCmd struct{}
 
 // Run prints the version.
 func (VersionCmd) Run(g *Globals) error {
-	fmt.Fprintln(g.stdout, "mirror", version)
+	fmt.Fprintln(g.stdout, "mirror", buildVersion())
 	return nil
+}
+
+// buildVersion is the version stamped with -ldflags "-X main.version=…",
+// else the module version the go command recorded (a tag or pseudo-version
+// for `go install …@v`, the VCS revision for a build in a checkout), else
+// "devel"; with the Go version that built it.
+func buildVersion() string {
+	v := version
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return v
+	}
+	if v == "dev" {
+		v = "devel"
+		if mv := bi.Main.Version; mv != "" && mv != "(devel)" {
+			v = mv
+		} else {
+			var rev, modified string
+			for _, s := range bi.Settings {
+				switch s.Key {
+				case "vcs.revision":
+					rev = s.Value
+				case "vcs.modified":
+					modified = s.Value
+				}
+			}
+			if len(rev) > 12 {
+				rev = rev[:12]
+			}
+			if rev != "" {
+				v = "devel " + rev
+				if modified == "true" {
+					v += "-dirty"
+				}
+			}
+		}
+	}
+	return v + " (" + bi.GoVersion + ")"
 }

@@ -98,6 +98,8 @@ type IPFS struct {
 	// an http(s) URL, with variables expanded. Empty means "not set": the
 	// CLI then uses --ipfs-api or $IPFS_PATH/api.
 	API string
+	// APIPos is where API was set (zero when it was not).
+	APIPos Pos `json:"-"`
 	// Pin says whether mirrored blobs are pinned. Default true.
 	Pin bool
 }

@@ -169,6 +169,9 @@ func (p *parser) parseIPFS(n *yaml.Node, out *IPFS) {
 					p.errorf(p.deref(kv.v), "ipfs.api", "%v", err)
 				} else {
 					out.API = s
+					if v := p.derefQuiet(kv.v); v != nil {
+						out.APIPos = Pos{File: p.file, Line: v.Line, Column: v.Column}
+					}
 				}
 			}
 		}

@@ -61,14 +61,14 @@ func (p *parser) document(data []byte) *yaml.Node {
 			p.errs.add(p.at(1, 1, "", "the file is empty"))
 			return nil
 		}
-		p.syntaxError(err)
+		p.syntaxError(err, data)
 		return nil
 	}
 	var extra yaml.Node
 	switch err := decodeNode(dec, &extra); {
 	case errors.Is(err, io.EOF):
 	case err != nil:
-		p.syntaxError(err)
+		p.syntaxError(err, data)
 		return nil
 	default:
 		p.errorf(&extra, "", "a second YAML document; the file must hold one")
@@ -103,7 +103,24 @@ func (p *parser) at(line, col int, field, msg string) *Error {
 
 var yamlLineRE = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
 
-func (p *parser) syntaxError(err error) {
+// yamlParserProblems are the problems yaml.v3 reports as parser (not
+// scanner) errors. For those it prints the 0-based line of the context
+// (the `[` or `{` left open, the node being parsed): one less than the
+// line it means.
+var yamlParserProblems = []string{
+	"did not find expected node content",
+	"did not find expected '-' indicator",
+	"did not find expected key",
+	"did not find expected ',' or ']'",
+	"did not find expected ',' or '}'",
+	"did not find expected <document start>",
+	"found undefined tag handle",
+	"found duplicate %YAML directive",
+	"found duplicate %TAG directive",
+	"found incompatible YAML document",
+}
+
+func (p *parser) syntaxError(err error, data []byte) {
 	msg := err.Error()
 	line := 1
 	if m := yamlLineRE.FindStringSubmatch(msg); m != nil {
@@ -111,10 +128,29 @@ func (p *parser) syntaxError(err error) {
 			line = n
 		}
 		msg = m[2]
+		if slices.Contains(yamlParserProblems, msg) {
+			line++
+			// At the end of the file: the last line with content.
+			if last := lastLine(data); line > last {
+				line = last
+			}
+		}
 	} else {
 		msg = strings.TrimPrefix(msg, "yaml: ")
 	}
 	p.errs.add(p.at(line, 0, "", "invalid YAML: "+msg))
+}
+
+// lastLine is the 1-based number of the last line of data with anything
+// but spaces on it (1 for an empty file).
+func lastLine(data []byte) int {
+	lines := strings.Split(string(data), "\n")
+	for i := len(lines) - 1; i >= 0; i-- {
+		if strings.TrimSpace(lines[i]) != "" {
+			return i + 1
+		}
+	}
+	return 1
 }
 
 // deref follows aliases; nil when the alias budget is spent.

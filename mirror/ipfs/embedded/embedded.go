@@ -20,6 +20,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 
 	"github.com/ipfs/boxo/files"
@@ -54,16 +55,25 @@ type Options struct {
 	Online bool
 	// NoPin adds without pinning (the format pins by default).
 	NoPin bool
+	// ServeAPI serves the node's RPC API on a loopback port and writes
+	// $IPFS_PATH/api while the Store is open, as `ipfs daemon` does: for
+	// long-running commands (mirror serve), so that other mirror processes
+	// use this node instead of finding the repo locked.
+	ServeAPI bool
+	// Holder names the command holding the repo ("mirror serve"), for the
+	// lock error another process prints. Never put arguments here.
+	Holder string
 }
 
 // Store is an in-process kubo node.
 type Store struct {
-	path   string
-	node   *core.IpfsNode
-	api    coreiface.CoreAPI
-	pin    bool
-	online bool
-	inited bool
+	path    string
+	node    *core.IpfsNode
+	api     coreiface.CoreAPI
+	pin     bool
+	online  bool
+	inited  bool
+	apiAddr string
 
 	closeOnce sync.Once
 	closeErr  error
@@ -123,14 +133,14 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 		return nil, err
 	}
 	if locked, err := fsrepo.LockedByOtherProcess(repoPath); err == nil && locked {
-		return nil, fmt.Errorf("%w: %s (a daemon is running? use its API)", ErrRepoLocked, repoPath)
+		return nil, lockedError(repoPath, nil)
 	}
 	if err := setupPlugins(repoPath); err != nil {
 		return nil, err
 	}
 	inited := false
 	if !fsrepo.IsInitialized(repoPath) {
-		if err := initRepo(repoPath); err != nil {
+		if err := initRepo(repoPath, !o.Online); err != nil {
 			return nil, err
 		}
 		inited = true
@@ -138,7 +148,7 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 	r, err := fsrepo.Open(repoPath)
 	if err != nil {
 		if isLocked(err) {
-			return nil, fmt.Errorf("%w: %s: %v", ErrRepoLocked, repoPath, err)
+			return nil, lockedError(repoPath, err)
 		}
 		return nil, fmt.Errorf("opening IPFS repo %s: %w", repoPath, err)
 	}
@@ -170,8 +180,35 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 		node.Close()
 		return nil, fmt.Errorf("embedded IPFS node: %w", err)
 	}
+	s := &Store{path: repoPath, node: node, api: api, pin: !o.NoPin, online: o.Online, inited: inited}
+	h := holder{PID: os.Getpid(), Command: o.Holder}
+	if h.Command == "" {
+		h.Command = "mirror"
+	}
+	if o.ServeAPI {
+		if s.apiAddr, err = serveAPI(node, repoPath); err != nil {
+			node.Close()
+			return nil, err
+		}
+		h.API = s.apiAddr
+	}
+	// Best effort: without it, a lock error names no holder.
+	_ = writeHolder(repoPath, h)
 	open[repoPath] = true
-	return &Store{path: repoPath, node: node, api: api, pin: !o.NoPin, online: o.Online, inited: inited}, nil
+	return s, nil
+}
+
+// lockedError is ErrRepoLocked naming the holder when it is a mirror
+// process that said so.
+func lockedError(repoPath string, cause error) error {
+	who := lockHolder(repoPath)
+	if who == "" {
+		who = "another process (an `ipfs daemon` starting or stopping, or a program using the repo)"
+	}
+	if cause != nil {
+		return fmt.Errorf("%w: %s is held by %s: %v", ErrRepoLocked, repoPath, who, cause)
+	}
+	return fmt.Errorf("%w: %s is held by %s", ErrRepoLocked, repoPath, who)
 }
 
 // routing picks the content routing an online node uses, as `ipfs daemon`
@@ -205,8 +242,11 @@ func routing(cfg *config.Config, repoPath string) (libp2p.RoutingOption, error) 
 }
 
 // initRepo creates a repo as `ipfs init --empty-repo` does: a fresh
-// ed25519 identity and kubo's default config.
-func initRepo(repoPath string) error {
+// ed25519 identity and kubo's default config; loopback makes its swarm
+// addresses loopback-only (kubo's ports and transports, on 127.0.0.1 and
+// ::1), so that a repo mirror created offline does not listen on every
+// interface once an `ipfs daemon` starts on it.
+func initRepo(repoPath string, loopback bool) error {
 	if err := os.MkdirAll(repoPath, 0o700); err != nil {
 		return fmt.Errorf("creating IPFS repo %s: %w", repoPath, err)
 	}
@@ -218,6 +258,9 @@ func initRepo(repoPath string) error {
 	if err != nil {
 		return fmt.Errorf("IPFS config: %w", err)
 	}
+	if loopback {
+		cfg.Addresses.Swarm = loopbackAddrs(cfg.Addresses.Swarm)
+	}
 	if err := fsrepo.Init(repoPath, cfg); err != nil {
 		if fsrepo.IsInitialized(repoPath) {
 			return nil // another process won the race
@@ -225,6 +268,22 @@ func initRepo(repoPath string) error {
 		return fmt.Errorf("initialising IPFS repo %s: %w", repoPath, err)
 	}
 	return nil
+}
+
+// loopbackAddrs puts listen addresses on loopback: /ip4/0.0.0.0 becomes
+// /ip4/127.0.0.1, /ip6/:: becomes /ip6/::1.
+func loopbackAddrs(addrs []string) []string {
+	out := make([]string, 0, len(addrs))
+	for _, a := range addrs {
+		switch {
+		case strings.HasPrefix(a, "/ip4/0.0.0.0/"):
+			a = "/ip4/127.0.0.1/" + strings.TrimPrefix(a, "/ip4/0.0.0.0/")
+		case strings.HasPrefix(a, "/ip6/::/"):
+			a = "/ip6/::1/" + strings.TrimPrefix(a, "/ip6/::/")
+		}
+		out = append(out, a)
+	}
+	return out
 }
 
 func isLocked(err error) bool {
@@ -236,6 +295,10 @@ func (s *Store) Path() string { return s.path }
 
 // Initialized reports whether Open created the repo.
 func (s *Store) Initialized() bool { return s.inited }
+
+// APIAddr is the multiaddr of the RPC API the node serves (Options.ServeAPI),
+// else "".
+func (s *Store) APIAddr() string { return s.apiAddr }
 
 // Online reports whether the node is connected to the network.
 func (s *Store) Online() bool { return s.online }
@@ -335,6 +398,7 @@ func (s *Store) GetBlock(ctx context.Context, c cid.Cid) ([]byte, error) {
 // Close stops the node and releases the repo lock.
 func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
+		os.Remove(filepath.Join(s.path, holderFile))
 		s.closeErr = s.node.Close()
 		openMu.Lock()
 		delete(open, s.path)
@@ -344,8 +408,12 @@ func (s *Store) Close() error {
 }
 
 // classify maps "not found" (offline, or the caller's deadline) to
-// ipfs.ErrNotFound.
+// ipfs.ErrNotFound, and the caller's cancellation to context.Canceled.
 func classify(ctx context.Context, err error) error {
+	if errors.Is(ctx.Err(), context.Canceled) {
+		// The caller gave up (Ctrl-C): not a missing block.
+		return fmt.Errorf("%w (%v)", context.Canceled, err)
+	}
 	if ipld.IsNotFound(err) || errors.Is(err, context.DeadlineExceeded) || (ctx.Err() != nil && errors.Is(err, ctx.Err())) {
 		return fmt.Errorf("%w: %v", ipfs.ErrNotFound, err)
 	}

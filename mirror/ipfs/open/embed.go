@@ -12,6 +12,6 @@ import (
 func init() {
 	errLocked = embedded.ErrRepoLocked
 	embeddedOpener = func(ctx context.Context, o Options) (ipfs.Store, error) {
-		return embedded.Open(ctx, embedded.Options{IPFSPath: o.IPFSPath, Online: o.Online, NoPin: o.NoPin})
+		return embedded.Open(ctx, embedded.Options{IPFSPath: o.IPFSPath, Online: o.Online, NoPin: o.NoPin, ServeAPI: o.ServeAPI, Holder: o.Holder})
 	}
 }

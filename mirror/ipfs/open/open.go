@@ -45,6 +45,13 @@ type Options struct {
 	Online bool
 	// NoEmbedded refuses the embedded node: a daemon must be running.
 	NoEmbedded bool
+	// ServeAPI makes an embedded node serve its RPC API on loopback and
+	// write $IPFS_PATH/api while open, so other processes share it (for
+	// long-running commands). It does not affect a daemon.
+	ServeAPI bool
+	// Holder names the command for other processes' lock errors
+	// ("mirror serve").
+	Holder string
 }
 
 // embeddedOpener opens the embedded node; nil when built with
@@ -80,7 +87,7 @@ func Store(ctx context.Context, o Options) (ipfs.Store, error) {
 		if s, err2 := repoDaemon(ctx, o); s != nil || err2 != nil {
 			return s, err2
 		}
-		return nil, fmt.Errorf("%w: %w; if a daemon is starting, wait for it or pass --ipfs-api", ipfs.ErrUnavailable, err)
+		return nil, fmt.Errorf("%w: %w; wait for it to finish, or run `ipfs daemon` (or `mirror serve`) for every command to share, or pass --ipfs-api", ipfs.ErrUnavailable, err)
 	}
 	return s, err
 }
