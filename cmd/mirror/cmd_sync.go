@@ -11,8 +11,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/ipfs-mirror/mirror/internal/ui"
 	"github.com/ipfs-mirror/mirror/internal/redact"
+	"github.com/ipfs-mirror/mirror/internal/ui"
 	"github.com/ipfs-mirror/mirror/mirror"
 	"github.com/ipfs-mirror/mirror/mirror/config"
 	"github.com/ipfs-mirror/mirror/mirror/lockfile"
