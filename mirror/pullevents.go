@@ -1,6 +1,7 @@
 package mirror
 
 import (
+	"fmt"
 	"io"
 	"sync"
 
@@ -194,6 +195,20 @@ func (x *obsIndex) ImageIndex(h v1.Hash) (v1.ImageIndex, error) {
 		return nil, err
 	}
 	return &obsIndex{idx: child, o: x.o}, nil
+}
+
+// Layer passes an index entry that is neither an image nor an index (an
+// artifact, a blob of an unknown type) through to the wrapped index, which
+// reads it verified: go-containerregistry's writers look for this method,
+// and without it the layout writer is handed a nil reader.
+func (x *obsIndex) Layer(h v1.Hash) (v1.Layer, error) {
+	wl, ok := x.idx.(interface {
+		Layer(v1.Hash) (v1.Layer, error)
+	})
+	if !ok {
+		return nil, fmt.Errorf("index entry %s: the index cannot read it", h)
+	}
+	return wl.Layer(h)
 }
 
 type obsLayer struct {

@@ -98,16 +98,22 @@ func parsePlatforms(ss []string) ([]v1.Platform, error) {
 	return out, nil
 }
 
-func isTerminal(w io.Writer) bool {
+func isTerminal(w io.Writer) bool { return terminalFile(w) != nil }
+
+// terminalFile is the terminal behind w (through a redacting writer's
+// Unwrap), or nil.
+func terminalFile(w io.Writer) *os.File {
 	if u, ok := w.(interface{ Unwrap() io.Writer }); ok {
 		w = u.Unwrap()
 	}
 	f, ok := w.(*os.File)
 	if !ok {
-		return false
+		return nil
 	}
-	st, err := f.Stat()
-	return err == nil && st.Mode()&os.ModeCharDevice != 0
+	if st, err := f.Stat(); err != nil || st.Mode()&os.ModeCharDevice == 0 {
+		return nil
+	}
+	return f
 }
 
 // configureSync is where optional features (pin handles, CAR export) add

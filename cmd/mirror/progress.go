@@ -1,8 +1,6 @@
 package main
 
 import (
-	"os"
-
 	"golang.org/x/term"
 
 	"github.com/ipfs-mirror/mirror/internal/ui"
@@ -17,10 +15,8 @@ func newPrinter(g *Globals, many bool) ui.Printer {
 	case g.JSON:
 		return ui.NewJSON(o)
 	case isTerminal(g.stderr):
-		if f, ok := g.stderr.(*os.File); ok {
-			if w, _, err := term.GetSize(int(f.Fd())); err == nil {
-				o.Width = w
-			}
+		if w, _, err := term.GetSize(int(terminalFile(g.stderr).Fd())); err == nil {
+			o.Width = w
 		}
 		return ui.NewTTY(o)
 	}
