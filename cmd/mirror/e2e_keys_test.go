@@ -31,6 +31,7 @@ func TestE2EPullKeyOpenSSL(t *testing.T) {
 			out := filepath.Join(t.TempDir(), "out")
 			mustRun(t, env, "pull", "--key", key.Arg, root, "oci:"+out)
 			sameBlobs(t, "pull --key "+key.Name, want, testrig.LayoutBlobs(t, out))
+			testrig.SkopeoReads(t, "oci:"+out) // the decrypted layout, read by skopeo
 			if key.Password == "" {
 				return
 			}

@@ -160,7 +160,9 @@ func TestE2EProgress(t *testing.T) {
 	}
 
 	// Not a terminal: plain lines, no controls.
-	plain := mustRun(t, r.env, "pull", root, "oci:"+filepath.Join(t.TempDir(), "plain"))
+	plainDir := filepath.Join(t.TempDir(), "plain")
+	plain := mustRun(t, r.env, "pull", root, "oci:"+plainDir)
+	testrig.SkopeoReads(t, "oci:"+plainDir)
 	if strings.Contains(plain.stderr, "\x1b") || !regexp.MustCompile(`(?m)^added  layer    sha256:[0-9a-f]{64} [0-9.]+ (KiB|MiB)$`).MatchString(plain.stderr) || !regexp.MustCompile(`(?m)^elapsed: .* total: `).MatchString(plain.stderr) {
 		t.Errorf("plain pull output:\n%s", plain.stderr)
 	}
