@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Smoke run of the benchmark program: `go run ./cmd/mirror-bench --quick`
+# Smoke run of the benchmark program: `go run ./internal/cmd/mirror-bench --quick`
 # (tiny sizes, one run of every case, well under a minute) so that the
 # program cannot rot. It needs what .ci/run installs — docker-registry,
 # skopeo and kubo's ipfs (MIRROR_IPFS_BIN) — plus curl and gzip, installed
@@ -24,5 +24,5 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
-go run ./cmd/mirror-bench --quick --json --markdown "$out/bench.md" >"$out/bench.json"
+go run ./internal/cmd/mirror-bench --quick --json --markdown "$out/bench.md" >"$out/bench.json"
 cat "$out/bench.md"

@@ -5,14 +5,15 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/ipfs-mirror/mirror/mirror/testrig"
+
+	"github.com/ipfs-mirror/mirror/internal/rig"
 )
 
 // Keys as the openssl CLI writes them: OpenSSL 3's default PKCS#8, encrypted
 // PKCS#8, PKCS#1 and SEC 1. Before, encrypted PKCS#8 and SEC 1 were refused
 // as "not a private key".
 func TestParseKeyOpenSSL(t *testing.T) {
-	keys := testrig.OpenSSLKeys(t, t.TempDir(), "s3cret-pw")
+	keys := rig.OpenSSLKeys(t, t.TempDir(), "s3cret-pw")
 	src := threeLayerImage(t)
 	var recips []string
 	for _, k := range keys {

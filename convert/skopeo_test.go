@@ -14,7 +14,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
-	"github.com/ipfs-mirror/mirror/mirror/testrig"
+
+	"github.com/ipfs-mirror/mirror/internal/rig"
 )
 
 // skopeo returns the skopeo binary. It skips the test when skopeo is missing,
@@ -52,7 +53,7 @@ func writeOCI(t *testing.T, img v1.Image) string {
 	if err := p.AppendImage(img, layout.WithAnnotations(map[string]string{"org.opencontainers.image.ref.name": "latest"})); err != nil {
 		t.Fatal(err)
 	}
-	testrig.SkopeoReads(t, "oci:"+dir+":latest")
+	rig.SkopeoReads(t, "oci:"+dir+":latest")
 	return dir
 }
 
@@ -73,8 +74,8 @@ func TestSkopeoReadsConvertedIndex(t *testing.T) {
 		if err := p.AppendIndex(idx, layout.WithAnnotations(map[string]string{"org.opencontainers.image.ref.name": "latest"})); err != nil {
 			t.Fatal(err)
 		}
-		testrig.SkopeoReads(t, "oci:"+dir+":latest")
-		testrig.LayoutValid(t, dir)
+		rig.SkopeoReads(t, "oci:"+dir+":latest")
+		rig.LayoutValid(t, dir)
 		return dir
 	}
 	conv := func(t *testing.T, idx v1.ImageIndex, f func(context.Context, v1.Image) (v1.Image, error)) v1.ImageIndex {

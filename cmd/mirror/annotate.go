@@ -9,9 +9,9 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/ipfs-mirror/mirror/mirror"
 	"github.com/ipfs-mirror/mirror/mirror/config"
 	"github.com/ipfs-mirror/mirror/mirror/lockfile"
+	"github.com/ipfs-mirror/mirror/mirror/syncer"
 )
 
 // GitHub workflow commands (::error file=F,line=L,col=C,title=T::MSG) for
@@ -146,11 +146,11 @@ func lockfileErrors(err error) []*lockfile.Error {
 
 // syncAnnotations: the errors of a sync run — a bad list or lockfile
 // (runErr), or the failed images of rep at their entries in the list.
-func syncAnnotations(list, lock string, runErr error, rep *mirror.Report) []annotation {
+func syncAnnotations(list, lock string, runErr error, rep *syncer.Report) []annotation {
 	var out []annotation
 	if rep != nil {
 		for _, r := range rep.Images {
-			if r.Status != mirror.StatusFailed {
+			if r.Status != syncer.StatusFailed {
 				continue
 			}
 			f := r.File
@@ -185,7 +185,7 @@ func writeAnnotations(w io.Writer, as []annotation) {
 
 // annotate prints the workflow commands of a sync run when
 // --github-annotations is on. It is called where sync reports errors.
-func (c *SyncCmd) annotate(g *Globals, err error, rep *mirror.Report) {
+func (c *SyncCmd) annotate(g *Globals, err error, rep *syncer.Report) {
 	if !c.GitHubAnnotations {
 		return
 	}

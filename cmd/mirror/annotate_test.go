@@ -7,9 +7,9 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/ipfs-mirror/mirror/mirror"
 	"github.com/ipfs-mirror/mirror/mirror/config"
 	"github.com/ipfs-mirror/mirror/mirror/lockfile"
+	"github.com/ipfs-mirror/mirror/mirror/syncer"
 )
 
 func TestAnnotations(t *testing.T) {
@@ -46,9 +46,9 @@ func TestAnnotations(t *testing.T) {
 		t.Errorf("%v", got)
 	}
 	// Failed images at their entries.
-	rep := &mirror.Report{Images: []*mirror.ImageReport{
-		{Source: "a:1", Mode: "plain", Status: mirror.StatusNew},
-		{Source: "b:1", Mode: "estargz", Status: mirror.StatusFailed, Error: "boom", File: list, Line: 12},
+	rep := &syncer.Report{Images: []*syncer.ImageReport{
+		{Source: "a:1", Mode: "plain", Status: syncer.StatusNew},
+		{Source: "b:1", Mode: "estargz", Status: syncer.StatusFailed, Error: "boom", File: list, Line: 12},
 	}}
 	if got := syncAnnotations(list, "", nil, rep); len(got) != 1 || got[0].String() != "::error file=ci/mirrors.yaml,line=12,title=mirror sync%3A b%3A1 (estargz)::boom" {
 		t.Errorf("%v", got)

@@ -6,7 +6,7 @@ import (
 	"os"
 	"path/filepath"
 
-	"github.com/ipfs-mirror/mirror/mirror"
+	"github.com/ipfs-mirror/mirror/mirror/compose"
 	"github.com/ipfs-mirror/mirror/mirror/lockfile"
 )
 
@@ -32,7 +32,7 @@ func (c *ComposeRewriteCmd) Run(_ context.Context, g *Globals) error {
 	if len(lock.Images) == 0 {
 		return usageError{fmt.Errorf("%s is empty or missing: run mirror sync first", c.Lock)}
 	}
-	res, err := mirror.RewriteCompose(c.Compose, lock, c.Registry)
+	res, err := compose.Rewrite(c.Compose, lock, c.Registry)
 	if err != nil {
 		return configError{err}
 	}

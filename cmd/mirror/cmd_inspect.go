@@ -10,8 +10,8 @@ import (
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/ipfs-mirror/mirror/manifests"
+	"github.com/ipfs-mirror/mirror/manifests/pinhandle"
 	"github.com/ipfs-mirror/mirror/mirror/ipfs"
-	"github.com/ipfs-mirror/mirror/mirror/pinhandle"
 )
 
 // InspectCmd is `mirror inspect`.

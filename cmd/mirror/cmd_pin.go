@@ -10,8 +10,8 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/ipfs-mirror/mirror/manifests"
+	"github.com/ipfs-mirror/mirror/manifests/pinhandle"
 	"github.com/ipfs-mirror/mirror/mirror/ipfs"
-	"github.com/ipfs-mirror/mirror/mirror/pinhandle"
 )
 
 // PinCmd is `mirror pin`.

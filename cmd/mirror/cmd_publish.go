@@ -12,10 +12,10 @@ import (
 	"github.com/ipfs/go-cid"
 	rpc "github.com/ipfs/kubo/client/rpc"
 
-	"github.com/ipfs-mirror/mirror/mirror"
 	"github.com/ipfs-mirror/mirror/mirror/config"
 	"github.com/ipfs-mirror/mirror/mirror/ipfs"
 	"github.com/ipfs-mirror/mirror/mirror/lockfile"
+	"github.com/ipfs-mirror/mirror/mirror/publish"
 )
 
 // PublishCmd is `mirror publish`.
@@ -27,11 +27,11 @@ type PublishCmd struct {
 
 // publishOutput is the --json form.
 type publishOutput struct {
-	CID       string                 `json:"cid"`
-	Directory bool                   `json:"directory"`
-	Files     []mirror.PublishedFile `json:"files"`
-	Pinned    bool                   `json:"pinned"`
-	IPNS      *ipnsOutput            `json:"ipns,omitempty"`
+	CID       string              `json:"cid"`
+	Directory bool                `json:"directory"`
+	Files     []publish.Published `json:"files"`
+	Pinned    bool                `json:"pinned"`
+	IPNS      *ipnsOutput         `json:"ipns,omitempty"`
 }
 
 type ipnsOutput struct {
@@ -52,7 +52,7 @@ func (c *PublishCmd) Run(ctx context.Context, g *Globals) error {
 	if _, err := lockfile.Parse(c.Lock, data); err != nil {
 		return configError{err}
 	}
-	files := []mirror.PublishFile{{Name: filepath.Base(c.Lock), Data: data}}
+	files := []publish.File{{Name: filepath.Base(c.Lock), Data: data}}
 	if c.WithList != "" {
 		if _, err := config.Load(c.WithList); err != nil {
 			return configError{err}
@@ -61,7 +61,7 @@ func (c *PublishCmd) Run(ctx context.Context, g *Globals) error {
 		if err != nil {
 			return err
 		}
-		files = append(files, mirror.PublishFile{Name: filepath.Base(c.WithList), Data: list})
+		files = append(files, publish.File{Name: filepath.Base(c.WithList), Data: list})
 		if files[0].Name == files[1].Name {
 			return usageError{fmt.Errorf("the lockfile and the list are both named %q: the published directory needs two names", files[0].Name)}
 		}
@@ -78,7 +78,7 @@ func (c *PublishCmd) Run(ctx context.Context, g *Globals) error {
 			return usageError{errors.New("--ipns-key needs the RPC API of a kubo node (--ipfs-api or a running daemon)")}
 		}
 	}
-	res, err := mirror.Publish(ctx, store, files)
+	res, err := publish.Publish(ctx, store, files)
 	if err != nil {
 		return err
 	}
@@ -108,7 +108,7 @@ func (c *PublishCmd) Run(ctx context.Context, g *Globals) error {
 	return nil
 }
 
-func names(fs []mirror.PublishedFile) string {
+func names(fs []publish.Published) string {
 	var s []string
 	for _, f := range fs {
 		s = append(s, f.Name)

@@ -6,8 +6,9 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/ipfs-mirror/mirror/mirror"
 	"github.com/ipfs-mirror/mirror/mirror/ipfs"
+	"github.com/ipfs-mirror/mirror/mirror/oci"
+	"github.com/ipfs-mirror/mirror/mirror/registry"
 )
 
 // PullCmd is `mirror pull`.
@@ -33,12 +34,12 @@ func (c *PullCmd) Run(ctx context.Context, g *Globals) error {
 	if err != nil {
 		return err
 	}
-	ref, err := mirror.ParseRef(c.Dest, g.Registry())
+	ref, err := registry.ParseRef(c.Dest, g.Registry())
 	if err != nil {
 		return err
 	}
-	if err := mirror.CheckPullDest(c.Dest, ref, c.Force); err != nil {
-		if errors.Is(err, mirror.ErrDestinationExists) {
+	if err := oci.CheckPullDest(c.Dest, ref, c.Force); err != nil {
+		if errors.Is(err, oci.ErrDestinationExists) {
 			return usageError{err}
 		}
 		return err
@@ -54,7 +55,7 @@ func (c *PullCmd) Run(ctx context.Context, g *Globals) error {
 	defer store.Close()
 	pr := newPrinter(g, false)
 	pr.Message("start", fmt.Sprintf("pulling ipfs://%s to %s", root, c.Dest), nil)
-	res, err := mirror.Pull(ctx, store, root, c.Dest, mirror.PullOptions{Registry: g.Registry(), Platforms: platforms, Jobs: c.Jobs, URLs: c.URLs, Transform: decrypt, OnEvent: pr.Event, Overwrite: c.Force})
+	res, err := oci.Pull(ctx, store, root, c.Dest, oci.PullOptions{Registry: g.Registry(), Platforms: platforms, Jobs: c.Jobs, URLs: c.URLs, Transform: decrypt, OnEvent: pr.Event, Overwrite: c.Force})
 	pr.Finish()
 	if err != nil {
 		return err

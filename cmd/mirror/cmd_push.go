@@ -6,7 +6,8 @@ import (
 	"fmt"
 
 	"github.com/ipfs-mirror/mirror/manifests"
-	"github.com/ipfs-mirror/mirror/mirror"
+	"github.com/ipfs-mirror/mirror/mirror/oci"
+	"github.com/ipfs-mirror/mirror/mirror/registry"
 )
 
 // PushCmd is `mirror push`.
@@ -37,7 +38,7 @@ func (c *PushCmd) Run(ctx context.Context, g *Globals) error {
 	if err != nil {
 		return err
 	}
-	if _, err := mirror.ParseRef(c.Source, g.Registry()); err != nil {
+	if _, err := registry.ParseRef(c.Source, g.Registry()); err != nil {
 		return err
 	}
 	conv, mode, err := c.converter()
@@ -52,7 +53,7 @@ func (c *PushCmd) Run(ctx context.Context, g *Globals) error {
 	pr := newPrinter(g, false)
 	w := manifests.NewWriter(store, c.Jobs, pr.Event)
 	pr.Message("start", fmt.Sprintf("pushing %s to IPFS (%s)", c.Source, mode), nil)
-	res, err := mirror.Push(ctx, w, c.Source, mirror.PushOptions{Registry: g.Registry(), Platforms: platforms, Convert: conv})
+	res, err := oci.Push(ctx, w, c.Source, oci.PushOptions{Registry: g.Registry(), Platforms: platforms, Convert: conv})
 	pr.Finish()
 	if err != nil {
 		return err

@@ -13,10 +13,11 @@ import (
 
 	"github.com/ipfs-mirror/mirror/internal/redact"
 	"github.com/ipfs-mirror/mirror/internal/ui"
-	"github.com/ipfs-mirror/mirror/mirror"
+	"github.com/ipfs-mirror/mirror/manifests/pinhandle"
 	"github.com/ipfs-mirror/mirror/mirror/config"
 	"github.com/ipfs-mirror/mirror/mirror/lockfile"
-	"github.com/ipfs-mirror/mirror/mirror/pinhandle"
+	"github.com/ipfs-mirror/mirror/mirror/registry"
+	"github.com/ipfs-mirror/mirror/mirror/syncer"
 )
 
 // SyncCmd is `mirror sync`.
@@ -95,9 +96,9 @@ func (c *SyncCmd) Run(ctx context.Context, g *Globals) error {
 	defer store.Close()
 
 	out := newSyncPrinter(g, c.DryRun)
-	opts := mirror.SyncOptions{
+	opts := syncer.Options{
 		Registry: g.Registry(),
-		Retry:    mirror.RetryOptions{Attempts: c.Retries, MaxDelay: c.MaxDelay, Rate: c.RateLimit},
+		Retry:    registry.RetryOptions{Attempts: c.Retries, MaxDelay: c.MaxDelay, Rate: c.RateLimit},
 		Jobs:     c.Jobs,
 		DryRun:   c.DryRun,
 		Only:     only,
@@ -110,7 +111,7 @@ func (c *SyncCmd) Run(ctx context.Context, g *Globals) error {
 	}
 	opts.CARDir = c.CAR
 	g.configureSync(&opts)
-	rep, runErr := mirror.Sync(ctx, store, cfg, lock, opts)
+	rep, runErr := syncer.Sync(ctx, store, cfg, lock, opts)
 	out.done(rep)
 	c.annotate(g, runErr, rep)
 	if rep != nil {
@@ -175,25 +176,25 @@ func newSyncPrinter(g *Globals, dryRun bool) *syncPrinter {
 	return &syncPrinter{g: g, prog: newPrinter(g, true), dryRun: dryRun}
 }
 
-func (p *syncPrinter) event(e mirror.SyncEvent) {
+func (p *syncPrinter) event(e syncer.Event) {
 	switch e.Type {
-	case mirror.BlobEvent:
+	case syncer.BlobEvent:
 		p.prog.Event(e.Blob)
-	case mirror.ImageFinished:
+	case syncer.ImageFinished:
 		p.mu.Lock()
 		defer p.mu.Unlock()
 		r := e.Image
 		var line string
 		switch {
-		case r.Status == mirror.StatusFailed && r.Error == "interrupted":
+		case r.Status == syncer.StatusFailed && r.Error == "interrupted":
 			line = fmt.Sprintf("%-11s %s (%s)", r.Error, r.Source, r.Mode)
-		case r.Status == mirror.StatusFailed:
+		case r.Status == syncer.StatusFailed:
 			msg := r.Error
 			if err := r.Err(); err != nil {
 				msg += hint(err)
 			}
 			line = fmt.Sprintf("%-9s %s (%s): %s", r.Status, r.Source, r.Mode, msg)
-		case r.Status == mirror.StatusUnchanged, r.Status == mirror.StatusImmutable:
+		case r.Status == syncer.StatusUnchanged, r.Status == syncer.StatusImmutable:
 			line = fmt.Sprintf("%-9s %s (%s) ipfs://%s", r.Status, r.Source, r.Mode, r.CID)
 		case p.dryRun:
 			line = fmt.Sprintf("%-9s %s (%s) %s", r.Status, r.Source, r.Mode, r.SourceDigest)
@@ -204,22 +205,22 @@ func (p *syncPrinter) event(e mirror.SyncEvent) {
 	}
 }
 
-func (p *syncPrinter) done(rep *mirror.Report) {
+func (p *syncPrinter) done(rep *syncer.Report) {
 	p.prog.Finish()
 	if rep == nil {
 		return
 	}
 	for _, r := range rep.Images {
-		if r.Status == mirror.StatusRemoved {
+		if r.Status == syncer.StatusRemoved {
 			fmt.Fprintf(p.g.stderr, "%-9s %s (%s)\n", r.Status, r.Source, r.Mode)
 		}
 	}
-	counts := map[mirror.Status]int{}
+	counts := map[syncer.Status]int{}
 	for _, r := range rep.Images {
 		counts[r.Status]++
 	}
 	var parts []string
-	for _, s := range []mirror.Status{mirror.StatusNew, mirror.StatusChanged, mirror.StatusUnchanged, mirror.StatusImmutable, mirror.StatusRestored, mirror.StatusRepaired, mirror.StatusRemoved, mirror.StatusFailed} {
+	for _, s := range []syncer.Status{syncer.StatusNew, syncer.StatusChanged, syncer.StatusUnchanged, syncer.StatusImmutable, syncer.StatusRestored, syncer.StatusRepaired, syncer.StatusRemoved, syncer.StatusFailed} {
 		if counts[s] > 0 {
 			parts = append(parts, fmt.Sprintf("%d %s", counts[s], s))
 		}
@@ -235,7 +236,7 @@ func (p *syncPrinter) done(rep *mirror.Report) {
 }
 
 // markdownSummary is the table for $GITHUB_STEP_SUMMARY.
-func markdownSummary(rep *mirror.Report, list string) string {
+func markdownSummary(rep *syncer.Report, list string) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "### mirror sync `%s`\n\n", list)
 	fmt.Fprintf(&b, "%d images, %d failed; %d blobs (%s) added in %s", len(rep.Images), rep.Failed, rep.BlobsAdded, human(rep.BytesAdded), rep.Duration.Round(time.Millisecond))
@@ -252,7 +253,7 @@ func markdownSummary(rep *mirror.Report, list string) string {
 			dg = "`" + shortDigest(r.SourceDigest) + "`"
 		}
 		status := string(r.Status)
-		if r.Status == mirror.StatusFailed {
+		if r.Status == syncer.StatusFailed {
 			status = "❌ failed: " + strings.ReplaceAll(r.Error, "|", "\\|")
 		}
 		fmt.Fprintf(&b, "| %s | `%s` | %s | %s | %s |\n", status, r.Source, r.Mode, dg, cid)

@@ -14,9 +14,9 @@ import (
 	"github.com/ipfs/go-cid"
 	rpc "github.com/ipfs/kubo/client/rpc"
 
-	"github.com/ipfs-mirror/mirror/mirror"
 	"github.com/ipfs-mirror/mirror/mirror/ipfs"
 	"github.com/ipfs-mirror/mirror/mirror/lockfile"
+	"github.com/ipfs-mirror/mirror/mirror/verify"
 )
 
 // VerifyCmd is `mirror verify`.
@@ -69,12 +69,12 @@ func (c *VerifyCmd) Run(ctx context.Context, g *Globals) error {
 	}
 	defer store.Close()
 
-	rep, runErr := mirror.Verify(ctx, store, lock, mirror.VerifyOptions{
+	rep, runErr := verify.Verify(ctx, store, lock, verify.Options{
 		Jobs:         c.Jobs,
 		EntryTimeout: c.EntryTimeout,
 		Pin:          c.Pin,
 		Pinned:       pinChecker(store),
-		OnEntry: func(e *mirror.VerifyEntry) {
+		OnEntry: func(e *verify.Entry) {
 			if g.Verbose {
 				fmt.Fprintln(g.stderr, verifyLine(e))
 			}
@@ -110,7 +110,7 @@ func (c *VerifyCmd) Run(ctx context.Context, g *Globals) error {
 		lines := lockLines(data)
 		var as []annotation
 		for _, e := range rep.Entries {
-			if e.Status == mirror.VerifyFailed {
+			if e.Status == verify.StatusFailed {
 				as = append(as, annotation{File: c.Lock, Line: lines[e.Source+"\x00"+e.Mode], Title: fmt.Sprintf("mirror verify: %s (%s) %s", e.Source, e.Mode, e.Problem), Msg: e.Error})
 			}
 		}
@@ -127,8 +127,8 @@ func (c *VerifyCmd) Run(ctx context.Context, g *Globals) error {
 }
 
 // verifyLine is one entry's line: status, source, mode, CID, what was read.
-func verifyLine(e *mirror.VerifyEntry) string {
-	if e.Status == mirror.VerifyOK {
+func verifyLine(e *verify.Entry) string {
+	if e.Status == verify.StatusOK {
 		s := fmt.Sprintf("ok      %s (%s) ipfs://%s: %d manifests, %d blobs, %s verified", e.Source, e.Mode, e.CID, e.Manifests, e.Blobs, human(e.Bytes))
 		if e.Pinned > 0 {
 			s += fmt.Sprintf(", %d pins added", e.Pinned)
@@ -138,7 +138,7 @@ func verifyLine(e *mirror.VerifyEntry) string {
 	return fmt.Sprintf("FAILED  %s (%s) ipfs://%s: %s: %s", e.Source, e.Mode, e.CID, e.Problem, e.Error)
 }
 
-func verifyTotals(rep *mirror.VerifyReport) string {
+func verifyTotals(rep *verify.Report) string {
 	s := fmt.Sprintf("verify: %d ok, %d failed", rep.OK, rep.Failed)
 	if rep.Mismatches > 0 {
 		s += fmt.Sprintf(" (%d integrity failures: digest mismatch or wrong image)", rep.Mismatches)
@@ -151,13 +151,13 @@ func verifyTotals(rep *mirror.VerifyReport) string {
 }
 
 // verifyMarkdown is the table for $GITHUB_STEP_SUMMARY.
-func verifyMarkdown(rep *mirror.VerifyReport) string {
+func verifyMarkdown(rep *verify.Report) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "### mirror verify `%s`\n\n%s\n\n", rep.LockFile, verifyTotals(rep))
 	b.WriteString("| status | source | mode | CID | blobs | problem |\n|---|---|---|---|---|---|\n")
 	for _, e := range rep.Entries {
 		status, problem := "✅ ok", ""
-		if e.Status != mirror.VerifyOK {
+		if e.Status != verify.StatusOK {
 			status = "❌ failed"
 			problem = e.Problem + ": " + strings.ReplaceAll(e.Error, "|", "\\|")
 		}

@@ -5,10 +5,10 @@ import (
 	"fmt"
 
 	"github.com/ipfs-mirror/mirror/manifests"
+	"github.com/ipfs-mirror/mirror/manifests/pinhandle"
 	"github.com/ipfs-mirror/mirror/mirror/ipfs"
 	"github.com/ipfs-mirror/mirror/mirror/ipfs/car"
 	"github.com/ipfs-mirror/mirror/mirror/ipfs/open"
-	"github.com/ipfs-mirror/mirror/mirror/pinhandle"
 )
 
 // NodeFlags choose how the embedded IPFS node (used when no daemon runs)

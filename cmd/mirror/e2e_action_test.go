@@ -17,7 +17,7 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
-	"github.com/ipfs-mirror/mirror/mirror/testrig"
+	"github.com/ipfs-mirror/mirror/internal/rig"
 )
 
 // The GitHub Action (action.yml and actions/*) run step by step as a runner
@@ -41,7 +41,7 @@ func moduleRoot(t *testing.T) string {
 // first on PATH: the action's find step then finds it and builds nothing.
 func ipfsOnPath(t *testing.T) string {
 	t.Helper()
-	bin := testrig.Tool(t, "MIRROR_IPFS_BIN", "ipfs")
+	bin := rig.Tool(t, "MIRROR_IPFS_BIN", "ipfs")
 	dir := t.TempDir()
 	if err := os.Symlink(bin, filepath.Join(dir, "ipfs")); err != nil {
 		t.Fatal(err)
@@ -55,8 +55,8 @@ func newActionRunner(t *testing.T, workspace string) *runner {
 	t.Helper()
 	// What the action's scripts use besides bash and coreutils (.ci/tools.sh
 	// installs jq).
-	testrig.Tool(t, "", "jq")
-	testrig.Tool(t, "", "curl")
+	rig.Tool(t, "", "jq")
+	rig.Tool(t, "", "curl")
 	r := newRunner(t, workspace)
 	r.BaseEnv = append(r.BaseEnv, "PATH="+ipfsOnPath(t)+":"+os.Getenv("PATH"))
 	t.Cleanup(func() { stopDaemons(t, r.Temp) })
@@ -127,8 +127,8 @@ func stopDaemons(t *testing.T, temp string) {
 // the mirror list naming them.
 func twoImages(t *testing.T, host string, seed uint64) string {
 	t.Helper()
-	testrig.Push(t, host+"/act/multi:1.0", testrig.MultiPlatform(t, seed, 300<<10))
-	testrig.Push(t, host+"/act/single:1.0", testrig.Image(t, testrig.ImageSpec{Layers: []v1.Layer{testrig.Layer(t, seed+50, 200<<10, false)}}))
+	rig.Push(t, host+"/act/multi:1.0", rig.MultiPlatform(t, seed, 300<<10))
+	rig.Push(t, host+"/act/single:1.0", rig.Image(t, rig.ImageSpec{Layers: []v1.Layer{rig.Layer(t, seed+50, 200<<10, false)}}))
 	return fmt.Sprintf("version: 1\nimages:\n  - source: %s/act/multi\n    tags: [\"1.0\"]\n  - source: %s/act/single\n    tags: [\"1.0\"]\n", host, host)
 }
 
@@ -151,7 +151,7 @@ func readFile(t *testing.T, p string) string {
 // ipfsAt runs the ipfs CLI against an API address.
 func ipfsAt(t *testing.T, api string, args ...string) string {
 	t.Helper()
-	k := &testrig.Kubo{Bin: testrig.Tool(t, "MIRROR_IPFS_BIN", "ipfs"), Repo: t.TempDir()}
+	k := &rig.Kubo{Bin: rig.Tool(t, "MIRROR_IPFS_BIN", "ipfs"), Repo: t.TempDir()}
 	out, err := k.RunErr(nil, append([]string{"--api", api}, args...)...)
 	if err != nil {
 		t.Fatalf("ipfs --api %s %s: %v", api, strings.Join(args, " "), err)
@@ -165,13 +165,13 @@ func ipfsAt(t *testing.T, api string, args ...string) string {
 // a second run reuses the daemon and reports changed=false.
 func TestE2EActionSync(t *testing.T) {
 	root := moduleRoot(t)
-	reg := testrig.StartRegistry(t, testrig.RegistryOptions{})
+	reg := rig.StartRegistry(t, rig.RegistryOptions{})
 	ws := t.TempDir()
 	list := twoImages(t, reg.Host, 700)
 	writeList(t, ws, list)
 
 	// An IPNS key made elsewhere, handed to the action as a secret would be.
-	keyNode := testrig.StartKubo(t, testrig.KuboOptions{})
+	keyNode := rig.StartKubo(t, rig.KuboOptions{})
 	keyNode.Run("key", "gen", "mirrors")
 	keyFile := filepath.Join(t.TempDir(), "mirrors.key")
 	keyNode.Run("key", "export", "mirrors", "--format=libp2p-protobuf-cleartext", "-o", keyFile)
@@ -311,7 +311,7 @@ func TestE2EActionSync(t *testing.T) {
 // mirror's in-process node on $RUNNER_TEMP/ipfs holds the images.
 func TestE2EActionEmbedded(t *testing.T) {
 	root := moduleRoot(t)
-	reg := testrig.StartRegistry(t, testrig.RegistryOptions{})
+	reg := rig.StartRegistry(t, rig.RegistryOptions{})
 	ws := t.TempDir()
 	writeList(t, ws, twoImages(t, reg.Host, 800))
 	r := newActionRunner(t, ws)
@@ -344,9 +344,9 @@ func TestE2EActionEmbedded(t *testing.T) {
 // reach the node and never the log.
 func TestE2EActionFailures(t *testing.T) {
 	root := moduleRoot(t)
-	k := testrig.StartKubo(t, testrig.KuboOptions{})
-	reg := testrig.StartRegistry(t, testrig.RegistryOptions{})
-	testrig.Push(t, reg.Host+"/fail/good:1.0", testrig.Image(t, testrig.ImageSpec{Layers: []v1.Layer{testrig.Layer(t, 901, 100<<10, false)}}))
+	k := rig.StartKubo(t, rig.KuboOptions{})
+	reg := rig.StartRegistry(t, rig.RegistryOptions{})
+	rig.Push(t, reg.Host+"/fail/good:1.0", rig.Image(t, rig.ImageSpec{Layers: []v1.Layer{rig.Layer(t, 901, 100<<10, false)}}))
 
 	t.Run("config error", func(t *testing.T) {
 		ws := t.TempDir()
@@ -424,7 +424,7 @@ func TestE2EActionFailures(t *testing.T) {
 	t.Run("header values never logged", func(t *testing.T) {
 		const token = "s3cr3t-t0ken-value"
 		var seen, missing atomic.Int64
-		proxy := testrig.KuboProxy(t, k, nil, func(r *http.Request) {
+		proxy := rig.KuboProxy(t, k, nil, func(r *http.Request) {
 			if r.Header.Get("Authorization") == "Bearer "+token {
 				seen.Add(1)
 			} else {
@@ -442,7 +442,7 @@ func TestE2EActionFailures(t *testing.T) {
 		checkMasked(t, res.Log, token)
 
 		// An unreachable API: the error names the API, not the header.
-		res = r.use(root, map[string]string{"ipfs-api": fmt.Sprintf("/ip4/127.0.0.1/tcp/%d", testrig.FreePort(t)), "ipfs-api-header": "Authorization: Bearer " + token, "go-cache": "false"})
+		res = r.use(root, map[string]string{"ipfs-api": fmt.Sprintf("/ip4/127.0.0.1/tcp/%d", rig.FreePort(t)), "ipfs-api-header": "Authorization: Bearer " + token, "go-cache": "false"})
 		if !res.Failed || res.Outputs["exit-code"] != "4" {
 			t.Errorf("unreachable API: exit-code %q", res.Outputs["exit-code"])
 		}
@@ -475,8 +475,8 @@ func checkMasked(t *testing.T, log, secret string) {
 // key, and the peer reads it over the private swarm.
 func TestE2EActionParts(t *testing.T) {
 	root := moduleRoot(t)
-	peer := testrig.StartKubo(t, testrig.KuboOptions{Online: true, SwarmKey: swarmKey()})
-	reg := testrig.StartRegistry(t, testrig.RegistryOptions{})
+	peer := rig.StartKubo(t, rig.KuboOptions{Online: true, SwarmKey: swarmKey()})
+	reg := rig.StartRegistry(t, rig.RegistryOptions{})
 	ws := t.TempDir()
 	writeList(t, ws, twoImages(t, reg.Host, 900))
 	r := newActionRunner(t, ws)
@@ -543,7 +543,7 @@ func TestE2EActionParts(t *testing.T) {
 }
 
 // swarmAddr is a kubo's loopback TCP address with /p2p/ID, from `ipfs id`.
-func swarmAddr(t *testing.T, k *testrig.Kubo) string {
+func swarmAddr(t *testing.T, k *rig.Kubo) string {
 	t.Helper()
 	var id struct {
 		ID        string

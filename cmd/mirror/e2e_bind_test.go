@@ -10,8 +10,8 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
+	"github.com/ipfs-mirror/mirror/internal/rig"
 	"github.com/ipfs-mirror/mirror/mirror/lockfile"
-	"github.com/ipfs-mirror/mirror/mirror/testrig"
 )
 
 // A lockfile entry whose CID (and pin handle) is another entry's: before,
@@ -21,15 +21,15 @@ import (
 // again (repaired) and writes the right CIDs back.
 func TestE2ESwappedCIDs(t *testing.T) {
 	t.Parallel()
-	k := testrig.StartKubo(t, testrig.KuboOptions{})
+	k := rig.StartKubo(t, rig.KuboOptions{})
 	env := []string{"IPFS_API=" + k.APIAddr}
 	dir := t.TempDir()
 	var body strings.Builder
 	body.WriteString("version: 1\nimages:\n")
 	for i, seed := range []uint64{61, 62} {
-		img := testrig.Image(t, testrig.ImageSpec{Layers: []v1.Layer{testrig.Layer(t, seed, 64<<10, false)}})
+		img := rig.Image(t, rig.ImageSpec{Layers: []v1.Layer{rig.Layer(t, seed, 64<<10, false)}})
 		p := filepath.Join(dir, "src"+string(rune('a'+i)))
-		testrig.WriteLayout(t, p, img, "v1")
+		rig.WriteLayout(t, p, img, "v1")
 		body.WriteString("  - source: oci:" + p + ":v1\n")
 	}
 	list := writeList(t, dir, body.String())

@@ -15,7 +15,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 
-	"github.com/ipfs-mirror/mirror/mirror/testrig"
+	"github.com/ipfs-mirror/mirror/internal/rig"
 )
 
 // desc is a descriptor as read by the test's own JSON decoding, not ours.
@@ -31,7 +31,7 @@ type desc struct {
 // descriptor at every level has an ipfs:// URL whose content hashes to its
 // digest and size, whose CID `ipfs add --only-hash` derives from those
 // bytes, and whose media type is OCI. It returns the blobs by digest.
-func checkTree(t *testing.T, k *testrig.Kubo, root string) map[string][]byte {
+func checkTree(t *testing.T, k *rig.Kubo, root string) map[string][]byte {
 	t.Helper()
 	rootBytes := []byte(k.Run("cat", root))
 	if got := k.AddOnlyHash(rootBytes); got != root {
@@ -103,26 +103,26 @@ func sameBlobs(t *testing.T, what string, src, got map[string][]byte) {
 	}
 }
 
-type rig struct {
-	k   *testrig.Kubo
-	reg *testrig.Registry
+type e2eRig struct {
+	k   *rig.Kubo
+	reg *rig.Registry
 	env []string
 }
 
-func newRig(t *testing.T) *rig {
+func newRig(t *testing.T) *e2eRig {
 	t.Helper()
-	k := testrig.StartKubo(t, testrig.KuboOptions{})
-	reg := testrig.StartRegistry(t, testrig.RegistryOptions{})
-	return &rig{k: k, reg: reg, env: []string{"IPFS_API=" + k.APIAddr}}
+	k := rig.StartKubo(t, rig.KuboOptions{})
+	reg := rig.StartRegistry(t, rig.RegistryOptions{})
+	return &e2eRig{k: k, reg: reg, env: []string{"IPFS_API=" + k.APIAddr}}
 }
 
 func TestE2EMultiPlatformRoundTrip(t *testing.T) {
 	t.Parallel()
 	r := newRig(t)
-	idx := testrig.MultiPlatform(t, 100, 600<<10)
+	idx := rig.MultiPlatform(t, 100, 600<<10)
 	src := r.reg.Host + "/test/multi:v1"
-	testrig.Push(t, src, idx)
-	srcBlobs := testrig.SourceBlobs(t, idx)
+	rig.Push(t, src, idx)
+	srcBlobs := rig.SourceBlobs(t, idx)
 
 	res := mustRun(t, r.env, "push", src)
 	root := res.lastLine()
@@ -144,16 +144,16 @@ func TestE2EMultiPlatformRoundTrip(t *testing.T) {
 	t.Run("oci", func(t *testing.T) {
 		dir := filepath.Join(t.TempDir(), "out")
 		mustRun(t, r.env, "pull", "ipfs://"+root, "oci:"+dir+":v1")
-		got := testrig.LayoutBlobs(t, dir)
+		got := rig.LayoutBlobs(t, dir)
 		sameBlobs(t, "oci", srcBlobs, got)
-		sameBlobs(t, "skopeo copy of oci", srcBlobs, testrig.DirBlobs(t, testrig.SkopeoReads(t, "oci:"+dir+":v1")))
+		sameBlobs(t, "skopeo copy of oci", srcBlobs, rig.DirBlobs(t, rig.SkopeoReads(t, "oci:"+dir+":v1")))
 		// The layout holds the IPFS-enabled tree as is (--urls keep).
 		sameBlobs(t, "oci vs ipfs", ipfsBlobs, got)
 	})
 	t.Run("docker-archive", func(t *testing.T) {
 		file := filepath.Join(t.TempDir(), "img.tar")
 		mustRun(t, r.env, "pull", "--platform", "linux/arm64", root, "docker-archive:"+file+":example.com/multi:arm64")
-		testrig.SkopeoReads(t, "docker-archive:"+file)
+		rig.SkopeoReads(t, "docker-archive:"+file)
 		img, err := tarball.ImageFromPath(file, nil)
 		if err != nil {
 			t.Fatal(err)
@@ -165,7 +165,7 @@ func TestE2EMultiPlatformRoundTrip(t *testing.T) {
 		if cf.Architecture != "arm64" {
 			t.Errorf("archive holds %s, want arm64", cf.Architecture)
 		}
-		got := testrig.SourceBlobs(t, img)
+		got := rig.SourceBlobs(t, img)
 		for d, b := range got {
 			if !bytes.Equal(srcBlobs[d], b) {
 				t.Errorf("archive blob %s differs from the source", d)
@@ -178,13 +178,13 @@ func TestE2EMultiPlatformRoundTrip(t *testing.T) {
 	t.Run("registry", func(t *testing.T) {
 		dst := r.reg.Host + "/back/multi:ipfs"
 		mustRun(t, r.env, "pull", root, dst)
-		testrig.SkopeoReads(t, "docker://"+dst)
+		rig.SkopeoReads(t, "docker://"+dst)
 		ref, _ := name.ParseReference(dst)
 		back, err := remote.Index(ref)
 		if err != nil {
 			t.Fatal(err)
 		}
-		sameBlobs(t, "registry", srcBlobs, testrig.SourceBlobs(t, back))
+		sameBlobs(t, "registry", srcBlobs, rig.SourceBlobs(t, back))
 	})
 	t.Run("platform", func(t *testing.T) {
 		res := mustRun(t, r.env, "push", "--platform", "linux/arm/v7", src)
@@ -221,12 +221,12 @@ func TestE2ESingleManifestAndDockerTypes(t *testing.T) {
 	r := newRig(t)
 	for _, docker := range []bool{false, true} {
 		t.Run(fmt.Sprintf("docker=%v", docker), func(t *testing.T) {
-			img := testrig.Image(t, testrig.ImageSpec{Docker: docker, Layers: []v1.Layer{testrig.Layer(t, 7, 300<<10, docker), testrig.Layer(t, 8, 1000, docker)}})
+			img := rig.Image(t, rig.ImageSpec{Docker: docker, Layers: []v1.Layer{rig.Layer(t, 7, 300<<10, docker), rig.Layer(t, 8, 1000, docker)}})
 			src := fmt.Sprintf("%s/test/single:docker-%v", r.reg.Host, docker)
-			testrig.Push(t, src, img)
+			rig.Push(t, src, img)
 			root := mustRun(t, r.env, "push", "docker://"+src).lastLine()
 			blobs := checkTree(t, r.k, root)
-			sameBlobs(t, "ipfs", testrig.SourceBlobs(t, img), blobs)
+			sameBlobs(t, "ipfs", rig.SourceBlobs(t, img), blobs)
 			var top desc
 			_ = json.Unmarshal([]byte(r.k.Run("cat", root)), &top)
 			if top.MediaType != "application/vnd.oci.image.manifest.v1+json" {
@@ -234,17 +234,17 @@ func TestE2ESingleManifestAndDockerTypes(t *testing.T) {
 			}
 			dir := filepath.Join(t.TempDir(), "oci")
 			mustRun(t, r.env, "pull", root, "oci:"+dir)
-			sameBlobs(t, "oci", testrig.SourceBlobs(t, img), testrig.LayoutBlobs(t, dir))
-			sameBlobs(t, "skopeo copy of oci", testrig.SourceBlobs(t, img), testrig.DirBlobs(t, testrig.SkopeoReads(t, "oci:"+dir)))
+			sameBlobs(t, "oci", rig.SourceBlobs(t, img), rig.LayoutBlobs(t, dir))
+			sameBlobs(t, "skopeo copy of oci", rig.SourceBlobs(t, img), rig.DirBlobs(t, rig.SkopeoReads(t, "oci:"+dir)))
 			dst := r.reg.Host + "/back/single:ipfs"
 			mustRun(t, r.env, "pull", root, dst)
-			testrig.SkopeoReads(t, "docker://"+dst)
+			rig.SkopeoReads(t, "docker://"+dst)
 			ref, _ := name.ParseReference(dst)
 			back, err := remote.Image(ref)
 			if err != nil {
 				t.Fatal(err)
 			}
-			sameBlobs(t, "registry", testrig.SourceBlobs(t, img), testrig.SourceBlobs(t, back))
+			sameBlobs(t, "registry", rig.SourceBlobs(t, img), rig.SourceBlobs(t, back))
 		})
 	}
 }
@@ -252,33 +252,33 @@ func TestE2ESingleManifestAndDockerTypes(t *testing.T) {
 func TestE2ELayoutAndArchiveSources(t *testing.T) {
 	t.Parallel()
 	r := newRig(t)
-	idx := testrig.MultiPlatform(t, 300, 100<<10)
+	idx := rig.MultiPlatform(t, 300, 100<<10)
 	dir := filepath.Join(t.TempDir(), "layout")
-	testrig.WriteLayout(t, dir, idx, "v2")
+	rig.WriteLayout(t, dir, idx, "v2")
 	fromLayout := mustRun(t, r.env, "push", "oci:"+dir+":v2").lastLine()
-	sameBlobs(t, "oci source", testrig.SourceBlobs(t, idx), checkTree(t, r.k, fromLayout))
+	sameBlobs(t, "oci source", rig.SourceBlobs(t, idx), checkTree(t, r.k, fromLayout))
 
 	// The same index through a registry gives the same root CID.
 	src := r.reg.Host + "/test/same:v2"
-	testrig.Push(t, src, idx)
+	rig.Push(t, src, idx)
 	if fromReg := mustRun(t, r.env, "push", src).lastLine(); fromReg != fromLayout {
 		t.Errorf("same image: %s from the registry, %s from the layout", fromReg, fromLayout)
 	}
 	// Unnamed layout with one image.
-	img := testrig.Image(t, testrig.ImageSpec{Layers: []v1.Layer{testrig.Layer(t, 9, 50<<10, false)}})
+	img := rig.Image(t, rig.ImageSpec{Layers: []v1.Layer{rig.Layer(t, 9, 50<<10, false)}})
 	single := filepath.Join(t.TempDir(), "single")
-	testrig.WriteLayout(t, single, img, "")
+	rig.WriteLayout(t, single, img, "")
 	mustRun(t, r.env, "push", "oci:"+single)
 
 	archive := filepath.Join(t.TempDir(), "save.tar")
-	dimg := testrig.Image(t, testrig.ImageSpec{Docker: true, Layers: []v1.Layer{testrig.Layer(t, 11, 200<<10, true)}})
-	testrig.WriteArchive(t, archive, "example.com/saved:1", dimg)
+	dimg := rig.Image(t, rig.ImageSpec{Docker: true, Layers: []v1.Layer{rig.Layer(t, 11, 200<<10, true)}})
+	rig.WriteArchive(t, archive, "example.com/saved:1", dimg)
 	root := mustRun(t, r.env, "push", "docker-archive:"+archive).lastLine()
 	got := checkTree(t, r.k, root)
-	sameBlobs(t, "docker-archive source", testrig.SourceBlobs(t, dimg), got)
+	sameBlobs(t, "docker-archive source", rig.SourceBlobs(t, dimg), got)
 
 	// Layout errors are clear.
-	testrig.WriteLayout(t, filepath.Join(t.TempDir(), "x"), idx, "")
+	rig.WriteLayout(t, filepath.Join(t.TempDir(), "x"), idx, "")
 	bad := mirrorRun(t, r.env, "push", "oci:"+dir+":nope")
 	if bad.code != ExitFailure || !strings.Contains(bad.stderr, `no image named "nope"`) {
 		t.Errorf("unknown layout tag: exit %d, %s", bad.code, bad.stderr)

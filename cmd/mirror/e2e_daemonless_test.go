@@ -10,7 +10,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	carv2 "github.com/ipld/go-car/v2"
 
-	"github.com/ipfs-mirror/mirror/mirror/testrig"
+	"github.com/ipfs-mirror/mirror/internal/rig"
 )
 
 // carRoots reads a CAR header's roots with go-car.
@@ -37,9 +37,9 @@ func carRoots(t *testing.T, path string) []string {
 // the embedded node when no daemon runs.
 func TestE2EDaemonless(t *testing.T) {
 	r := newRig(t)
-	idx := testrig.MultiPlatform(t, 300, 700<<10)
+	idx := rig.MultiPlatform(t, 300, 700<<10)
 	src := r.reg.Host + "/test/daemonless:v1"
-	testrig.Push(t, src, idx)
+	rig.Push(t, src, idx)
 	want := mustRun(t, r.env, "push", src).lastLine()
 
 	// No daemon, no repo: --car needs neither.
@@ -59,7 +59,7 @@ func TestE2EDaemonless(t *testing.T) {
 	handle := roots[0]
 
 	t.Run("pin by root", func(t *testing.T) {
-		k := testrig.StartKubo(t, testrig.KuboOptions{})
+		k := rig.StartKubo(t, rig.KuboOptions{})
 		env := []string{"IPFS_API=" + k.APIAddr}
 		k.Run("dag", "import", "--pin-roots=false", carFile)
 		if got := mustRun(t, env, "pin", "ipfs://"+want).lastLine(); got != want {
@@ -68,10 +68,10 @@ func TestE2EDaemonless(t *testing.T) {
 		k.Run("repo", "gc")
 		out := filepath.Join(t.TempDir(), "out")
 		mustRun(t, env, "--timeout", "60s", "pull", "ipfs://"+want, "oci:"+out)
-		testrig.SkopeoReads(t, "oci:"+out)
+		rig.SkopeoReads(t, "oci:"+out)
 	})
 	t.Run("pin by handle", func(t *testing.T) {
-		k := testrig.StartKubo(t, testrig.KuboOptions{})
+		k := rig.StartKubo(t, rig.KuboOptions{})
 		env := []string{"IPFS_API=" + k.APIAddr}
 		k.Run("dag", "import", "--pin-roots=false", carFile)
 		// The handle alone keeps the image through gc.
@@ -81,7 +81,7 @@ func TestE2EDaemonless(t *testing.T) {
 		k.Run("repo", "gc")
 		out := filepath.Join(t.TempDir(), "out")
 		mustRun(t, env, "--timeout", "60s", "pull", "ipfs://"+want, "oci:"+out)
-		testrig.SkopeoReads(t, "oci:"+out)
+		rig.SkopeoReads(t, "oci:"+out)
 		// Built from the root on a node, it is the CAR's handle.
 		if got := mustRun(t, env, "pin", "--handle", want).lastLine(); got != handle {
 			t.Errorf("mirror pin --handle built %s, the CAR's handle is %s", got, handle)
@@ -101,7 +101,7 @@ func TestE2EDaemonless(t *testing.T) {
 		}
 		out := filepath.Join(t.TempDir(), "out")
 		mustRun(t, env, "pull", "ipfs://"+want, "oci:"+out)
-		testrig.SkopeoReads(t, "oci:"+out)
+		rig.SkopeoReads(t, "oci:"+out)
 		mustRun(t, env, "pin", "--handle", want)
 	})
 }
@@ -111,12 +111,12 @@ func TestE2EDaemonless(t *testing.T) {
 // it, it stays offline and cannot.
 func TestE2EOnline(t *testing.T) {
 	r := newRig(t)
-	img := testrig.Image(t, testrig.ImageSpec{Layers: []v1.Layer{testrig.Layer(t, 31, 300<<10, false)}})
+	img := rig.Image(t, rig.ImageSpec{Layers: []v1.Layer{rig.Layer(t, 31, 300<<10, false)}})
 	src := r.reg.Host + "/test/online:v1"
-	testrig.Push(t, src, img)
+	rig.Push(t, src, img)
 
 	key := swarmKey()
-	peer := testrig.StartKubo(t, testrig.KuboOptions{Online: true, SwarmKey: key})
+	peer := rig.StartKubo(t, rig.KuboOptions{Online: true, SwarmKey: key})
 	root := mustRun(t, []string{"IPFS_API=" + peer.APIAddr}, "push", src).lastLine()
 	var addr string
 	for _, a := range strings.Fields(peer.Run("swarm", "addrs", "local", "--id")) {
@@ -131,7 +131,7 @@ func TestE2EOnline(t *testing.T) {
 	// The embedded node's repo: test profile, the peer as its only
 	// bootstrap peer, the same swarm key, no routers.
 	repo := filepath.Join(t.TempDir(), "ipfs")
-	bin := testrig.Tool(t, "MIRROR_IPFS_BIN", "ipfs")
+	bin := rig.Tool(t, "MIRROR_IPFS_BIN", "ipfs")
 	ipfsCmd := func(args ...string) {
 		t.Helper()
 		cmd := exec.Command(bin, args...)
@@ -153,5 +153,5 @@ func TestE2EOnline(t *testing.T) {
 	}
 	out := filepath.Join(t.TempDir(), "out")
 	mustRun(t, env, "--online", "--timeout", "90s", "pull", "ipfs://"+root, "oci:"+out)
-	testrig.SkopeoReads(t, "oci:"+out)
+	rig.SkopeoReads(t, "oci:"+out)
 }

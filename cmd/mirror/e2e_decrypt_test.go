@@ -13,7 +13,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
-	"github.com/ipfs-mirror/mirror/mirror/testrig"
+	"github.com/ipfs-mirror/mirror/internal/rig"
 )
 
 // twoPlatforms is a linux/amd64 + linux/arm64 index of images with real
@@ -22,14 +22,14 @@ func twoPlatforms(t *testing.T) (v1.ImageIndex, map[string][]byte) {
 	t.Helper()
 	var imgs []v1.Image
 	for i, p := range []v1.Platform{{OS: "linux", Architecture: "amd64"}, {OS: "linux", Architecture: "arm64"}} {
-		gz := testrig.Gzip(testrig.Tar(
-			testrig.TarFile{Name: "etc/motd", Data: []byte("hello from " + p.Architecture + "\n")},
-			testrig.TarFile{Name: "bin/tool", Data: testrig.RandomBytes(uint64(40+i), 200<<10)},
+		gz := rig.Gzip(rig.Tar(
+			rig.TarFile{Name: "etc/motd", Data: []byte("hello from " + p.Architecture + "\n")},
+			rig.TarFile{Name: "bin/tool", Data: rig.RandomBytes(uint64(40+i), 200<<10)},
 		))
-		imgs = append(imgs, testrig.Image(t, testrig.ImageSpec{Platform: &p, Layers: []v1.Layer{layerFromGzip(t, gz), testrig.Layer(t, uint64(50+i), 64<<10, false)}}))
+		imgs = append(imgs, rig.Image(t, rig.ImageSpec{Platform: &p, Layers: []v1.Layer{layerFromGzip(t, gz), rig.Layer(t, uint64(50+i), 64<<10, false)}}))
 	}
-	idx := testrig.Index(t, false, imgs...)
-	return idx, filterLayers(testrig.SourceBlobs(t, idx))
+	idx := rig.Index(t, false, imgs...)
+	return idx, filterLayers(rig.SourceBlobs(t, idx))
 }
 
 // dropIndexMediaTypes rewrites the layout at dir so that no index document
@@ -142,7 +142,7 @@ func TestE2EDecryptMultiPlatformLayout(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			src := filepath.Join(t.TempDir(), "src")
-			testrig.WriteLayout(t, src, tc.node, "v1")
+			rig.WriteLayout(t, src, tc.node, "v1")
 			if tc.noMT {
 				dropIndexMediaTypes(t, src)
 			}
@@ -158,16 +158,16 @@ func TestE2EDecryptMultiPlatformLayout(t *testing.T) {
 			if fmt.Sprint(short) != fmt.Sprint(tc.wantTypes) {
 				t.Errorf("layout documents %v, want %v", short, tc.wantTypes)
 			}
-			sameBlobs(t, "decrypted layout", layers, testrig.LayoutBlobs(t, out))
-			testrig.LayoutValid(t, out)
+			sameBlobs(t, "decrypted layout", layers, rig.LayoutBlobs(t, out))
+			rig.LayoutValid(t, out)
 			if tc.node == nested {
 				// containers/image copies no nested index ("unexpectedly
 				// received a manifest list"); go-containerregistry read it.
-				testrig.Skopeo(t, "inspect", "--raw", "oci:"+out+":t")
+				rig.Skopeo(t, "inspect", "--raw", "oci:"+out+":t")
 				return
 			}
-			dir := testrig.SkopeoReads(t, "oci:"+out+":t")
-			sameBlobs(t, "skopeo copy of the decrypted layout", layers, testrig.DirBlobs(t, dir))
+			dir := rig.SkopeoReads(t, "oci:"+out+":t")
+			sameBlobs(t, "skopeo copy of the decrypted layout", layers, rig.DirBlobs(t, dir))
 		})
 	}
 }

@@ -13,10 +13,10 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"golang.org/x/crypto/bcrypt"
 
-	"github.com/ipfs-mirror/mirror/mirror/testrig"
+	"github.com/ipfs-mirror/mirror/internal/rig"
 )
 
-func addBytes(t *testing.T, k *testrig.Kubo, b []byte) string {
+func addBytes(t *testing.T, k *rig.Kubo, b []byte) string {
 	t.Helper()
 	out, err := k.RunErr(strings.NewReader(string(b)), "add", "-Q", "--cid-version=1", "--raw-leaves", "--chunker=size-262144", "--pin=true")
 	if err != nil {
@@ -28,13 +28,13 @@ func addBytes(t *testing.T, k *testrig.Kubo, b []byte) string {
 func TestE2EBadInput(t *testing.T) {
 	t.Parallel()
 	r := newRig(t)
-	img := testrig.Image(t, testrig.ImageSpec{Layers: []v1.Layer{testrig.Layer(t, 21, 400<<10, false)}})
+	img := rig.Image(t, rig.ImageSpec{Layers: []v1.Layer{rig.Layer(t, 21, 400<<10, false)}})
 	src := r.reg.Host + "/test/bad:v1"
-	testrig.Push(t, src, img)
+	rig.Push(t, src, img)
 	root := mustRun(t, r.env, "push", src).lastLine()
 
 	t.Run("unknown CID offline", func(t *testing.T) {
-		never := r.k.AddOnlyHash(testrig.RandomBytes(999, 1000))
+		never := r.k.AddOnlyHash(rig.RandomBytes(999, 1000))
 		res := mirrorRun(t, r.env, "--timeout", "10s", "pull", "ipfs://"+never, "oci:"+filepath.Join(t.TempDir(), "x"))
 		if res.code != ExitIPFS || !strings.Contains(res.stderr, never) {
 			t.Errorf("exit %d (want %d): %s", res.code, ExitIPFS, res.stderr)
@@ -43,8 +43,8 @@ func TestE2EBadInput(t *testing.T) {
 	t.Run("unknown CID bounded by --timeout", func(t *testing.T) {
 		// An online node in a private swarm with no peers looks for the CID
 		// until the timeout.
-		online := testrig.StartKubo(t, testrig.KuboOptions{Online: true, SwarmKey: swarmKey()})
-		never := r.k.AddOnlyHash(testrig.RandomBytes(998, 1000))
+		online := rig.StartKubo(t, rig.KuboOptions{Online: true, SwarmKey: swarmKey()})
+		never := r.k.AddOnlyHash(rig.RandomBytes(998, 1000))
 		start := time.Now()
 		res := mirrorRun(t, []string{"IPFS_API=" + online.APIAddr}, "--timeout", "3s", "inspect", never)
 		if took := time.Since(start); took > 30*time.Second {
@@ -55,7 +55,7 @@ func TestE2EBadInput(t *testing.T) {
 		}
 	})
 	t.Run("not an IPFS-enabled image", func(t *testing.T) {
-		for _, data := range [][]byte{testrig.RandomBytes(5, 3000), []byte(`{"hello":"world"}`), []byte(`{"mediaType":"application/vnd.oci.image.index.v1+json","digest":"sha256:` + strings.Repeat("a", 64) + `","size":10}`)} {
+		for _, data := range [][]byte{rig.RandomBytes(5, 3000), []byte(`{"hello":"world"}`), []byte(`{"mediaType":"application/vnd.oci.image.index.v1+json","digest":"sha256:` + strings.Repeat("a", 64) + `","size":10}`)} {
 			c := addBytes(t, r.k, data)
 			res := mirrorRun(t, r.env, "pull", c, "oci:"+filepath.Join(t.TempDir(), "x"))
 			if res.code != ExitIPFS || !strings.Contains(res.stderr, "not an IPFS-enabled image") {
@@ -70,7 +70,7 @@ func TestE2EBadInput(t *testing.T) {
 		var m map[string]any
 		_ = json.Unmarshal([]byte(r.k.Run("cat", strings.TrimPrefix(top.URLs[0], "ipfs://"))), &m)
 		layer := m["layers"].([]any)[0].(map[string]any)
-		other := addBytes(t, r.k, testrig.RandomBytes(77, int(layer["size"].(float64))))
+		other := addBytes(t, r.k, rig.RandomBytes(77, int(layer["size"].(float64))))
 		layer["urls"] = []string{"ipfs://" + other}
 		mb, _ := json.Marshal(m)
 		mc := addBytes(t, r.k, mb)
@@ -126,7 +126,7 @@ func TestE2EBadInput(t *testing.T) {
 		hash, _ := bcrypt.GenerateFromPassword([]byte("secret"), bcrypt.MinCost)
 		htpasswd := filepath.Join(t.TempDir(), "htpasswd")
 		_ = os.WriteFile(htpasswd, []byte("user:"+string(hash)+"\n"), 0o600)
-		authReg := testrig.StartRegistry(t, testrig.RegistryOptions{Htpasswd: htpasswd})
+		authReg := rig.StartRegistry(t, rig.RegistryOptions{Htpasswd: htpasswd})
 		env := append([]string{"DOCKER_CONFIG=" + t.TempDir()}, r.env...)
 		res := mirrorRun(t, env, "push", authReg.Host+"/test/private:v1")
 		if res.code != ExitFailure || !strings.Contains(res.stderr, "docker login") {
@@ -142,7 +142,7 @@ func TestE2EBadInput(t *testing.T) {
 		}
 	})
 	t.Run("no IPFS API", func(t *testing.T) {
-		port := testrig.FreePort(t)
+		port := rig.FreePort(t)
 		res := mirrorRun(t, nil, "--ipfs-api", fmt.Sprintf("/ip4/127.0.0.1/tcp/%d", port), "push", src)
 		if res.code != ExitIPFS || !strings.Contains(res.stderr, "ipfs daemon") {
 			t.Errorf("exit %d (want %d): %s", res.code, ExitIPFS, res.stderr)

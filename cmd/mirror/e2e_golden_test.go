@@ -10,7 +10,7 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
-	"github.com/ipfs-mirror/mirror/mirror/testrig"
+	"github.com/ipfs-mirror/mirror/internal/rig"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files")
@@ -22,15 +22,15 @@ var update = flag.Bool("update", false, "rewrite golden files")
 func TestE2EGolden(t *testing.T) {
 	t.Parallel()
 	r := newRig(t)
-	shared := testrig.Layer(t, 1, 70<<10, true)
+	shared := rig.Layer(t, 1, 70<<10, true)
 	var imgs []v1.Image
 	for i, p := range []v1.Platform{{OS: "linux", Architecture: "amd64"}, {OS: "linux", Architecture: "arm64", Variant: "v8"}} {
 		p := p
-		imgs = append(imgs, testrig.Image(t, testrig.ImageSpec{Docker: true, Platform: &p, Layers: []v1.Layer{shared, testrig.Layer(t, uint64(2+i), 300<<10, true)}}))
+		imgs = append(imgs, rig.Image(t, rig.ImageSpec{Docker: true, Platform: &p, Layers: []v1.Layer{shared, rig.Layer(t, uint64(2+i), 300<<10, true)}}))
 	}
-	idx := testrig.Index(t, true, imgs...)
+	idx := rig.Index(t, true, imgs...)
 	dir := filepath.Join(t.TempDir(), "golden")
-	testrig.WriteLayout(t, dir, idx, "golden")
+	rig.WriteLayout(t, dir, idx, "golden")
 	root := mustRun(t, r.env, "push", "oci:"+dir+":golden").lastLine()
 
 	rootJSON := r.k.Run("cat", root)

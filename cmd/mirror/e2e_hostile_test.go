@@ -13,10 +13,10 @@ import (
 	"github.com/ipfs/go-cid"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
+	"github.com/ipfs-mirror/mirror/internal/rig"
 	"github.com/ipfs-mirror/mirror/manifests"
 	"github.com/ipfs-mirror/mirror/manifests/treegen"
 	"github.com/ipfs-mirror/mirror/mirror/ipfs/kubo"
-	"github.com/ipfs-mirror/mirror/mirror/testrig"
 )
 
 // Hand-crafted trees added to a real kubo, each through the binary with its
@@ -151,5 +151,5 @@ func TestE2EHostileTrees(t *testing.T) {
 			t.Errorf("corrupted unknown child: destination written")
 		}
 	})
-	_ = testrig.InCI
+	_ = rig.InCI
 }

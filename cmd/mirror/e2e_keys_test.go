@@ -5,7 +5,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/ipfs-mirror/mirror/mirror/testrig"
+	"github.com/ipfs-mirror/mirror/internal/rig"
 )
 
 // mirror pull --key with the private keys the openssl CLI writes: OpenSSL
@@ -14,13 +14,13 @@ import (
 // A wrong password is a usage error that does not echo it.
 func TestE2EPullKeyOpenSSL(t *testing.T) {
 	t.Parallel()
-	k := testrig.StartKubo(t, testrig.KuboOptions{})
+	k := rig.StartKubo(t, rig.KuboOptions{})
 	env := []string{"IPFS_API=" + k.APIAddr}
-	keys := testrig.OpenSSLKeys(t, t.TempDir(), "Pw-of-the-key")
+	keys := rig.OpenSSLKeys(t, t.TempDir(), "Pw-of-the-key")
 	img, _ := filesImage(t)
 	src := filepath.Join(t.TempDir(), "src")
-	testrig.WriteLayout(t, src, img, "v1")
-	want := filterLayers(testrig.SourceBlobs(t, img))
+	rig.WriteLayout(t, src, img, "v1")
+	want := filterLayers(rig.SourceBlobs(t, img))
 	args := []string{"push"}
 	for _, key := range keys {
 		args = append(args, "--recipient", "jwe:"+key.Pub)
@@ -30,8 +30,8 @@ func TestE2EPullKeyOpenSSL(t *testing.T) {
 		t.Run(key.Name, func(t *testing.T) {
 			out := filepath.Join(t.TempDir(), "out")
 			mustRun(t, env, "pull", "--key", key.Arg, root, "oci:"+out)
-			sameBlobs(t, "pull --key "+key.Name, want, testrig.LayoutBlobs(t, out))
-			testrig.SkopeoReads(t, "oci:"+out) // the decrypted layout, read by skopeo
+			sameBlobs(t, "pull --key "+key.Name, want, rig.LayoutBlobs(t, out))
+			rig.SkopeoReads(t, "oci:"+out) // the decrypted layout, read by skopeo
 			if key.Password == "" {
 				return
 			}

@@ -10,8 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ipfs-mirror/mirror/internal/rig"
 	"github.com/ipfs-mirror/mirror/mirror/lockfile"
-	"github.com/ipfs-mirror/mirror/mirror/testrig"
 )
 
 // slowBlobs delays every blob GET by d, so that a sync lasts long enough
@@ -36,8 +36,8 @@ func slowBlobs(d time.Duration) func(http.Handler) http.Handler {
 // exit 6 instead, and nothing is lost either way.
 func TestE2ESyncConcurrentLockfile(t *testing.T) {
 	t.Parallel()
-	k := testrig.StartKubo(t, testrig.KuboOptions{})
-	reg := testrig.StartRegistry(t, testrig.RegistryOptions{Wrap: slowBlobs(300 * time.Millisecond)})
+	k := rig.StartKubo(t, rig.KuboOptions{})
+	reg := rig.StartRegistry(t, rig.RegistryOptions{Wrap: slowBlobs(300 * time.Millisecond)})
 	sixApps(t, reg.Host, 900)
 	env := []string{"IPFS_API=" + k.APIAddr}
 	dir := t.TempDir()

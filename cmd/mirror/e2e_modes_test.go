@@ -23,9 +23,9 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/partial"
 
+	"github.com/ipfs-mirror/mirror/internal/rig"
 	"github.com/ipfs-mirror/mirror/manifests"
 	"github.com/ipfs-mirror/mirror/mirror/lockfile"
-	"github.com/ipfs-mirror/mirror/mirror/testrig"
 )
 
 // filesImage is a single-platform image whose layer holds real files.
@@ -33,16 +33,16 @@ func filesImage(t *testing.T) (v1.Image, map[string][]byte) {
 	t.Helper()
 	files := map[string][]byte{
 		"etc/motd":        []byte("hello from IPFS\n"),
-		"bin/tool":        testrig.RandomBytes(31, 300<<10),
+		"bin/tool":        rig.RandomBytes(31, 300<<10),
 		"usr/share/a.txt": bytes.Repeat([]byte("compressible text "), 20000),
 	}
-	var tf []testrig.TarFile
+	var tf []rig.TarFile
 	for _, n := range []string{"etc/motd", "bin/tool", "usr/share/a.txt"} {
-		tf = append(tf, testrig.TarFile{Name: n, Data: files[n]})
+		tf = append(tf, rig.TarFile{Name: n, Data: files[n]})
 	}
-	gz := testrig.Gzip(testrig.Tar(tf...))
+	gz := rig.Gzip(rig.Tar(tf...))
 	layer := layerFromGzip(t, gz)
-	return testrig.Image(t, testrig.ImageSpec{Layers: []v1.Layer{layer, testrig.Layer(t, 32, 64<<10, false)}}), files
+	return rig.Image(t, rig.ImageSpec{Layers: []v1.Layer{layer, rig.Layer(t, 32, 64<<10, false)}}), files
 }
 
 func layerFromGzip(t *testing.T, gz []byte) v1.Layer {
@@ -97,7 +97,7 @@ func rsaKeys(t *testing.T, dir, name string) (pub, priv string) {
 
 func skopeo(t *testing.T, args ...string) {
 	t.Helper()
-	bin := testrig.Tool(t, "MIRROR_SKOPEO_BIN", "skopeo")
+	bin := rig.Tool(t, "MIRROR_SKOPEO_BIN", "skopeo")
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	out, err := exec.CommandContext(ctx, bin, append([]string{"--insecure-policy"}, args...)...).CombinedOutput()
@@ -131,12 +131,12 @@ func TestE2EEstargz(t *testing.T) {
 	r := newRig(t)
 	img, files := filesImage(t)
 	src := filepath.Join(t.TempDir(), "src")
-	testrig.WriteLayout(t, src, img, "v1")
+	rig.WriteLayout(t, src, img, "v1")
 	root := mustRun(t, r.env, "push", "--mode", "estargz", "oci:"+src+":v1").lastLine()
 	checkTree(t, r.k, root)
 	out := filepath.Join(t.TempDir(), "out")
 	mustRun(t, r.env, "pull", root, "oci:"+out)
-	testrig.SkopeoReads(t, "oci:"+out)
+	rig.SkopeoReads(t, "oci:"+out)
 	ls := layoutLayers(t, out)
 	got := map[string][]byte{}
 	for i, l := range ls {
@@ -204,8 +204,8 @@ func TestE2EEncryptionInterop(t *testing.T) {
 	_, otherPriv := rsaKeys(t, keys, "b")
 	img, _ := filesImage(t)
 	src := filepath.Join(t.TempDir(), "src")
-	testrig.WriteLayout(t, src, img, "v1")
-	srcLayers := testrig.SourceBlobs(t, img)
+	rig.WriteLayout(t, src, img, "v1")
+	srcLayers := rig.SourceBlobs(t, img)
 
 	t.Run("mirror encrypts, skopeo decrypts", func(t *testing.T) {
 		root := mustRun(t, r.env, "push", "--recipient", "jwe:"+pub, "oci:"+src+":v1").lastLine()
@@ -217,7 +217,7 @@ func TestE2EEncryptionInterop(t *testing.T) {
 		}
 		enc := filepath.Join(t.TempDir(), "enc")
 		mustRun(t, r.env, "pull", "--urls", "strip", root, "oci:"+enc)
-		testrig.SkopeoReads(t, "oci:"+enc)
+		rig.SkopeoReads(t, "oci:"+enc)
 		for _, l := range layoutLayers(t, enc) {
 			mt, _ := l.MediaType()
 			if !strings.HasSuffix(string(mt), "+encrypted") {
@@ -226,7 +226,7 @@ func TestE2EEncryptionInterop(t *testing.T) {
 		}
 		dec := filepath.Join(t.TempDir(), "dec")
 		skopeo(t, "copy", "--decryption-key", priv, "oci:"+enc, "oci:"+dec)
-		got := testrig.LayoutBlobs(t, dec)
+		got := rig.LayoutBlobs(t, dec)
 		for d, b := range srcLayers {
 			if !bytes.Equal(got[d], b) && len(b) > 2000 {
 				t.Errorf("skopeo-decrypted blob %s differs or is missing", d)
@@ -235,8 +235,8 @@ func TestE2EEncryptionInterop(t *testing.T) {
 		// mirror pull --key decrypts too; a wrong key is a clear error.
 		mine := filepath.Join(t.TempDir(), "mine")
 		mustRun(t, r.env, "pull", "--key", priv, root, "oci:"+mine)
-		sameBlobs(t, "mirror --key", filterLayers(srcLayers), testrig.LayoutBlobs(t, mine))
-		sameBlobs(t, "skopeo copy of mirror --key", filterLayers(srcLayers), testrig.DirBlobs(t, testrig.SkopeoReads(t, "oci:"+mine)))
+		sameBlobs(t, "mirror --key", filterLayers(srcLayers), rig.LayoutBlobs(t, mine))
+		sameBlobs(t, "skopeo copy of mirror --key", filterLayers(srcLayers), rig.DirBlobs(t, rig.SkopeoReads(t, "oci:"+mine)))
 		bad := mirrorRun(t, r.env, "pull", "--key", otherPriv, root, "oci:"+filepath.Join(t.TempDir(), "x"))
 		if bad.code == 0 || !strings.Contains(bad.stderr, "key") {
 			t.Errorf("wrong key: exit %d: %s", bad.code, bad.stderr)
@@ -248,8 +248,8 @@ func TestE2EEncryptionInterop(t *testing.T) {
 		root := mustRun(t, r.env, "push", "oci:"+enc).lastLine()
 		dec := filepath.Join(t.TempDir(), "dec")
 		mustRun(t, r.env, "pull", "--key", priv, root, "oci:"+dec)
-		sameBlobs(t, "decrypted", filterLayers(srcLayers), testrig.LayoutBlobs(t, dec))
-		sameBlobs(t, "skopeo copy of the decrypted", filterLayers(srcLayers), testrig.DirBlobs(t, testrig.SkopeoReads(t, "oci:"+dec)))
+		sameBlobs(t, "decrypted", filterLayers(srcLayers), rig.LayoutBlobs(t, dec))
+		sameBlobs(t, "skopeo copy of the decrypted", filterLayers(srcLayers), rig.DirBlobs(t, rig.SkopeoReads(t, "oci:"+dec)))
 	})
 	t.Run("bad input", func(t *testing.T) {
 		for _, args := range [][]string{

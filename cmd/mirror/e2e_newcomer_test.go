@@ -21,7 +21,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/opencontainers/go-digest"
 
-	"github.com/ipfs-mirror/mirror/mirror/testrig"
+	"github.com/ipfs-mirror/mirror/internal/rig"
 )
 
 // bgProc is a mirror command running in the background.
@@ -143,10 +143,10 @@ func (g *gate) wrap(next http.Handler) http.Handler {
 // removes the api file; a stale one (serve killed) does not stop the next
 // command.
 func TestE2EServeEmbeddedShared(t *testing.T) {
-	reg := testrig.StartRegistry(t, testrig.RegistryOptions{})
+	reg := rig.StartRegistry(t, rig.RegistryOptions{})
 	for i, name := range []string{"one", "two"} {
-		img := testrig.Image(t, testrig.ImageSpec{Layers: []v1.Layer{testrig.Layer(t, uint64(700+i), 200<<10, false)}})
-		testrig.Push(t, reg.Host+"/shared/"+name+":1.0", img)
+		img := rig.Image(t, rig.ImageSpec{Layers: []v1.Layer{rig.Layer(t, uint64(700+i), 200<<10, false)}})
+		rig.Push(t, reg.Host+"/shared/"+name+":1.0", img)
 	}
 	repo := filepath.Join(t.TempDir(), "ipfs")
 	env := []string{"IPFS_PATH=" + repo}
@@ -186,7 +186,7 @@ func TestE2EServeEmbeddedShared(t *testing.T) {
 		}
 	}
 	// And the ipfs CLI uses it too, as it would a daemon's.
-	if bin := testrig.Tool(t, "MIRROR_IPFS_BIN", "ipfs"); bin != "" {
+	if bin := rig.Tool(t, "MIRROR_IPFS_BIN", "ipfs"); bin != "" {
 		cmd := exec.Command(bin, "pin", "ls", "--type=recursive", root)
 		cmd.Env = append(os.Environ(), "IPFS_PATH="+repo)
 		if out, err := cmd.CombinedOutput(); err != nil || !strings.Contains(string(out), root) {
@@ -222,9 +222,9 @@ func TestE2EServeEmbeddedShared(t *testing.T) {
 // command prints, with exit 4.
 func TestE2ELockHolder(t *testing.T) {
 	g := newGate()
-	reg := testrig.StartRegistry(t, testrig.RegistryOptions{Wrap: g.wrap})
-	img := testrig.Image(t, testrig.ImageSpec{Layers: []v1.Layer{testrig.Layer(t, 710, 100<<10, false)}})
-	testrig.Push(t, reg.Host+"/held/app:1.0", img)
+	reg := rig.StartRegistry(t, rig.RegistryOptions{Wrap: g.wrap})
+	img := rig.Image(t, rig.ImageSpec{Layers: []v1.Layer{rig.Layer(t, 710, 100<<10, false)}})
+	rig.Push(t, reg.Host+"/held/app:1.0", img)
 	g.reset()
 
 	repo := filepath.Join(t.TempDir(), "ipfs")
@@ -254,7 +254,7 @@ func TestE2ELockHolder(t *testing.T) {
 // never ends.
 func TestE2EPullInterrupted(t *testing.T) {
 	repo := filepath.Join(t.TempDir(), "ipfs")
-	bin := testrig.Tool(t, "MIRROR_IPFS_BIN", "ipfs")
+	bin := rig.Tool(t, "MIRROR_IPFS_BIN", "ipfs")
 	for _, args := range [][]string{
 		{"init", "--profile=test", "--empty-repo"},
 		{"config", "--json", "Bootstrap", "[]"},
@@ -266,7 +266,7 @@ func TestE2EPullInterrupted(t *testing.T) {
 			t.Fatalf("ipfs %v: %v\n%s", args, err, out)
 		}
 	}
-	reg := testrig.StartRegistry(t, testrig.RegistryOptions{})
+	reg := rig.StartRegistry(t, rig.RegistryOptions{})
 	missing := "bafkreih6wtzzl5jfhwsv4byo6t26jlrhtldfnppvuavfklfgmz4xnovjvu"
 	for _, dest := range []string{
 		"oci:" + filepath.Join(t.TempDir(), "layout"),
@@ -299,10 +299,10 @@ func TestE2EPullInterrupted(t *testing.T) {
 // images in flight as interrupted, not "failed … context canceled".
 func TestE2ESyncInterrupted(t *testing.T) {
 	g := newGate()
-	reg := testrig.StartRegistry(t, testrig.RegistryOptions{Wrap: g.wrap})
+	reg := rig.StartRegistry(t, rig.RegistryOptions{Wrap: g.wrap})
 	for i := 0; i < 2; i++ {
-		img := testrig.Image(t, testrig.ImageSpec{Layers: []v1.Layer{testrig.Layer(t, uint64(720+i), 100<<10, false)}})
-		testrig.Push(t, fmt.Sprintf("%s/intr/app%d:1.0", reg.Host, i), img)
+		img := rig.Image(t, rig.ImageSpec{Layers: []v1.Layer{rig.Layer(t, uint64(720+i), 100<<10, false)}})
+		rig.Push(t, fmt.Sprintf("%s/intr/app%d:1.0", reg.Host, i), img)
 	}
 	g.reset()
 	dir := t.TempDir()
@@ -357,9 +357,9 @@ func TestE2EPlainHTTPHint(t *testing.T) {
 	if name == "" {
 		t.Skip("no host name resolves to 127.0.0.1 here")
 	}
-	reg := testrig.StartRegistry(t, testrig.RegistryOptions{})
-	img := testrig.Image(t, testrig.ImageSpec{Layers: []v1.Layer{testrig.Layer(t, 730, 10<<10, false)}})
-	testrig.Push(t, reg.Host+"/plain/app:1.0", img)
+	reg := rig.StartRegistry(t, rig.RegistryOptions{})
+	img := rig.Image(t, rig.ImageSpec{Layers: []v1.Layer{rig.Layer(t, 730, 10<<10, false)}})
+	rig.Push(t, reg.Host+"/plain/app:1.0", img)
 	_, port, _ := net.SplitHostPort(reg.Host)
 	src := name + ":" + port + "/plain/app:1.0"
 	env := []string{"IPFS_PATH=" + filepath.Join(t.TempDir(), "ipfs")}
@@ -389,10 +389,10 @@ func linesWith(s, sub string) int {
 // TestE2ESyncAllFailed: when no image of a sync was done (registry down)
 // the exit code is the failures' (1), not 3; each error is printed once.
 func TestE2ESyncAllFailed(t *testing.T) {
-	dead := fmt.Sprintf("127.0.0.1:%d", testrig.FreePort(t))
-	reg := testrig.StartRegistry(t, testrig.RegistryOptions{})
-	img := testrig.Image(t, testrig.ImageSpec{Layers: []v1.Layer{testrig.Layer(t, 731, 10<<10, false)}})
-	testrig.Push(t, reg.Host+"/alive/app:1.0", img)
+	dead := fmt.Sprintf("127.0.0.1:%d", rig.FreePort(t))
+	reg := rig.StartRegistry(t, rig.RegistryOptions{})
+	img := rig.Image(t, rig.ImageSpec{Layers: []v1.Layer{rig.Layer(t, 731, 10<<10, false)}})
+	rig.Push(t, reg.Host+"/alive/app:1.0", img)
 	dir := t.TempDir()
 	env := []string{"IPFS_PATH=" + filepath.Join(t.TempDir(), "ipfs")}
 
@@ -417,9 +417,9 @@ func TestE2ESyncAllFailed(t *testing.T) {
 // TestE2EInspectPinHandle: inspect of a pin handle names the image it
 // holds and shows its tree; a dag-pb CID that is neither exits 4.
 func TestE2EInspectPinHandle(t *testing.T) {
-	reg := testrig.StartRegistry(t, testrig.RegistryOptions{})
-	img := testrig.Image(t, testrig.ImageSpec{Layers: []v1.Layer{testrig.Layer(t, 740, 10<<10, false)}})
-	testrig.Push(t, reg.Host+"/handle/app:1.0", img)
+	reg := rig.StartRegistry(t, rig.RegistryOptions{})
+	img := rig.Image(t, rig.ImageSpec{Layers: []v1.Layer{rig.Layer(t, 740, 10<<10, false)}})
+	rig.Push(t, reg.Host+"/handle/app:1.0", img)
 	env := []string{"IPFS_PATH=" + filepath.Join(t.TempDir(), "ipfs")}
 	root := mustRun(t, env, "push", reg.Host+"/handle/app:1.0").lastLine()
 	handle := mustRun(t, env, "pin", "--handle", root).lastLine()
@@ -442,7 +442,7 @@ func TestE2EInspectPinHandle(t *testing.T) {
 
 func skopeoOut(t *testing.T, args ...string) string {
 	t.Helper()
-	bin := testrig.Tool(t, "MIRROR_SKOPEO_BIN", "skopeo")
+	bin := rig.Tool(t, "MIRROR_SKOPEO_BIN", "skopeo")
 	out, err := exec.Command(bin, append([]string{"--insecure-policy"}, args...)...).Output()
 	if err != nil {
 		var ee *exec.ExitError
@@ -477,13 +477,13 @@ func indexNames(t *testing.T, dir string) []string {
 // directory that is not a layout, and a path without a transport, are
 // usage errors (2) naming the fix.
 func TestE2EPullDestinations(t *testing.T) {
-	reg := testrig.StartRegistry(t, testrig.RegistryOptions{})
+	reg := rig.StartRegistry(t, rig.RegistryOptions{})
 	env := []string{"IPFS_PATH=" + filepath.Join(t.TempDir(), "ipfs")}
 	var roots, digests []string
 	for i := 0; i < 2; i++ {
-		img := testrig.Image(t, testrig.ImageSpec{Layers: []v1.Layer{testrig.Layer(t, uint64(750+i), 20<<10, false)}})
+		img := rig.Image(t, rig.ImageSpec{Layers: []v1.Layer{rig.Layer(t, uint64(750+i), 20<<10, false)}})
 		src := fmt.Sprintf("%s/dest/app%d:1.0", reg.Host, i)
-		testrig.Push(t, src, img)
+		rig.Push(t, src, img)
 		roots = append(roots, mustRun(t, env, "push", src).lastLine())
 	}
 	for _, r := range roots {
@@ -578,7 +578,7 @@ func TestE2EEmbeddedRepoLoopback(t *testing.T) {
 		}
 	}
 	// kubo reads it back so.
-	bin := testrig.Tool(t, "MIRROR_IPFS_BIN", "ipfs")
+	bin := rig.Tool(t, "MIRROR_IPFS_BIN", "ipfs")
 	cmd := exec.Command(bin, "config", "Addresses.Swarm")
 	cmd.Env = append(os.Environ(), "IPFS_PATH="+repo)
 	if out, err := cmd.CombinedOutput(); err != nil || strings.Contains(string(out), "0.0.0.0") {
@@ -651,7 +651,7 @@ func TestE2EConfigErrorPlaces(t *testing.T) {
 	if res.code != ExitUsage || !strings.HasPrefix(res.stderr, "mirror: bad.yaml:4: invalid YAML") || strings.Contains(res.stderr, dir) {
 		t.Errorf("unclosed [ on line 4: exit %d:\n%s", res.code, res.stderr)
 	}
-	dead := testrig.FreePort(t)
+	dead := rig.FreePort(t)
 	writeListAs(t, dir, "api.yaml", fmt.Sprintf("version: 1\nipfs:\n  api: /ip4/127.0.0.1/tcp/%d\nimages:\n  - source: example.com/a\n    tags: [\"1.0\"]\n", dead))
 	res = mirrorRunIn(t, dir, env, "sync", "api.yaml")
 	if res.code != ExitIPFS || !strings.Contains(res.stderr, "ipfs.api at api.yaml:3:8") {

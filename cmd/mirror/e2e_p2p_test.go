@@ -8,7 +8,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
-	"github.com/ipfs-mirror/mirror/mirror/testrig"
+	"github.com/ipfs-mirror/mirror/internal/rig"
 )
 
 // TestE2EPeerToPeer is the point of IPFS, shown through the binary: three
@@ -18,12 +18,12 @@ import (
 // to B, pulls them from B.
 func TestE2EPeerToPeer(t *testing.T) {
 	t.Parallel()
-	reg := testrig.StartRegistry(t, testrig.RegistryOptions{})
+	reg := rig.StartRegistry(t, rig.RegistryOptions{})
 	apps := sixApps(t, reg.Host, 2100)
 	key := swarmKey()
-	a := testrig.StartKubo(t, testrig.KuboOptions{Online: true, SwarmKey: key})
-	b := testrig.StartKubo(t, testrig.KuboOptions{Online: true, SwarmKey: key})
-	c := testrig.StartKubo(t, testrig.KuboOptions{Online: true, SwarmKey: key})
+	a := rig.StartKubo(t, rig.KuboOptions{Online: true, SwarmKey: key})
+	b := rig.StartKubo(t, rig.KuboOptions{Online: true, SwarmKey: key})
+	c := rig.StartKubo(t, rig.KuboOptions{Online: true, SwarmKey: key})
 	b.Run("swarm", "connect", swarmAddr(t, a))
 	c.Run("swarm", "connect", swarmAddr(t, b))
 
@@ -36,8 +36,8 @@ func TestE2EPeerToPeer(t *testing.T) {
 	for i, e := range lock.Images {
 		out := filepath.Join(t.TempDir(), "oci")
 		mustRun(t, envB, "--timeout", "2m", "pull", e.CID, "oci:"+out)
-		testrig.SkopeoReads(t, "oci:"+out)
-		sameBlobs(t, "B pulled from A", testrig.SourceBlobs(t, apps[i]), testrig.LayoutBlobs(t, out))
+		rig.SkopeoReads(t, "oci:"+out)
+		sameBlobs(t, "B pulled from A", rig.SourceBlobs(t, apps[i]), rig.LayoutBlobs(t, out))
 		mustRun(t, envB, "--timeout", "2m", "pin", e.CID)
 	}
 	a.Stop()
@@ -53,10 +53,10 @@ func TestE2EPeerToPeer(t *testing.T) {
 		if err != nil {
 			t.Fatalf("serve on B after A stopped: %v", err)
 		}
-		sameBlobs(t, "served by B", testrig.SourceBlobs(t, apps[i]), testrig.SourceBlobs(t, idx))
+		sameBlobs(t, "served by B", rig.SourceBlobs(t, apps[i]), rig.SourceBlobs(t, idx))
 		out := filepath.Join(t.TempDir(), "oci")
 		mustRun(t, []string{"IPFS_API=" + c.APIAddr}, "--timeout", "2m", "pull", e.CID, "oci:"+out)
-		testrig.SkopeoReads(t, "oci:"+out)
-		sameBlobs(t, "C pulled via B", testrig.SourceBlobs(t, apps[i]), testrig.LayoutBlobs(t, out))
+		rig.SkopeoReads(t, "oci:"+out)
+		sameBlobs(t, "C pulled via B", rig.SourceBlobs(t, apps[i]), rig.LayoutBlobs(t, out))
 	}
 }

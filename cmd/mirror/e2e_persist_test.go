@@ -17,7 +17,7 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
-	"github.com/ipfs-mirror/mirror/mirror/testrig"
+	"github.com/ipfs-mirror/mirror/internal/rig"
 )
 
 // Persistence through an IPFS Cluster (docs/persistence.md): real
@@ -27,7 +27,7 @@ import (
 
 // clusterPeer is one ipfs-cluster-service process and its kubo.
 type clusterPeer struct {
-	Kubo      *testrig.Kubo
+	Kubo      *rig.Kubo
 	Dir       string
 	ID        string
 	Listen    string // cluster swarm multiaddr with /p2p/ID
@@ -69,7 +69,7 @@ func (p *clusterPeer) stop() {
 		return
 	default:
 	}
-	testrig.StopGroup(p.cmd, p.done, 20*time.Second)
+	rig.StopGroup(p.cmd, p.done, 20*time.Second)
 }
 
 // clusterSecret is the cluster's shared secret (32 bytes, hex).
@@ -78,10 +78,10 @@ const clusterSecret = "5b4a2f0c11e9d8c7b6a5948372615f4e3d2c1b0a99887766554433221
 // startCluster starts one cluster peer per kubo (crdt consensus, every peer
 // trusted, replication factor repl), the first as the bootstrap of the
 // others, and waits until every peer sees all of them.
-func startCluster(t *testing.T, kubos []*testrig.Kubo, repl int) []*clusterPeer {
+func startCluster(t *testing.T, kubos []*rig.Kubo, repl int) []*clusterPeer {
 	t.Helper()
-	serv := testrig.Tool(t, "MIRROR_CLUSTER_SERVICE_BIN", "ipfs-cluster-service")
-	ctl := testrig.Tool(t, "MIRROR_CLUSTER_CTL_BIN", "ipfs-cluster-ctl")
+	serv := rig.Tool(t, "MIRROR_CLUSTER_SERVICE_BIN", "ipfs-cluster-service")
+	ctl := rig.Tool(t, "MIRROR_CLUSTER_CTL_BIN", "ipfs-cluster-ctl")
 	var peers []*clusterPeer
 	for i, k := range kubos {
 		p := &clusterPeer{Kubo: k, Dir: filepath.Join(t.TempDir(), fmt.Sprintf("cluster%d", i)), ctl: ctl, serv: serv}
@@ -89,7 +89,7 @@ func startCluster(t *testing.T, kubos []*testrig.Kubo, repl int) []*clusterPeer 
 		if err != nil {
 			t.Fatalf("ipfs-cluster-service init: %v: %s", err, out)
 		}
-		port := func() string { return fmt.Sprintf("/ip4/127.0.0.1/tcp/%d", testrig.FreePort(t)) }
+		port := func() string { return fmt.Sprintf("/ip4/127.0.0.1/tcp/%d", rig.FreePort(t)) }
 		listen := port()
 		p.RESTAPI, p.ProxyAPI = port(), port()
 		editJSON(t, filepath.Join(p.Dir, "service.json"), func(c map[string]any) {
@@ -270,12 +270,12 @@ func waitPinned(t *testing.T, p *clusterPeer, cids []string, n int) {
 // the proxy API gives the same CIDs, pinned in the cluster as they are
 // added.
 func TestE2EClusterPersistence(t *testing.T) {
-	opts := testrig.KuboOptions{Online: true, SwarmKey: swarmKey()}
-	var kubos []*testrig.Kubo
+	opts := rig.KuboOptions{Online: true, SwarmKey: swarmKey()}
+	var kubos []*rig.Kubo
 	for range 3 {
-		kubos = append(kubos, testrig.StartKubo(t, opts))
+		kubos = append(kubos, rig.StartKubo(t, opts))
 	}
-	eph := testrig.StartKubo(t, opts)
+	eph := rig.StartKubo(t, opts)
 	for i, k := range append(kubos, eph) {
 		for _, o := range kubos[:min(i, len(kubos))] {
 			k.Run("swarm", "connect", swarmAddr(t, o))
@@ -284,11 +284,11 @@ func TestE2EClusterPersistence(t *testing.T) {
 	peers := startCluster(t, kubos, 2)
 	t.Logf("cluster: %d peers; proxy API of peer0 %s", len(peers), peers[0].ProxyAPI)
 
-	reg := testrig.StartRegistry(t, testrig.RegistryOptions{})
-	multi := testrig.MultiPlatform(t, 1500, 500<<10)
-	single := testrig.Image(t, testrig.ImageSpec{Layers: []v1.Layer{testrig.Layer(t, 1550, 700<<10, false)}})
-	testrig.Push(t, reg.Host+"/keep/multi:1.0", multi)
-	testrig.Push(t, reg.Host+"/keep/single:1.0", single)
+	reg := rig.StartRegistry(t, rig.RegistryOptions{})
+	multi := rig.MultiPlatform(t, 1500, 500<<10)
+	single := rig.Image(t, rig.ImageSpec{Layers: []v1.Layer{rig.Layer(t, 1550, 700<<10, false)}})
+	rig.Push(t, reg.Host+"/keep/multi:1.0", multi)
+	rig.Push(t, reg.Host+"/keep/single:1.0", single)
 	dir := t.TempDir()
 	list := writeList(t, dir, fmt.Sprintf("version: 1\nimages:\n  - source: %s/keep/multi\n    tags: [\"1.0\"]\n  - source: %s/keep/single\n    tags: [\"1.0\"]\n", reg.Host, reg.Host))
 	lockPath := filepath.Join(dir, "mirrors.lock")
@@ -340,8 +340,8 @@ func TestE2EClusterPersistence(t *testing.T) {
 	for i, node := range []any{multi, single} {
 		out := filepath.Join(t.TempDir(), "oci")
 		mustRun(t, env, "pull", lock.Images[i].CID, "oci:"+out)
-		testrig.SkopeoReads(t, "oci:"+out)
-		sameBlobs(t, "pull from the cluster "+lock.Images[i].Source, testrig.SourceBlobs(t, node), testrig.LayoutBlobs(t, out))
+		rig.SkopeoReads(t, "oci:"+out)
+		sameBlobs(t, "pull from the cluster "+lock.Images[i].Source, rig.SourceBlobs(t, node), rig.LayoutBlobs(t, out))
 	}
 	if got := kubos[2].Run("cat", "/ipfs/"+lockCID+"/mirrors.lock"); got != readFile(t, lockPath) {
 		t.Error("the published lockfile is not the lockfile")
@@ -364,7 +364,7 @@ func TestE2EClusterPersistence(t *testing.T) {
 // startDaemonOn starts a kubo daemon (offline) on k's repo as our own
 // process, for configurations testrig's start cannot talk to (an API that
 // wants a token); it returns the API multiaddr and stops with the test.
-func startDaemonOn(t *testing.T, k *testrig.Kubo) string {
+func startDaemonOn(t *testing.T, k *rig.Kubo) string {
 	t.Helper()
 	_ = os.Remove(filepath.Join(k.Repo, "api"))
 	cmd := exec.Command(k.Bin, "daemon", "--offline", "--migrate=false")
@@ -424,14 +424,14 @@ func (l *lockedLog) String() string {
 // value is never printed.
 func TestE2EPersistentNodeAuth(t *testing.T) {
 	const token, wrong = "persist-t0ken-4f9a", "wr0ng-t0ken-77c1"
-	k := testrig.StartKubo(t, testrig.KuboOptions{})
+	k := rig.StartKubo(t, rig.KuboOptions{})
 	k.Run("config", "--json", "API.Authorizations", `{"ci":{"AuthSecret":"bearer:`+token+`","AllowedPaths":["/api/v0"]}}`)
 	k.Stop()
 	api := startDaemonOn(t, k)
 
-	reg := testrig.StartRegistry(t, testrig.RegistryOptions{})
-	img := testrig.Image(t, testrig.ImageSpec{Layers: []v1.Layer{testrig.Layer(t, 1700, 300<<10, false)}})
-	testrig.Push(t, reg.Host+"/auth/app:1.0", img)
+	reg := rig.StartRegistry(t, rig.RegistryOptions{})
+	img := rig.Image(t, rig.ImageSpec{Layers: []v1.Layer{rig.Layer(t, 1700, 300<<10, false)}})
+	rig.Push(t, reg.Host+"/auth/app:1.0", img)
 	dir := t.TempDir()
 	list := writeList(t, dir, "version: 1\nimages:\n  - source: "+reg.Host+"/auth/app\n    tags: [\"1.0\"]\n")
 	lockPath := filepath.Join(dir, "mirrors.lock")
@@ -465,8 +465,8 @@ func TestE2EPersistentNodeAuth(t *testing.T) {
 	lock := readLock(t, lockPath)
 	out := filepath.Join(t.TempDir(), "oci")
 	mustRun(t, env, append(hdr, "pull", lock.Images[0].CID, "oci:"+out)...)
-	testrig.SkopeoReads(t, "oci:"+out)
-	sameBlobs(t, "pull with a token", testrig.SourceBlobs(t, img), testrig.LayoutBlobs(t, out))
+	rig.SkopeoReads(t, "oci:"+out)
+	sameBlobs(t, "pull with a token", rig.SourceBlobs(t, img), rig.LayoutBlobs(t, out))
 	r = mirrorRun(t, env, "--ipfs-api-header", "Authorization Bearer "+token, "verify", lockPath)
 	if r.code != ExitUsage {
 		t.Errorf("malformed header: exit %d: %s", r.code, r.stderr)

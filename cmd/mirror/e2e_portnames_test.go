@@ -9,7 +9,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/ipfs-mirror/mirror/mirror/testrig"
+	"github.com/ipfs-mirror/mirror/internal/rig"
 )
 
 // TestE2EServePortNames: a lockfile entry from a registry with a port
@@ -18,11 +18,11 @@ import (
 // no docker-style client can write, stays for containerd's ?ns=.
 func TestE2EServePortNames(t *testing.T) {
 	r := newRig(t)
-	skopeoBin := testrig.Tool(t, "MIRROR_SKOPEO_BIN", "skopeo")
+	skopeoBin := rig.Tool(t, "MIRROR_SKOPEO_BIN", "skopeo")
 	crane := craneBin(t)
-	idx := testrig.MultiPlatform(t, 700, 300<<10)
-	testrig.Push(t, r.reg.Host+"/test/hello:1.0", idx)
-	want := testrig.SourceBlobs(t, idx)
+	idx := rig.MultiPlatform(t, 700, 300<<10)
+	rig.Push(t, r.reg.Host+"/test/hello:1.0", idx)
+	want := rig.SourceBlobs(t, idx)
 
 	dir := t.TempDir()
 	list := writeList(t, dir, fmt.Sprintf("version: 1\nimages:\n  - source: %s/test/hello\n    tags: [\"1.0\"]\n", r.reg.Host))
@@ -43,11 +43,11 @@ func TestE2EServePortNames(t *testing.T) {
 	ref := p.host + "/" + folded + ":1.0"
 	out := filepath.Join(t.TempDir(), "crane")
 	runTool(t, crane, "pull", "--format=oci", ref, out)
-	sameBlobs(t, "crane pull "+ref, want, testrig.LayoutBlobs(t, out))
+	sameBlobs(t, "crane pull "+ref, want, rig.LayoutBlobs(t, out))
 
 	out = filepath.Join(t.TempDir(), "skopeo")
 	runTool(t, skopeoBin, "--insecure-policy", "copy", "--all", "--src-tls-verify=false", "docker://"+ref, "oci:"+out+":latest")
-	sameBlobs(t, "skopeo copy "+ref, want, testrig.LayoutBlobs(t, out))
+	sameBlobs(t, "skopeo copy "+ref, want, rig.LayoutBlobs(t, out))
 
 	// tags/list by the folded name; containerd's form still answers.
 	if body := serveBody(t, serveReq(t, "GET", "http://"+p.host+"/v2/"+folded+"/tags/list", nil)); !strings.Contains(string(body), `"1.0"`) {
@@ -64,25 +64,25 @@ func TestE2EServePortNames(t *testing.T) {
 // every layer.
 func TestE2EServeForeignLayerWarning(t *testing.T) {
 	r := newRig(t)
-	skopeoBin := testrig.Tool(t, "MIRROR_SKOPEO_BIN", "skopeo")
-	idx := testrig.MultiPlatform(t, 710, 200<<10)
+	skopeoBin := rig.Tool(t, "MIRROR_SKOPEO_BIN", "skopeo")
+	idx := rig.MultiPlatform(t, 710, 200<<10)
 	src := r.reg.Host + "/test/foreign:1.0"
-	testrig.Push(t, src, idx)
+	rig.Push(t, src, idx)
 	root := mustRun(t, r.env, "push", src).lastLine()
 	p := startServe(t, r.env)
 	const warning = "a containers/image client"
 
 	out := filepath.Join(t.TempDir(), "nourls")
 	runTool(t, skopeoBin, "--insecure-policy", "copy", "--all", "--src-tls-verify=false", "docker://"+p.host+"/ipfs-nourls/"+root, "oci:"+out+":latest")
-	sameBlobs(t, "skopeo ipfs-nourls/<CID>", testrig.SourceBlobs(t, idx), testrig.LayoutBlobs(t, out))
+	sameBlobs(t, "skopeo ipfs-nourls/<CID>", rig.SourceBlobs(t, idx), rig.LayoutBlobs(t, out))
 	if strings.Contains(p.stderr(), warning) {
 		t.Errorf("warned for the url-free view:\n%s", p.stderr())
 	}
 
 	out = filepath.Join(t.TempDir(), "urls")
 	runTool(t, skopeoBin, "--insecure-policy", "copy", "--all", "--src-tls-verify=false", "docker://"+p.host+"/ipfs/"+root, "oci:"+out+":latest")
-	got := testrig.LayoutBlobs(t, out)
-	if len(got) >= len(testrig.SourceBlobs(t, idx)) {
+	got := rig.LayoutBlobs(t, out)
+	if len(got) >= len(rig.SourceBlobs(t, idx)) {
 		t.Errorf("skopeo copied all %d blobs of the URL view: the warning and docs/serve.md's caveat are out of date", len(got))
 	}
 	if log := p.stderr(); !strings.Contains(log, warning) || !strings.Contains(log, "ipfs-nourls/"+root) {

@@ -13,15 +13,15 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ipfs-mirror/mirror/internal/rig"
 	"github.com/ipfs-mirror/mirror/internal/ui"
-	"github.com/ipfs-mirror/mirror/mirror/testrig"
 )
 
 // ttyRun runs mirror under a pseudo-terminal (util-linux script) of the
 // given width, and returns what the terminal received.
 func ttyRun(t *testing.T, env []string, cols int, args ...string) string {
 	t.Helper()
-	script := testrig.Tool(t, "", "script")
+	script := rig.Tool(t, "", "script")
 	quoted := make([]string, len(args))
 	for i, a := range args {
 		quoted[i] = "'" + strings.ReplaceAll(a, "'", `'\''`) + "'"
@@ -118,7 +118,7 @@ func TestE2EProgress(t *testing.T) {
 	t.Parallel()
 	r := newRig(t)
 	src := r.reg.Host + "/test/progress:v1"
-	testrig.Push(t, src, testrig.MultiPlatform(t, 300, 1200<<10))
+	rig.Push(t, src, rig.MultiPlatform(t, 300, 1200<<10))
 	const cols = 160
 
 	out := ttyRun(t, r.env, cols, "push", src)
@@ -162,7 +162,7 @@ func TestE2EProgress(t *testing.T) {
 	// Not a terminal: plain lines, no controls.
 	plainDir := filepath.Join(t.TempDir(), "plain")
 	plain := mustRun(t, r.env, "pull", root, "oci:"+plainDir)
-	testrig.SkopeoReads(t, "oci:"+plainDir)
+	rig.SkopeoReads(t, "oci:"+plainDir)
 	if strings.Contains(plain.stderr, "\x1b") || !regexp.MustCompile(`(?m)^added  layer    sha256:[0-9a-f]{64} [0-9.]+ (KiB|MiB)$`).MatchString(plain.stderr) || !regexp.MustCompile(`(?m)^elapsed: .* total: `).MatchString(plain.stderr) {
 		t.Errorf("plain pull output:\n%s", plain.stderr)
 	}

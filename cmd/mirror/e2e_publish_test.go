@@ -12,7 +12,7 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
-	"github.com/ipfs-mirror/mirror/mirror/testrig"
+	"github.com/ipfs-mirror/mirror/internal/rig"
 )
 
 // verifyJSON is the --json report of mirror verify, read by the test's own
@@ -44,18 +44,18 @@ func parseVerify(t *testing.T, r result) verifyJSON {
 // that is not an image, a digest mismatch (exit 5), and a block lost with
 // nobody left to provide it.
 func TestE2EPublishVerify(t *testing.T) {
-	aOpts := testrig.KuboOptions{Online: true, SwarmKey: swarmKey()}
-	a := testrig.StartKubo(t, aOpts)
+	aOpts := rig.KuboOptions{Online: true, SwarmKey: swarmKey()}
+	a := rig.StartKubo(t, aOpts)
 	// IPNS needs a router: the DHT (of this two-node private swarm), not
 	// testrig's "none".
 	a.Run("config", "Routing.Type", "dht")
 	a.Restart(aOpts)
-	b := testrig.StartKubo(t, testrig.KuboOptions{Online: true, SwarmKey: swarmKey()})
-	reg := testrig.StartRegistry(t, testrig.RegistryOptions{})
-	multi := testrig.MultiPlatform(t, 1300, 400<<10)
-	single := testrig.Image(t, testrig.ImageSpec{Layers: []v1.Layer{testrig.Layer(t, 1350, 600<<10, false)}})
-	testrig.Push(t, reg.Host+"/pub/multi:1.0", multi)
-	testrig.Push(t, reg.Host+"/pub/single:1.0", single)
+	b := rig.StartKubo(t, rig.KuboOptions{Online: true, SwarmKey: swarmKey()})
+	reg := rig.StartRegistry(t, rig.RegistryOptions{})
+	multi := rig.MultiPlatform(t, 1300, 400<<10)
+	single := rig.Image(t, rig.ImageSpec{Layers: []v1.Layer{rig.Layer(t, 1350, 600<<10, false)}})
+	rig.Push(t, reg.Host+"/pub/multi:1.0", multi)
+	rig.Push(t, reg.Host+"/pub/single:1.0", single)
 	dir := t.TempDir()
 	list := writeList(t, dir, fmt.Sprintf("version: 1\nimages:\n  - source: %s/pub/multi\n    tags: [\"1.0\"]\n  - source: %s/pub/single\n    tags: [\"1.0\"]\n", reg.Host, reg.Host))
 	lockPath := filepath.Join(dir, "mirrors.lock")
@@ -129,7 +129,7 @@ func TestE2EPublishVerify(t *testing.T) {
 	// documents are rewritten with ipfs:// URLs and counted apart).
 	wantBlobs, wantBytes := 0, int64(0)
 	for _, node := range []any{multi, single} {
-		for _, b := range testrig.SourceBlobs(t, node) {
+		for _, b := range rig.SourceBlobs(t, node) {
 			wantBlobs++
 			wantBytes += int64(len(b))
 		}
@@ -163,7 +163,7 @@ func TestE2EPublishVerify(t *testing.T) {
 	}
 
 	// An edited lockfile: one CID replaced by one nobody has.
-	never := b.AddOnlyHash(testrig.RandomBytes(4242, 5000))
+	never := b.AddOnlyHash(rig.RandomBytes(4242, 5000))
 	edited := editLock(t, lockBytes, lock.Images[1].CID, never)
 	r := mirrorRun(t, envB, "verify", "--entry-timeout", "5s", "--github-annotations", edited)
 	if r.code != ExitPartial {
@@ -272,7 +272,7 @@ func lockLine(t *testing.T, lock, source string) int {
 type treeCID struct{ cid, mediaType string }
 
 // treeCIDs lists the CIDs of an image's tree with the ipfs CLI alone.
-func treeCIDs(t *testing.T, k *testrig.Kubo, root string) []treeCID {
+func treeCIDs(t *testing.T, k *rig.Kubo, root string) []treeCID {
 	t.Helper()
 	var out []treeCID
 	var visit func(c string)

@@ -10,7 +10,7 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
-	"github.com/ipfs-mirror/mirror/mirror/testrig"
+	"github.com/ipfs-mirror/mirror/internal/rig"
 )
 
 // annotateLayoutEntries adds annotations to every index.json entry of a
@@ -44,7 +44,7 @@ func annotateLayoutEntries(t *testing.T, dir string, add map[string]string) {
 }
 
 // rootKeys returns the sorted field names of the root descriptor a CID names.
-func rootKeys(t *testing.T, r *rig, root string) []string {
+func rootKeys(t *testing.T, r *e2eRig, root string) []string {
 	t.Helper()
 	var m map[string]json.RawMessage
 	if err := json.Unmarshal([]byte(r.k.Run("cat", root)), &m); err != nil {
@@ -70,15 +70,15 @@ func TestE2ERootDescriptorPerSourceKind(t *testing.T) {
 	r := newRig(t)
 	wantKeys := "[digest mediaType size urls]"
 
-	idx := testrig.MultiPlatform(t, 300, 64<<10)
-	testrig.Push(t, r.reg.Host+"/test/rootdesc:v1", idx)
+	idx := rig.MultiPlatform(t, 300, 64<<10)
+	rig.Push(t, r.reg.Host+"/test/rootdesc:v1", idx)
 	fromRegistry := mustRun(t, r.env, "push", r.reg.Host+"/test/rootdesc:v1").lastLine()
 	if got := strings.Join(rootKeys(t, r, fromRegistry), " "); "["+got+"]" != wantKeys {
 		t.Errorf("registry: root descriptor fields [%s], want %s", got, wantKeys)
 	}
 	for _, tag := range []string{"v1", "another-name"} {
 		src := filepath.Join(t.TempDir(), "layout")
-		testrig.WriteLayout(t, src, idx, tag)
+		rig.WriteLayout(t, src, idx, tag)
 		annotateLayoutEntries(t, src, map[string]string{
 			"io.containerd.image.name":         "docker.io/library/rootdesc:" + tag,
 			"org.opencontainers.image.created": "2026-01-02T03:04:05Z",
@@ -93,11 +93,11 @@ func TestE2ERootDescriptorPerSourceKind(t *testing.T) {
 	}
 
 	// docker-archive: one image; its archive and its registry copy agree too.
-	img := testrig.Image(t, testrig.ImageSpec{Layers: []v1.Layer{testrig.Layer(t, 310, 64<<10, true)}, Docker: true})
-	testrig.Push(t, r.reg.Host+"/test/rootdesc-img:v1", img)
+	img := rig.Image(t, rig.ImageSpec{Layers: []v1.Layer{rig.Layer(t, 310, 64<<10, true)}, Docker: true})
+	rig.Push(t, r.reg.Host+"/test/rootdesc-img:v1", img)
 	imgRegistry := mustRun(t, r.env, "push", r.reg.Host+"/test/rootdesc-img:v1").lastLine()
 	archive := filepath.Join(t.TempDir(), "img.tar")
-	testrig.WriteArchive(t, archive, "example.com/rootdesc-img:v1", img)
+	rig.WriteArchive(t, archive, "example.com/rootdesc-img:v1", img)
 	imgArchive := mustRun(t, r.env, "push", "docker-archive:"+archive).lastLine()
 	if imgArchive != imgRegistry {
 		t.Errorf("docker-archive: root %s, the registry copy's %s", imgArchive, imgRegistry)

@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/ipfs-mirror/mirror/mirror/testrig"
+	"github.com/ipfs-mirror/mirror/internal/rig"
 )
 
 // Secrets never reach an output: the password of an --ipfs-api URL (also
@@ -19,7 +19,7 @@ import (
 func TestE2ESecretsNeverPrinted(t *testing.T) {
 	t.Parallel()
 	const secret = "SECRETPW-4f1d"
-	k := testrig.StartKubo(t, testrig.KuboOptions{})
+	k := rig.StartKubo(t, rig.KuboOptions{})
 	port := k.APIAddr[strings.LastIndex(k.APIAddr, "/")+1:]
 	goodURL := "http://user:" + secret + "@127.0.0.1:" + port // kubo ignores the credentials
 	badURL := "http://user:" + secret + "@127.0.0.1:1"
@@ -27,7 +27,7 @@ func TestE2ESecretsNeverPrinted(t *testing.T) {
 
 	// An encrypted image, and keys: the right one, a wrong one with the
 	// secret as its password, one encrypted with the secret.
-	keys := testrig.OpenSSLKeys(t, t.TempDir(), secret)
+	keys := rig.OpenSSLKeys(t, t.TempDir(), secret)
 	var rightPub, encPriv string
 	for _, key := range keys {
 		switch key.Name {
@@ -39,7 +39,7 @@ func TestE2ESecretsNeverPrinted(t *testing.T) {
 	}
 	img, _ := filesImage(t)
 	src := filepath.Join(t.TempDir(), "src")
-	testrig.WriteLayout(t, src, img, "v1")
+	rig.WriteLayout(t, src, img, "v1")
 	root := mustRun(t, []string{"IPFS_API=" + k.APIAddr}, "push", "--recipient", "jwe:"+rightPub, "oci:"+src+":v1").lastLine()
 
 	lock := filepath.Join(dir, "mirrors.lock")

@@ -25,12 +25,12 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/partial"
 
 	"github.com/ipfs-mirror/mirror/convert"
-	"github.com/ipfs-mirror/mirror/mirror/testrig"
+	"github.com/ipfs-mirror/mirror/internal/rig"
 )
 
 // sgzLoad loads an image or index into containerd with `nerdctl load
 // --all-platforms` from an OCI archive, named name (a full reference).
-func sgzLoad(t *testing.T, c *testrig.Containerd, node any, name string) {
+func sgzLoad(t *testing.T, c *rig.Containerd, node any, name string) {
 	t.Helper()
 	dir := filepath.Join(t.TempDir(), "layout")
 	writeAnnotatedLayout(t, dir, node, map[string]string{"io.containerd.image.name": name, "org.opencontainers.image.ref.name": name})
@@ -41,9 +41,9 @@ func sgzLoad(t *testing.T, c *testrig.Containerd, node any, name string) {
 
 // sgzContent checks that every blob of an OCI layout is byte-identical to
 // containerd's content of that digest (`ctr content get`).
-func sgzContent(t *testing.T, c *testrig.Containerd, dir string) {
+func sgzContent(t *testing.T, c *rig.Containerd, dir string) {
 	t.Helper()
-	blobs := testrig.LayoutBlobs(t, dir)
+	blobs := rig.LayoutBlobs(t, dir)
 	if len(blobs) == 0 {
 		t.Fatalf("%s: no blobs", dir)
 	}
@@ -125,17 +125,17 @@ func sgzLayers(t *testing.T, node any) map[string][]byte {
 
 // sgzSnapshots returns the stargz snapshotter's snapshots (`ctr snapshot
 // --snapshotter stargz info` of each), with their labels.
-func sgzSnapshots(t *testing.T, c *testrig.Containerd) []map[string]any {
+func sgzSnapshots(t *testing.T, c *rig.Containerd) []map[string]any {
 	t.Helper()
 	var out []map[string]any
-	lines := strings.Split(strings.TrimSpace(string(c.Ctr(t, "snapshot", "--snapshotter", testrig.StargzPlugin, "ls"))), "\n")
+	lines := strings.Split(strings.TrimSpace(string(c.Ctr(t, "snapshot", "--snapshotter", rig.StargzPlugin, "ls"))), "\n")
 	for _, l := range lines[1:] { // KEY PARENT KIND
 		f := strings.Fields(l)
 		if len(f) == 0 {
 			continue
 		}
 		var info map[string]any
-		if err := json.Unmarshal(c.Ctr(t, "snapshot", "--snapshotter", testrig.StargzPlugin, "info", f[0]), &info); err != nil {
+		if err := json.Unmarshal(c.Ctr(t, "snapshot", "--snapshotter", rig.StargzPlugin, "info", f[0]), &info); err != nil {
 			t.Fatal(err)
 		}
 		out = append(out, info)
@@ -157,12 +157,12 @@ const sgzNoGC = `[plugins."io.containerd.gc.v1.scheduler"]
 func TestE2EStackStargz(t *testing.T) {
 	t.Parallel()
 	deadline(t, 10*time.Minute)
-	k := testrig.StartKubo(t, testrig.KuboOptions{})
+	k := rig.StartKubo(t, rig.KuboOptions{})
 	env := []string{"IPFS_API=" + k.APIAddr}
-	sg := testrig.StartStargzProc(t, k.APIAddr)
-	c := testrig.StartContainerd(t, testrig.ContainerdOptions{
-		ProxyPlugins: map[string]string{testrig.StargzPlugin: sg.Socket},
-		Snapshotter:  testrig.StargzPlugin,
+	sg := rig.StartStargzProc(t, k.APIAddr)
+	c := rig.StartContainerd(t, rig.ContainerdOptions{
+		ProxyPlugins: map[string]string{rig.StargzPlugin: sg.Socket},
+		Snapshotter:  rig.StargzPlugin,
 		IPFSAddress:  k.APIAddr,
 		// `nerdctl push --estargz` converts under a lease that ends with
 		// the push; containerd's garbage collector then removes the
@@ -170,11 +170,11 @@ func TestE2EStackStargz(t *testing.T) {
 		// so that they can be compared with what mirror pulls.
 		ExtraConfig: sgzNoGC,
 	})
-	img := testrig.BusyboxImage(t)
+	img := rig.BusyboxImage(t)
 
 	t.Run("mirror push --mode estargz, nerdctl run lazily", func(t *testing.T) {
 		src := filepath.Join(t.TempDir(), "src")
-		testrig.WriteLayout(t, src, img, "v1")
+		rig.WriteLayout(t, src, img, "v1")
 		root := mustRun(t, env, "push", "--mode", "estargz", "oci:"+src+":v1").lastLine()
 
 		out := c.Nerdctl(t, "run", "--rm", "--net", "none", "ipfs://"+root, "echo", "hello from a lazy eStargz image")
@@ -261,12 +261,12 @@ func TestE2EStackStargz(t *testing.T) {
 func TestE2EStackEncryption(t *testing.T) {
 	t.Parallel()
 	deadline(t, 10*time.Minute)
-	k := testrig.StartKubo(t, testrig.KuboOptions{})
+	k := rig.StartKubo(t, rig.KuboOptions{})
 	env := []string{"IPFS_API=" + k.APIAddr}
-	c := testrig.StartContainerd(t, testrig.ContainerdOptions{IPFSAddress: k.APIAddr})
+	c := rig.StartContainerd(t, rig.ContainerdOptions{IPFSAddress: k.APIAddr})
 	pub, priv := rsaKeys(t, t.TempDir(), "enc")
-	single := testrig.BusyboxImage(t)
-	multi := testrig.BusyboxIndex(t, 1200)
+	single := rig.BusyboxImage(t)
+	multi := rig.BusyboxIndex(t, 1200)
 
 	for _, tc := range []struct {
 		name string
@@ -296,7 +296,7 @@ func TestE2EStackEncryption(t *testing.T) {
 
 		t.Run("mirror push --mode encrypted, nerdctl pull + image decrypt + run, "+tc.name, func(t *testing.T) {
 			src := filepath.Join(t.TempDir(), "src")
-			testrig.WriteLayout(t, src, tc.node, "v1")
+			rig.WriteLayout(t, src, tc.node, "v1")
 			root := mustRun(t, env, "push", "--mode", "encrypted", "--recipient", "jwe:"+pub, "oci:"+src+":v1").lastLine()
 			// A containerd namespace of its own: snapshots are keyed by the
 			// chain of diff IDs, which encryption does not change, so where
@@ -329,19 +329,19 @@ func TestE2EStackEncryption(t *testing.T) {
 func TestE2EStackBuildFromServe(t *testing.T) {
 	t.Parallel()
 	deadline(t, 10*time.Minute)
-	k := testrig.StartKubo(t, testrig.KuboOptions{})
+	k := rig.StartKubo(t, rig.KuboOptions{})
 	env := []string{"IPFS_API=" + k.APIAddr}
-	c := testrig.StartContainerd(t, testrig.ContainerdOptions{IPFSAddress: k.APIAddr})
-	bk := testrig.StartBuildkitd(t, c)
+	c := rig.StartContainerd(t, rig.ContainerdOptions{IPFSAddress: k.APIAddr})
+	bk := rig.StartBuildkitd(t, c)
 
-	img := testrig.BusyboxImage(t)
+	img := rig.BusyboxImage(t)
 	layers, err := img.Layers()
 	if err != nil {
 		t.Fatal(err)
 	}
 	layer, _ := layers[0].Digest()
 	src := filepath.Join(t.TempDir(), "src")
-	testrig.WriteLayout(t, src, img, "v1")
+	rig.WriteLayout(t, src, img, "v1")
 	root := mustRun(t, env, "push", "oci:"+src+":v1").lastLine()
 	p := startServe(t, env)
 

@@ -17,7 +17,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
 
-	"github.com/ipfs-mirror/mirror/mirror/testrig"
+	"github.com/ipfs-mirror/mirror/internal/rig"
 )
 
 // The real container stack (issue 12): containerd v2 and nerdctl v2 (built
@@ -28,17 +28,17 @@ import (
 // stackRig is kubo, a registry and a containerd whose nerdctl uses that
 // kubo for ipfs://.
 type stackRig struct {
-	*rig
-	c *testrig.Containerd
+	*e2eRig
+	c *rig.Containerd
 }
 
 func newStackRig(t *testing.T) *stackRig {
 	t.Helper()
 	r := newRig(t)
-	c := testrig.StartContainerd(t, testrig.ContainerdOptions{IPFSAddress: r.k.APIAddr})
+	c := rig.StartContainerd(t, rig.ContainerdOptions{IPFSAddress: r.k.APIAddr})
 	// The rig's registry speaks plain HTTP: tell containerd so.
 	c.HostsTOML(t, r.reg.Host, fmt.Sprintf("server = \"http://%s\"\n\n[host.\"http://%s\"]\n  capabilities = [\"pull\", \"resolve\", \"push\"]\n", r.reg.Host, r.reg.Host))
-	return &stackRig{rig: r, c: c}
+	return &stackRig{e2eRig: r, c: c}
 }
 
 // deadline bounds a stack test (the tools' own calls are bounded too).
@@ -67,12 +67,12 @@ func TestE2EStackRunMirrorImage(t *testing.T) {
 		name string
 		node any
 	}{
-		{"image", testrig.BusyboxImage(t)},
-		{"index", testrig.BusyboxIndex(t, 1200)},
+		{"image", rig.BusyboxImage(t)},
+		{"index", rig.BusyboxIndex(t, 1200)},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := filepath.Join(t.TempDir(), "layout")
-			testrig.WriteLayout(t, dir, tc.node, "v1")
+			rig.WriteLayout(t, dir, tc.node, "v1")
 			root := mustRun(t, s.env, "push", "oci:"+dir+":v1").lastLine()
 			s.c.Nerdctl(t, "pull", "--quiet", "ipfs://"+root)
 			out := s.c.Nerdctl(t, "run", "--rm", "--net", "none", "ipfs://"+root, "echo", "hello-from-ipfs")
@@ -80,7 +80,7 @@ func TestE2EStackRunMirrorImage(t *testing.T) {
 				t.Errorf("nerdctl run ipfs://%s printed %q", root, out)
 			}
 			// containerd holds exactly the layers mirror pushed.
-			want := testrig.SourceBlobs(t, tc.node)
+			want := rig.SourceBlobs(t, tc.node)
 			for d, b := range want {
 				got, ok := s.c.Content(t, d)
 				if !ok {
@@ -106,7 +106,7 @@ func TestE2EStackMirrorPullToContainerd(t *testing.T) {
 	deadline(t, 10*time.Minute)
 	s := newStackRig(t)
 	dir := filepath.Join(t.TempDir(), "layout")
-	testrig.WriteLayout(t, dir, testrig.BusyboxIndex(t, 1600), "1.0")
+	rig.WriteLayout(t, dir, rig.BusyboxIndex(t, 1600), "1.0")
 	root := mustRun(t, s.env, "push", "oci:"+dir+":1.0").lastLine()
 	run := func(t *testing.T, ref, text string) {
 		t.Helper()
@@ -187,7 +187,7 @@ func hostBlob(t *testing.T, idx v1.ImageIndex, d string) bool {
 		if err != nil {
 			t.Fatal(err)
 		}
-		_, ok := testrig.SourceBlobs(t, img)[d]
+		_, ok := rig.SourceBlobs(t, img)[d]
 		return ok
 	}
 	return false
@@ -204,17 +204,17 @@ func TestE2EStackNerdctlPushMirrorPull(t *testing.T) {
 	t.Parallel()
 	deadline(t, 10*time.Minute)
 	s := newStackRig(t)
-	skopeoBin := testrig.Tool(t, "MIRROR_SKOPEO_BIN", "skopeo")
+	skopeoBin := rig.Tool(t, "MIRROR_SKOPEO_BIN", "skopeo")
 	crane := craneBin(t)
 	for _, source := range []struct {
 		name string
 		idx  v1.ImageIndex
 	}{
-		{"oci", testrig.BusyboxIndex(t, 1300)},
-		{"docker", testrig.BusyboxDockerIndex(t, 1310)},
+		{"oci", rig.BusyboxIndex(t, 1300)},
+		{"docker", rig.BusyboxDockerIndex(t, 1310)},
 	} {
 		src := s.reg.Host + "/test/bb-" + source.name + ":1.0"
-		testrig.Push(t, src, source.idx)
+		rig.Push(t, src, source.idx)
 		s.c.Nerdctl(t, "pull", "--quiet", "--all-platforms", src)
 		t.Run(source.name, func(t *testing.T) { nerdctlPushMirrorPull(t, s, src, skopeoBin, crane) })
 	}
@@ -244,7 +244,7 @@ func nerdctlPushMirrorPull(t *testing.T, s *stackRig, src, skopeoBin, crane stri
 
 			dir := filepath.Join(t.TempDir(), "oci")
 			mustRun(t, s.env, "pull", "ipfs://"+root, "oci:"+dir+":1.0")
-			got := testrig.LayoutBlobs(t, dir)
+			got := rig.LayoutBlobs(t, dir)
 			sameBlobs(t, "mirror pull vs nerdctl's IPFS tree", ipfsBlobs, got)
 			if len(got) != len(ipfsBlobs) {
 				t.Errorf("mirror pull wrote %d blobs, nerdctl's tree has %d", len(got), len(ipfsBlobs))
@@ -253,7 +253,7 @@ func nerdctlPushMirrorPull(t *testing.T, s *stackRig, src, skopeoBin, crane stri
 			// (nerdctl converts the index and manifests on the way to
 			// IPFS and keeps them nowhere else: those are checked
 			// against IPFS above).
-			want := testrig.SourceBlobs(t, idxOrImage(t, dir))
+			want := rig.SourceBlobs(t, idxOrImage(t, dir))
 			if len(want) == 0 {
 				t.Fatal("the layout has no config or layer")
 			}
@@ -275,11 +275,11 @@ func nerdctlPushMirrorPull(t *testing.T, s *stackRig, src, skopeoBin, crane stri
 			p := startServe(t, s.env)
 			out := filepath.Join(t.TempDir(), "crane")
 			runTool(t, crane, "pull", "--format=oci", p.host+"/ipfs/"+root, out)
-			sameBlobs(t, "crane pull from mirror serve", want, testrig.LayoutBlobs(t, out))
+			sameBlobs(t, "crane pull from mirror serve", want, rig.LayoutBlobs(t, out))
 			runTool(t, crane, "validate", "--remote", p.host+"/ipfs/"+root)
 			out = filepath.Join(t.TempDir(), "skopeo")
 			runTool(t, skopeoBin, "--insecure-policy", "copy", "--all", "--src-tls-verify=false", "docker://"+p.host+"/ipfs-nourls/"+root, "oci:"+out+":latest")
-			sameBlobs(t, "skopeo copy from mirror serve", want, testrig.LayoutBlobs(t, out))
+			sameBlobs(t, "skopeo copy from mirror serve", want, rig.LayoutBlobs(t, out))
 		})
 	}
 }
@@ -339,7 +339,7 @@ func TestE2EStackNerdctlLoadedLayout(t *testing.T) {
 	t.Parallel()
 	deadline(t, 10*time.Minute)
 	s := newStackRig(t)
-	idx := testrig.BusyboxIndex(t, 1400)
+	idx := rig.BusyboxIndex(t, 1400)
 	dir := filepath.Join(t.TempDir(), "layout")
 	annotations := map[string]string{
 		"org.opencontainers.image.ref.name": "1.0",
@@ -476,8 +476,8 @@ func TestE2EStackDockerHubMirror(t *testing.T) {
 	t.Parallel()
 	deadline(t, 10*time.Minute)
 	s := newStackRig(t)
-	hub := testrig.StartFakeHub(t)
-	idx := testrig.BusyboxIndex(t, 1500)
+	hub := rig.StartFakeHub(t)
+	idx := rig.BusyboxIndex(t, 1500)
 	hub.Push(t, "docker.io/library/bbmirror:1.0", idx)
 	dir := t.TempDir()
 	list := writeList(t, dir, "version: 1\nimages:\n  - source: docker.io/library/bbmirror\n    tags: [\"1.0\"]\n")
@@ -492,7 +492,7 @@ func TestE2EStackDockerHubMirror(t *testing.T) {
 	}
 
 	p := startServe(t, s.env, "--lock", hubLock)
-	closed := testrig.FreePort(t)
+	closed := rig.FreePort(t)
 	s.c.HostsTOML(t, "docker.io", fmt.Sprintf(`server = "http://127.0.0.1:%d"
 
 [host."http://%s"]
@@ -538,9 +538,9 @@ func TestE2EStackCompose(t *testing.T) {
 	t.Parallel()
 	deadline(t, 10*time.Minute)
 	s := newStackRig(t)
-	img := testrig.BusyboxImage(t)
+	img := rig.BusyboxImage(t)
 	src := s.reg.Host + "/library/bbcompose:1.0"
-	testrig.Push(t, src, img)
+	rig.Push(t, src, img)
 	dir := t.TempDir()
 
 	t.Run("ipfs", func(t *testing.T) {
@@ -588,7 +588,7 @@ func TestE2EStackCompose(t *testing.T) {
 
 // composeUp runs `nerdctl compose -p PROJECT -f … up` (the services exit by
 // themselves), then `down`; it returns what up printed.
-func composeUp(t *testing.T, c *testrig.Containerd, project string, files ...string) string {
+func composeUp(t *testing.T, c *rig.Containerd, project string, files ...string) string {
 	t.Helper()
 	args := []string{"compose", "-p", project}
 	for _, f := range files {

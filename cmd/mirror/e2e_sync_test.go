@@ -19,8 +19,8 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
+	"github.com/ipfs-mirror/mirror/internal/rig"
 	"github.com/ipfs-mirror/mirror/mirror/lockfile"
-	"github.com/ipfs-mirror/mirror/mirror/testrig"
 )
 
 // sixApps pushes 6 images × 2 platforms sharing one base layer per
@@ -28,14 +28,14 @@ import (
 func sixApps(t *testing.T, host string, seed uint64) []v1.ImageIndex {
 	t.Helper()
 	amd, arm := v1.Platform{OS: "linux", Architecture: "amd64"}, v1.Platform{OS: "linux", Architecture: "arm64"}
-	baseAmd, baseArm := testrig.Layer(t, seed, 300<<10, false), testrig.Layer(t, seed+1, 300<<10, false)
+	baseAmd, baseArm := rig.Layer(t, seed, 300<<10, false), rig.Layer(t, seed+1, 300<<10, false)
 	var out []v1.ImageIndex
 	for i := 0; i < 6; i++ {
-		idx := testrig.Index(t, false,
-			testrig.Image(t, testrig.ImageSpec{Platform: &amd, Layers: []v1.Layer{baseAmd, testrig.Layer(t, seed+100+uint64(i), 100<<10, false)}}),
-			testrig.Image(t, testrig.ImageSpec{Platform: &arm, Layers: []v1.Layer{baseArm, testrig.Layer(t, seed+200+uint64(i), 100<<10, false)}}),
+		idx := rig.Index(t, false,
+			rig.Image(t, rig.ImageSpec{Platform: &amd, Layers: []v1.Layer{baseAmd, rig.Layer(t, seed+100+uint64(i), 100<<10, false)}}),
+			rig.Image(t, rig.ImageSpec{Platform: &arm, Layers: []v1.Layer{baseArm, rig.Layer(t, seed+200+uint64(i), 100<<10, false)}}),
 		)
-		testrig.Push(t, fmt.Sprintf("%s/app%d:1.0", host, i), idx)
+		rig.Push(t, fmt.Sprintf("%s/app%d:1.0", host, i), idx)
 		out = append(out, idx)
 	}
 	return out
@@ -75,11 +75,11 @@ func readLock(t *testing.T, path string) *lockfile.File {
 
 func TestE2ESyncSharedLayersAndNoop(t *testing.T) {
 	t.Parallel()
-	k := testrig.StartKubo(t, testrig.KuboOptions{})
-	var regCount, ipfsCount testrig.Counter
-	reg := testrig.StartRegistry(t, testrig.RegistryOptions{Wrap: regCount.Counting})
+	k := rig.StartKubo(t, rig.KuboOptions{})
+	var regCount, ipfsCount rig.Counter
+	reg := rig.StartRegistry(t, rig.RegistryOptions{Wrap: regCount.Counting})
 	apps := sixApps(t, reg.Host, 1)
-	env := []string{"IPFS_API=" + testrig.KuboProxy(t, k, &ipfsCount, nil)}
+	env := []string{"IPFS_API=" + rig.KuboProxy(t, k, &ipfsCount, nil)}
 	dir := t.TempDir()
 	list := writeList(t, dir, appsList(reg.Host, ""))
 	lockPath := filepath.Join(dir, "mirrors.lock")
@@ -93,18 +93,18 @@ func TestE2ESyncSharedLayersAndNoop(t *testing.T) {
 	distinct := map[string]bool{}
 	for i, e := range lock.Images {
 		blobs := checkTree(t, k, e.CID)
-		sameBlobs(t, e.Source, testrig.SourceBlobs(t, apps[i]), blobs)
+		sameBlobs(t, e.Source, rig.SourceBlobs(t, apps[i]), blobs)
 		for d := range blobs {
 			distinct[d] = true
 		}
-		if e.Digest != testrig.Digest(t, apps[i]).String() {
+		if e.Digest != rig.Digest(t, apps[i]).String() {
 			t.Errorf("%s: lock digest %s", e.Source, e.Digest)
 		}
 		// Every CID pulls back.
 		out := filepath.Join(t.TempDir(), "oci")
 		mustRun(t, env, "pull", e.CID, "oci:"+out)
-		testrig.SkopeoReads(t, "oci:"+out)
-		sameBlobs(t, "pull "+e.Source, testrig.SourceBlobs(t, apps[i]), testrig.LayoutBlobs(t, out))
+		rig.SkopeoReads(t, "oci:"+out)
+		sameBlobs(t, "pull "+e.Source, rig.SourceBlobs(t, apps[i]), rig.LayoutBlobs(t, out))
 	}
 	adds := ipfsCount.Get("POST /api/v0/add")
 	// 2 shared bases + 12 own layers + 12 configs + 12 manifests + 6 indexes = 44
@@ -148,7 +148,7 @@ func TestE2ESyncSharedLayersAndNoop(t *testing.T) {
 	}
 
 	// --dry-run after a tag moved: the plan says changed, nothing written.
-	testrig.Push(t, reg.Host+"/app0:1.0", apps[1])
+	rig.Push(t, reg.Host+"/app0:1.0", apps[1])
 	res = mustRun(t, env, "sync", "--dry-run", list)
 	if !strings.Contains(res.stderr, "changed") || !strings.Contains(res.stderr, "dry run") {
 		t.Errorf("dry run output: %s", res.stderr)
@@ -166,10 +166,10 @@ func TestE2ESyncSharedLayersAndNoop(t *testing.T) {
 
 func TestE2ESyncRepush(t *testing.T) {
 	t.Parallel()
-	k := testrig.StartKubo(t, testrig.KuboOptions{})
-	reg := testrig.StartRegistry(t, testrig.RegistryOptions{})
-	var dstCount testrig.Counter
-	dst := testrig.StartRegistry(t, testrig.RegistryOptions{Wrap: dstCount.Counting})
+	k := rig.StartKubo(t, rig.KuboOptions{})
+	reg := rig.StartRegistry(t, rig.RegistryOptions{})
+	var dstCount rig.Counter
+	dst := rig.StartRegistry(t, rig.RegistryOptions{Wrap: dstCount.Counting})
 	apps := sixApps(t, reg.Host, 50)
 	env := []string{"IPFS_API=" + k.APIAddr}
 	dir := t.TempDir()
@@ -196,7 +196,7 @@ images:
 		if d, _ := idx.Digest(); d.String() != e.Push[0].Digest {
 			t.Errorf("%s: registry has %s, lock says %s", e.Push[0].Ref, d, e.Push[0].Digest)
 		}
-		sameBlobs(t, e.Push[0].Ref, testrig.SourceBlobs(t, apps[i]), testrig.SourceBlobs(t, idx))
+		sameBlobs(t, e.Push[0].Ref, rig.SourceBlobs(t, apps[i]), rig.SourceBlobs(t, idx))
 	}
 	dstCount.Reset()
 	mustRun(t, env, "sync", list)
@@ -263,9 +263,9 @@ func (c *captured) WriteHeader(code int)        { c.code = code }
 
 func TestE2ESyncFaults(t *testing.T) {
 	t.Parallel()
-	k := testrig.StartKubo(t, testrig.KuboOptions{})
+	k := rig.StartKubo(t, rig.KuboOptions{})
 	f := &faulty{}
-	reg := testrig.StartRegistry(t, testrig.RegistryOptions{Wrap: f.wrap})
+	reg := rig.StartRegistry(t, rig.RegistryOptions{Wrap: f.wrap})
 	apps := sixApps(t, reg.Host, 500)
 	env := []string{"IPFS_API=" + k.APIAddr}
 
@@ -309,9 +309,9 @@ func TestE2ESyncFaults(t *testing.T) {
 		prevEntry := *prev
 		// app2 moves to a new image whose new layer the registry corrupts.
 		amd := v1.Platform{OS: "linux", Architecture: "amd64"}
-		newLayer := testrig.Layer(t, 777, 200<<10, false)
-		moved := testrig.Index(t, false, testrig.Image(t, testrig.ImageSpec{Platform: &amd, Layers: []v1.Layer{newLayer}}))
-		testrig.Push(t, reg.Host+"/app2:1.0", moved)
+		newLayer := rig.Layer(t, 777, 200<<10, false)
+		moved := rig.Index(t, false, rig.Image(t, rig.ImageSpec{Platform: &amd, Layers: []v1.Layer{newLayer}}))
+		rig.Push(t, reg.Host+"/app2:1.0", moved)
 		ld, _ := newLayer.Digest()
 		f.mu.Lock()
 		f.corrupt = ld.String()
@@ -336,9 +336,9 @@ func TestE2ESyncFaults(t *testing.T) {
 	})
 
 	t.Run("kubo stopped mid-run", func(t *testing.T) {
-		k2 := testrig.StartKubo(t, testrig.KuboOptions{})
+		k2 := rig.StartKubo(t, rig.KuboOptions{})
 		var adds atomic.Int32
-		api := testrig.KuboProxy(t, k2, nil, func(r *http.Request) {
+		api := rig.KuboProxy(t, k2, nil, func(r *http.Request) {
 			if strings.HasSuffix(r.URL.Path, "/add") && adds.Add(1) == 8 {
 				k2.Stop()
 			}
@@ -368,10 +368,10 @@ func TestE2ESyncFaults(t *testing.T) {
 		list := writeList(t, dir, appsList(reg.Host, ""))
 		lockPath := filepath.Join(dir, "mirrors.lock")
 		_ = os.WriteFile(lockPath, []byte(lockfile.Header+"version: 1\nimages: []\n"), 0o644)
-		k3 := testrig.StartKubo(t, testrig.KuboOptions{})
+		k3 := rig.StartKubo(t, rig.KuboOptions{})
 		var pid atomic.Int64
 		var once sync.Once
-		api := testrig.KuboProxy(t, k3, nil, func(r *http.Request) {
+		api := rig.KuboProxy(t, k3, nil, func(r *http.Request) {
 			if strings.HasSuffix(r.URL.Path, "/add") && pid.Load() > 0 {
 				once.Do(func() { _ = syscall.Kill(int(pid.Load()), syscall.SIGINT) })
 				time.Sleep(200 * time.Millisecond)
@@ -407,8 +407,8 @@ func TestE2ESyncFaults(t *testing.T) {
 
 func TestE2ESyncCompose(t *testing.T) {
 	t.Parallel()
-	k := testrig.StartKubo(t, testrig.KuboOptions{})
-	reg := testrig.StartRegistry(t, testrig.RegistryOptions{})
+	k := rig.StartKubo(t, rig.KuboOptions{})
+	reg := rig.StartRegistry(t, rig.RegistryOptions{})
 	sixApps(t, reg.Host, 900)
 	env := []string{"IPFS_API=" + k.APIAddr}
 	dir := t.TempDir()
@@ -440,14 +440,14 @@ func TestE2ESyncCompose(t *testing.T) {
 // stay the same.
 func TestE2ESyncRestoresWhatTheNodeLost(t *testing.T) {
 	t.Parallel()
-	reg := testrig.StartRegistry(t, testrig.RegistryOptions{})
+	reg := rig.StartRegistry(t, rig.RegistryOptions{})
 	sixApps(t, reg.Host, 1200)
 	dir := t.TempDir()
 	list := writeList(t, dir, appsList(reg.Host, "immutable_tags: '^1\\.0$'\n"))
-	k1 := testrig.StartKubo(t, testrig.KuboOptions{})
+	k1 := rig.StartKubo(t, rig.KuboOptions{})
 	mustRun(t, []string{"IPFS_API=" + k1.APIAddr}, "sync", list)
 	before, _ := os.ReadFile(filepath.Join(dir, "mirrors.lock"))
-	k2 := testrig.StartKubo(t, testrig.KuboOptions{})
+	k2 := rig.StartKubo(t, rig.KuboOptions{})
 	res := mustRun(t, []string{"IPFS_API=" + k2.APIAddr}, "sync", list)
 	if !strings.Contains(res.stderr, "6 restored") {
 		t.Errorf("fresh node: %s", res.stderr)
@@ -469,15 +469,15 @@ func TestE2ESyncRestoresWhatTheNodeLost(t *testing.T) {
 // garbage still has every image.
 func TestE2ESyncCARAndPinHandles(t *testing.T) {
 	t.Parallel()
-	reg := testrig.StartRegistry(t, testrig.RegistryOptions{})
+	reg := rig.StartRegistry(t, rig.RegistryOptions{})
 	apps := sixApps(t, reg.Host, 1500)
-	k := testrig.StartKubo(t, testrig.KuboOptions{})
+	k := rig.StartKubo(t, rig.KuboOptions{})
 	dir := t.TempDir()
 	list := writeList(t, dir, fmt.Sprintf("version: 1\nimages:\n  - source: %s/app0:1.0\n  - source: %s/app1:1.0\n", reg.Host, reg.Host))
 	cars := filepath.Join(dir, "cars")
 	mustRun(t, []string{"IPFS_API=" + k.APIAddr}, "sync", "--car", cars, list)
 	lock := readLock(t, filepath.Join(dir, "mirrors.lock"))
-	fresh := testrig.StartKubo(t, testrig.KuboOptions{})
+	fresh := rig.StartKubo(t, rig.KuboOptions{})
 	for _, e := range lock.Images {
 		if !strings.HasPrefix(e.Pin, "bafybei") {
 			t.Fatalf("%s: pin handle %q", e.Source, e.Pin)
@@ -490,9 +490,9 @@ func TestE2ESyncCARAndPinHandles(t *testing.T) {
 	}
 	fresh.Run("repo", "gc")
 	for i, e := range lock.Images {
-		sameBlobs(t, "after dag import + gc", testrig.SourceBlobs(t, apps[i]), checkTree(t, fresh, e.CID))
+		sameBlobs(t, "after dag import + gc", rig.SourceBlobs(t, apps[i]), checkTree(t, fresh, e.CID))
 		dst := filepath.Join(t.TempDir(), "oci")
 		mustRun(t, []string{"IPFS_API=" + fresh.APIAddr}, "pull", e.CID, "oci:"+dst)
-		sameBlobs(t, "skopeo copy after dag import + gc", testrig.SourceBlobs(t, apps[i]), testrig.DirBlobs(t, testrig.SkopeoReads(t, "oci:"+dst)))
+		sameBlobs(t, "skopeo copy after dag import + gc", rig.SourceBlobs(t, apps[i]), rig.DirBlobs(t, rig.SkopeoReads(t, "oci:"+dst)))
 	}
 }

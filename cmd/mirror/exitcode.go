@@ -11,9 +11,11 @@ import (
 
 	"github.com/ipfs-mirror/mirror/convert"
 	"github.com/ipfs-mirror/mirror/manifests"
-	"github.com/ipfs-mirror/mirror/mirror"
 	"github.com/ipfs-mirror/mirror/mirror/ipfs"
 	"github.com/ipfs-mirror/mirror/mirror/lockfile"
+	"github.com/ipfs-mirror/mirror/mirror/oci"
+	"github.com/ipfs-mirror/mirror/mirror/registry"
+	"github.com/ipfs-mirror/mirror/mirror/verify"
 )
 
 // Exit codes (documented in README.md and docs/cli.md).
@@ -54,14 +56,14 @@ func exitCode(ctx context.Context, err error) int {
 		return ExitInterrupted
 	case errors.As(err, &pe):
 		return ExitPartial
-	case errors.As(err, &ue), errors.As(err, &ce), errors.Is(err, mirror.ErrBadReference), errors.Is(err, mirror.ErrNoMatchingPlatform):
+	case errors.As(err, &ue), errors.As(err, &ce), errors.Is(err, registry.ErrBadReference), errors.Is(err, oci.ErrNoMatchingPlatform):
 		return ExitUsage
 	case errors.Is(err, convert.ErrExclusiveModes), errors.Is(err, convert.ErrUnknownMode), errors.Is(err, convert.ErrUnsupportedRecipient),
 		errors.Is(err, convert.ErrNoRecipients), errors.Is(err, convert.ErrInvalidKey):
 		return ExitUsage
 	case errors.Is(err, lockfile.ErrLocked):
 		return ExitLocked
-	case errors.Is(err, manifests.ErrDigestMismatch), errors.Is(err, convert.ErrDigestMismatch), errors.Is(err, mirror.ErrWrongImage):
+	case errors.Is(err, manifests.ErrDigestMismatch), errors.Is(err, convert.ErrDigestMismatch), errors.Is(err, verify.ErrWrongImage):
 		return ExitIntegrity
 	case errors.Is(err, ipfs.ErrUnavailable), errors.Is(err, ipfs.ErrNotFound), errors.Is(err, manifests.ErrNotIPFSImage):
 		return ExitIPFS

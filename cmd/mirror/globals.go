@@ -11,9 +11,10 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/ipfs-mirror/mirror/internal/redact"
-	"github.com/ipfs-mirror/mirror/mirror"
 	"github.com/ipfs-mirror/mirror/mirror/ipfs"
 	"github.com/ipfs-mirror/mirror/mirror/ipfs/open"
+	"github.com/ipfs-mirror/mirror/mirror/registry"
+	"github.com/ipfs-mirror/mirror/mirror/syncer"
 )
 
 // Globals are the flags every command takes.
@@ -28,7 +29,7 @@ type Globals struct {
 
 	stdout, stderr io.Writer
 	command        string // "serve", "compose rewrite": for the repo's holder record
-	syncHooks      []func(*mirror.SyncOptions)
+	syncHooks      []func(*syncer.Options)
 	// secrets are masked in every output (stdout and stderr are
 	// redacting writers over them; files go through mask).
 	secrets *redact.Set
@@ -67,8 +68,8 @@ func redactHeader(h string) string {
 }
 
 // Registry returns the registry options.
-func (g *Globals) Registry() mirror.RegistryOptions {
-	return mirror.RegistryOptions{Insecure: g.Insecure, UserAgent: "mirror/" + version}
+func (g *Globals) Registry() registry.Options {
+	return registry.Options{Insecure: g.Insecure, UserAgent: "mirror/" + version}
 }
 
 // withTimeout applies --timeout.
@@ -118,7 +119,7 @@ func terminalFile(w io.Writer) *os.File {
 
 // configureSync is where optional features (pin handles, CAR export) add
 // their hooks to a sync.
-func (g *Globals) configureSync(o *mirror.SyncOptions) {
+func (g *Globals) configureSync(o *syncer.Options) {
 	for _, f := range g.syncHooks {
 		f(o)
 	}

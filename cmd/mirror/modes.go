@@ -8,8 +8,9 @@ import (
 
 	"github.com/ipfs-mirror/mirror/convert"
 	"github.com/ipfs-mirror/mirror/manifests"
-	"github.com/ipfs-mirror/mirror/mirror"
 	"github.com/ipfs-mirror/mirror/mirror/config"
+	"github.com/ipfs-mirror/mirror/mirror/oci"
+	"github.com/ipfs-mirror/mirror/mirror/syncer"
 )
 
 // ModeFlags are push's conversion flags (nerdctl push --estargz, image
@@ -61,7 +62,7 @@ func (f *ModeFlags) converter() (manifests.ImageConverter, string, error) {
 }
 
 // convertFor gives sync the conversions of an entry's modes.
-func convertFor(_ *Globals) mirror.Converter {
+func convertFor(_ *Globals) syncer.Converter {
 	return func(img *config.Image, mode config.Mode) (manifests.ImageConverter, error) {
 		var opts convert.Options
 		if img.Estargz != nil {
@@ -87,7 +88,7 @@ func convertFor(_ *Globals) mirror.Converter {
 
 // decrypter returns pull's decryption (nil without keys: an encrypted image
 // is copied as it is, like nerdctl pull --unpack=false).
-func decrypter(keys []string) (mirror.ImageTransform, error) {
+func decrypter(keys []string) (oci.ImageTransform, error) {
 	if len(keys) == 0 {
 		return nil, nil
 	}

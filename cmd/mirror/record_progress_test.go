@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ipfs-mirror/mirror/mirror/testrig"
+	"github.com/ipfs-mirror/mirror/internal/rig"
 )
 
 // TestRecordProgress writes the terminal recordings of docs/progress.md:
@@ -21,11 +21,11 @@ func TestRecordProgress(t *testing.T) {
 	if dest == "" {
 		t.Skip("set MIRROR_RECORD_PROGRESS=FILE to record")
 	}
-	tmux := testrig.Tool(t, "", "tmux")
+	tmux := rig.Tool(t, "", "tmux")
 	r := newRig(t)
-	testrig.Push(t, r.reg.Host+"/demo/app:1.0", testrig.MultiPlatform(t, 900, 6<<20))
+	rig.Push(t, r.reg.Host+"/demo/app:1.0", rig.MultiPlatform(t, 900, 6<<20))
 	// A registry that sends each blob at ~2 MiB/s, to catch the display in flight.
-	slow := testrig.StartRegistry(t, testrig.RegistryOptions{Wrap: func(h http.Handler) http.Handler {
+	slow := rig.StartRegistry(t, rig.RegistryOptions{Wrap: func(h http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 			if strings.Contains(req.URL.Path, "/blobs/") && req.Method == http.MethodGet {
 				w = slowWriter{w}
@@ -33,8 +33,8 @@ func TestRecordProgress(t *testing.T) {
 			h.ServeHTTP(w, req)
 		})
 	}})
-	testrig.Push(t, slow.Host+"/demo/big:1.0", testrig.MultiPlatform(t, 990, 8<<20))
-	testrig.Push(t, r.reg.Host+"/demo/tool:2.1", testrig.MultiPlatform(t, 950, 3<<20))
+	rig.Push(t, slow.Host+"/demo/big:1.0", rig.MultiPlatform(t, 990, 8<<20))
+	rig.Push(t, r.reg.Host+"/demo/tool:2.1", rig.MultiPlatform(t, 950, 3<<20))
 	work := t.TempDir()
 	list := fmt.Sprintf("version: 1\nimages:\n  - source: %s/demo/app\n    tags: [\"1.0\"]\n  - source: %s/demo/tool\n    tags: [\"2.1\"]\n", r.reg.Host, r.reg.Host)
 	if err := os.WriteFile(filepath.Join(work, "mirrors.yaml"), []byte(list), 0o644); err != nil {

@@ -18,7 +18,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ipfs-mirror/mirror/mirror/testrig"
+	"github.com/ipfs-mirror/mirror/internal/rig"
 )
 
 // serveProc is a running `mirror serve`.
@@ -139,7 +139,7 @@ func craneBin(t *testing.T) string {
 		cmd.Dir = mod
 		cmd.Env = append(os.Environ(), "GOFLAGS=-mod=mod")
 		if out, err := cmd.CombinedOutput(); err != nil {
-			if testrig.InCI() {
+			if rig.InCI() {
 				t.Fatalf("building crane: go %s: %v\n%s", strings.Join(args, " "), err, out)
 			}
 			t.Skipf("crane not found and cannot be built (go %s: %v); set MIRROR_CRANE_BIN", strings.Join(args, " "), err)
@@ -184,11 +184,11 @@ func runTool(t *testing.T, bin string, args ...string) string {
 // lockfile and by CID, and pulled by crane and skopeo, byte-identical.
 func TestE2EServe(t *testing.T) {
 	r := newRig(t)
-	skopeoBin := testrig.Tool(t, "MIRROR_SKOPEO_BIN", "skopeo")
+	skopeoBin := rig.Tool(t, "MIRROR_SKOPEO_BIN", "skopeo")
 	crane := craneBin(t)
-	idx := testrig.MultiPlatform(t, 500, 700<<10)
-	testrig.Push(t, r.reg.Host+"/test/app:1.0", idx)
-	want := testrig.SourceBlobs(t, idx)
+	idx := rig.MultiPlatform(t, 500, 700<<10)
+	rig.Push(t, r.reg.Host+"/test/app:1.0", idx)
+	want := rig.SourceBlobs(t, idx)
 
 	dir := t.TempDir()
 	list := writeList(t, dir, fmt.Sprintf("version: 1\nimages:\n  - source: %s/test/app\n    tags: [\"1.0\"]\n", r.reg.Host))
@@ -212,12 +212,12 @@ func TestE2EServe(t *testing.T) {
 	for _, ref := range []string{p.host + "/ipfs/" + root, p.host + "/docker.io/library/app:1.0", p.host + "/library/app:1.0"} {
 		out := filepath.Join(t.TempDir(), "oci")
 		runTool(t, crane, "pull", "--format=oci", ref, out)
-		sameBlobs(t, "crane pull "+ref, want, testrig.LayoutBlobs(t, out))
+		sameBlobs(t, "crane pull "+ref, want, rig.LayoutBlobs(t, out))
 	}
 	// skopeo, url-free by CID.
 	out := filepath.Join(t.TempDir(), "oci")
 	runTool(t, skopeoBin, "--insecure-policy", "copy", "--all", "--src-tls-verify=false", "docker://"+p.host+"/ipfs-nourls/"+root, "oci:"+out+":latest")
-	sameBlobs(t, "skopeo ipfs-nourls/<CID>", want, testrig.LayoutBlobs(t, out))
+	sameBlobs(t, "skopeo ipfs-nourls/<CID>", want, rig.LayoutBlobs(t, out))
 
 	// The source registry's own name, as containerd asks a mirror for it.
 	resp := serveReq(t, "GET", base+"/v2/test/app/manifests/1.0?ns="+r.reg.Host, nil)
@@ -255,11 +255,11 @@ func TestE2EServe(t *testing.T) {
 	p2 := startServe(t, append(r.env, "MIRROR_SERVE_STRIP_URLS=true", "MIRROR_SERVE_LOCK="+hub), "--json")
 	out = filepath.Join(t.TempDir(), "oci")
 	runTool(t, skopeoBin, "--insecure-policy", "copy", "--all", "--src-tls-verify=false", "docker://"+p2.host+"/docker.io/library/app:1.0", "oci:"+out+":latest")
-	sameBlobs(t, "skopeo --strip-urls library/app:1.0", want, testrig.LayoutBlobs(t, out))
+	sameBlobs(t, "skopeo --strip-urls library/app:1.0", want, rig.LayoutBlobs(t, out))
 	runTool(t, skopeoBin, "--insecure-policy", "copy", "--all", "--src-tls-verify=false", "--dest-tls-verify=false", "docker://"+p2.host+"/ipfs/"+root, "docker://"+r.reg.Host+"/copied/app:1.0")
 	out = filepath.Join(t.TempDir(), "oci")
 	runTool(t, crane, "pull", "--format=oci", r.reg.Host+"/copied/app:1.0", out)
-	sameBlobs(t, "re-pushed to distribution", want, testrig.LayoutBlobs(t, out))
+	sameBlobs(t, "re-pushed to distribution", want, rig.LayoutBlobs(t, out))
 
 	// SIGTERM: a graceful exit 0, every request logged.
 	if code := p.stop(t); code != 0 {
@@ -291,7 +291,7 @@ func TestE2EServeBadInput(t *testing.T) {
 	if r := mirrorRun(t, []string{"IPFS_API=/ip4/127.0.0.1/tcp/1"}, "serve", "--listen", "127.0.0.1:0"); r.code != ExitIPFS {
 		t.Errorf("no node: exit %d\n%s", r.code, r.stderr)
 	}
-	k := testrig.StartKubo(t, testrig.KuboOptions{})
+	k := rig.StartKubo(t, rig.KuboOptions{})
 	env := []string{"IPFS_API=" + k.APIAddr}
 	if r := mirrorRun(t, env, "serve", "--listen", "127.0.0.1:0", "--lock", bad); r.code != ExitUsage || !strings.Contains(r.stderr, "bad.lock") {
 		t.Errorf("bad lockfile: exit %d\n%s", r.code, r.stderr)

@@ -18,8 +18,8 @@ import (
 
 	"github.com/ipfs/go-cid"
 
+	"github.com/ipfs-mirror/mirror/internal/rig"
 	"github.com/ipfs-mirror/mirror/mirror/ipfs/kubo"
-	"github.com/ipfs-mirror/mirror/mirror/testrig"
 )
 
 // vmRSS reads a process's resident set size, in KiB.
@@ -71,7 +71,7 @@ func goroutineDump(t *testing.T, p *serveProc) (int, string) {
 // the good requests is the goroutine baseline (both are counted from the
 // runtime's SIGQUIT dump). The figures are logged.
 func TestE2EServeHostileBurst(t *testing.T) {
-	k := testrig.StartKubo(t, testrig.KuboOptions{})
+	k := rig.StartKubo(t, rig.KuboOptions{})
 	store, err := kubo.New(k.APIAddr, kubo.Options{Pin: true})
 	if err != nil {
 		t.Fatal(err)
@@ -79,7 +79,7 @@ func TestE2EServeHostileBurst(t *testing.T) {
 	var evilHits atomic.Int64
 	evil := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { evilHits.Add(1) }))
 	defer evil.Close()
-	h := testrig.BuildHostile(t, func(b []byte) cid.Cid {
+	h := rig.BuildHostile(t, func(b []byte) cid.Cid {
 		c, err := store.Add(context.Background(), bytes.NewReader(b))
 		if err != nil {
 			t.Fatal(err)

@@ -5,8 +5,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/ipfs-mirror/mirror/internal/rig"
 	"github.com/ipfs-mirror/mirror/mirror/serve"
-	"github.com/ipfs-mirror/mirror/mirror/testrig"
 )
 
 // TestSkopeoForeignLayerWarning: skopeo pulling the URL view gets the
@@ -14,7 +14,7 @@ import (
 // the url-free address gets every layer and no warning.
 func TestSkopeoForeignLayerWarning(t *testing.T) {
 	e := startEnv(t)
-	src := testrig.MultiPlatform(t, 5, 200<<10)
+	src := rig.MultiPlatform(t, 5, 200<<10)
 	res := e.push(t, src)
 	s := startServer(t, e.store, serve.Options{})
 	const warning = "a containers/image client"
@@ -23,7 +23,7 @@ func TestSkopeoForeignLayerWarning(t *testing.T) {
 	if out, err := skopeo(t, "copy", "--all", "--src-tls-verify=false", "docker://"+s.host+"/ipfs-nourls/"+res.Root.String(), "oci:"+dir+":latest"); err != nil {
 		t.Fatalf("skopeo copy: %v\n%s", err, out)
 	}
-	blobs := testrig.LayoutBlobs(t, dir)
+	blobs := rig.LayoutBlobs(t, dir)
 	for _, d := range layerDigests(t, src) {
 		if _, ok := blobs[d]; !ok {
 			t.Errorf("url-free copy lacks layer %s", d)

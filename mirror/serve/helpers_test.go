@@ -21,11 +21,11 @@ import (
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
+	"github.com/ipfs-mirror/mirror/internal/rig"
 	"github.com/ipfs-mirror/mirror/manifests"
 	"github.com/ipfs-mirror/mirror/mirror/ipfs"
 	"github.com/ipfs-mirror/mirror/mirror/ipfs/kubo"
 	"github.com/ipfs-mirror/mirror/mirror/serve"
-	"github.com/ipfs-mirror/mirror/mirror/testrig"
 )
 
 // counting wraps a real store and counts Cat calls by CID.
@@ -60,13 +60,13 @@ func (c *counting) total() int {
 
 // env is one test's kubo daemon and store.
 type env struct {
-	k     *testrig.Kubo
+	k     *rig.Kubo
 	store *kubo.Store
 }
 
 func startEnv(t *testing.T) *env {
 	t.Helper()
-	k := testrig.StartKubo(t, testrig.KuboOptions{})
+	k := rig.StartKubo(t, rig.KuboOptions{})
 	s, err := kubo.New(k.APIAddr, kubo.Options{Pin: true})
 	if err != nil {
 		t.Fatal(err)
@@ -252,7 +252,7 @@ func (e *env) rootOf(t testing.TB, target ocispec.Descriptor) cid.Cid {
 // skopeo runs skopeo (skipped outside CI when missing).
 func skopeo(t testing.TB, args ...string) (string, error) {
 	t.Helper()
-	bin := testrig.Tool(t, "MIRROR_SKOPEO_BIN", "skopeo")
+	bin := rig.Tool(t, "MIRROR_SKOPEO_BIN", "skopeo")
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, bin, append([]string{"--insecure-policy"}, args...)...)

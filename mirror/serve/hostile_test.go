@@ -22,9 +22,9 @@ import (
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
+	"github.com/ipfs-mirror/mirror/internal/rig"
 	"github.com/ipfs-mirror/mirror/mirror/ipfs"
 	"github.com/ipfs-mirror/mirror/mirror/serve"
-	"github.com/ipfs-mirror/mirror/mirror/testrig"
 )
 
 // evilServer counts the requests that reach the URLs a hostile tree lists.
@@ -43,8 +43,8 @@ func startEvil(t *testing.T) *evilServer {
 	return e
 }
 
-func (e *env) hostile(t *testing.T, evilURL string) *testrig.Hostile {
-	return testrig.BuildHostile(t, func(b []byte) cid.Cid { return e.add(t, b) }, evilURL)
+func (e *env) hostile(t *testing.T, evilURL string) *rig.Hostile {
+	return rig.BuildHostile(t, func(b []byte) cid.Cid { return e.add(t, b) }, evilURL)
 }
 
 // isErrorJSON reports whether body is one registry error of code (any code
@@ -579,7 +579,7 @@ type hostileRequest struct {
 }
 
 // hostileRequests lists one request of each hostile class against h.
-func hostileRequests(base string, h *testrig.Hostile) []hostileRequest {
+func hostileRequests(base string, h *rig.Hostile) []hostileRequest {
 	var out []hostileRequest
 	add := func(method, path string, hdr ...string) {
 		m := map[string]string{}

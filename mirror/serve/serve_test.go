@@ -25,10 +25,10 @@ import (
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
+	"github.com/ipfs-mirror/mirror/internal/rig"
 	"github.com/ipfs-mirror/mirror/manifests"
 	"github.com/ipfs-mirror/mirror/mirror/ipfs"
 	"github.com/ipfs-mirror/mirror/mirror/serve"
-	"github.com/ipfs-mirror/mirror/mirror/testrig"
 )
 
 // pull reads an image or index the way a registry client does (ggcr's
@@ -135,20 +135,20 @@ func sameBlobs(t testing.TB, what string, src, got map[string][]byte) {
 // top digest is the IPFS-enabled index's.
 func TestPull(t *testing.T) {
 	e := startEnv(t)
-	src := testrig.MultiPlatform(t, 1, 1<<20+12345)
+	src := rig.MultiPlatform(t, 1, 1<<20+12345)
 	res := e.push(t, src)
 	s := startServer(t, e.store, serve.Options{})
 	got, top := mustPull(t, s.host+"/ipfs/"+res.Root.String())
-	sameBlobs(t, "ipfs/<CID>", testrig.SourceBlobs(t, src), got)
+	sameBlobs(t, "ipfs/<CID>", rig.SourceBlobs(t, src), got)
 	if top.String() != res.Target.Digest.String() {
 		t.Errorf("top digest %s, want the IPFS-enabled index %s", top, res.Target.Digest)
 	}
 	// By digest, the same.
 	got, _ = mustPull(t, s.host+"/ipfs/"+res.Root.String()+"@"+res.Target.Digest.String())
-	sameBlobs(t, "ipfs/<CID>@digest", testrig.SourceBlobs(t, src), got)
+	sameBlobs(t, "ipfs/<CID>@digest", rig.SourceBlobs(t, src), got)
 	// The url-free view: same blobs, new top digest, no ipfs:// anywhere.
 	got, top = mustPull(t, s.host+"/ipfs-nourls/"+res.Root.String())
-	sameBlobs(t, "ipfs-nourls/<CID>", testrig.SourceBlobs(t, src), got)
+	sameBlobs(t, "ipfs-nourls/<CID>", rig.SourceBlobs(t, src), got)
 	if top.String() == res.Target.Digest.String() {
 		t.Error("ipfs-nourls served the stored index")
 	}
@@ -159,16 +159,16 @@ func TestPull(t *testing.T) {
 // loses every layer; the url-free view gets them all, byte-identical.
 func TestSkopeo(t *testing.T) {
 	e := startEnv(t)
-	src := testrig.MultiPlatform(t, 2, 300<<10)
+	src := rig.MultiPlatform(t, 2, 300<<10)
 	res := e.push(t, src)
 	s := startServer(t, e.store, serve.Options{})
-	want := testrig.SourceBlobs(t, src)
+	want := rig.SourceBlobs(t, src)
 
 	dir := filepath.Join(t.TempDir(), "nourls")
 	if out, err := skopeo(t, "copy", "--all", "--src-tls-verify=false", "docker://"+s.host+"/ipfs-nourls/"+res.Root.String(), "oci:"+dir+":latest"); err != nil {
 		t.Fatalf("skopeo copy: %v\n%s", err, out)
 	}
-	sameBlobs(t, "skopeo ipfs-nourls/<CID>", want, testrig.LayoutBlobs(t, dir))
+	sameBlobs(t, "skopeo ipfs-nourls/<CID>", want, rig.LayoutBlobs(t, dir))
 
 	// With --strip-urls every name is url-free.
 	s2 := startServer(t, e.store, serve.Options{StripURLs: true})
@@ -176,14 +176,14 @@ func TestSkopeo(t *testing.T) {
 	if out, err := skopeo(t, "copy", "--all", "--src-tls-verify=false", "docker://"+s2.host+"/ipfs/"+res.Root.String(), "oci:"+dir+":latest"); err != nil {
 		t.Fatalf("skopeo copy: %v\n%s", err, out)
 	}
-	sameBlobs(t, "skopeo --strip-urls ipfs/<CID>", want, testrig.LayoutBlobs(t, dir))
+	sameBlobs(t, "skopeo --strip-urls ipfs/<CID>", want, rig.LayoutBlobs(t, dir))
 
 	// The stored view: skopeo "succeeds" but leaves the layers out.
 	dir = filepath.Join(t.TempDir(), "urls")
 	if out, err := skopeo(t, "copy", "--all", "--src-tls-verify=false", "docker://"+s.host+"/ipfs/"+res.Root.String(), "oci:"+dir+":latest"); err != nil {
 		t.Logf("skopeo copy of the stored view failed: %v\n%s", err, out)
 	} else {
-		blobs := testrig.LayoutBlobs(t, dir)
+		blobs := rig.LayoutBlobs(t, dir)
 		missing := 0
 		for _, d := range layerDigests(t, src) {
 			if _, ok := blobs[d]; !ok {
@@ -200,9 +200,9 @@ func TestSkopeo(t *testing.T) {
 // requests answer 206 with exactly the bytes asked.
 func TestHeaders(t *testing.T) {
 	e := startEnv(t)
-	layer := testrig.Layer(t, 7, 700<<10, false)
-	img := testrig.Image(t, testrig.ImageSpec{Layers: []v1.Layer{layer}})
-	res := e.push(t, testrig.Index(t, false, img))
+	layer := rig.Layer(t, 7, 700<<10, false)
+	img := rig.Image(t, rig.ImageSpec{Layers: []v1.Layer{layer}})
+	res := e.push(t, rig.Index(t, false, img))
 	cs := newCounting(e.store)
 	// The layer is over SmallBlob: streamed, and ranges read from IPFS.
 	s := startServer(t, cs, serve.Options{SmallBlob: 64 << 10})
@@ -322,8 +322,8 @@ func TestHeaders(t *testing.T) {
 // and code, and writes are refused.
 func TestErrors(t *testing.T) {
 	e := startEnv(t)
-	layer := testrig.Layer(t, 8, 1000, false)
-	res := e.push(t, testrig.Image(t, testrig.ImageSpec{Layers: []v1.Layer{layer}}))
+	layer := rig.Layer(t, 8, 1000, false)
+	res := e.push(t, rig.Image(t, rig.ImageSpec{Layers: []v1.Layer{layer}}))
 	ld, _ := layer.Digest()
 	lc := e.add(t, []byte("not an image"))
 	missing := e.k.AddOnlyHash([]byte("never added"))
@@ -433,16 +433,16 @@ func TestUnavailable(t *testing.T) {
 // claims is never served as valid.
 func TestTampered(t *testing.T) {
 	e := startEnv(t)
-	big := testrig.Layer(t, 20, 2<<20, false) // streamed (over SmallBlob)
-	img := testrig.Image(t, testrig.ImageSpec{Layers: []v1.Layer{big, testrig.Layer(t, 21, 1000, false)}})
-	res := e.push(t, testrig.Index(t, false, img))
+	big := rig.Layer(t, 20, 2<<20, false) // streamed (over SmallBlob)
+	img := rig.Image(t, rig.ImageSpec{Layers: []v1.Layer{big, rig.Layer(t, 21, 1000, false)}})
+	res := e.push(t, rig.Index(t, false, img))
 	tree := e.treeOf(t, res.Root)
 	md, m := firstManifest(t, tree)
 
 	// A manifest whose big layer's URL names other bytes of the same size
 	// (the digest and size still claim the real layer), and whose config
 	// URL names other bytes too.
-	other := testrig.RandomBytes(99, int(m.Layers[0].Size))
+	other := rig.RandomBytes(99, int(m.Layers[0].Size))
 	bad := m
 	bad.Layers = slices.Clone(m.Layers)
 	bad.Layers[0].URLs = []string{ipfs.URL(e.add(t, other))}
@@ -521,7 +521,7 @@ func TestTampered(t *testing.T) {
 	}
 
 	// A manifest whose URL names a different manifest: refused.
-	otherImg := testrig.Image(t, testrig.ImageSpec{Layers: []v1.Layer{testrig.Layer(t, 22, 100, false)}})
+	otherImg := rig.Image(t, rig.ImageSpec{Layers: []v1.Layer{rig.Layer(t, 22, 100, false)}})
 	otherRes := e.push(t, otherImg)
 	lie := md
 	lie.URLs = otherRes.Target.URLs
@@ -539,7 +539,7 @@ func TestTampered(t *testing.T) {
 // requests share one resolve.
 func TestCache(t *testing.T) {
 	e := startEnv(t)
-	src := testrig.MultiPlatform(t, 3, 1500<<10)
+	src := rig.MultiPlatform(t, 3, 1500<<10)
 	res := e.push(t, src)
 	tree := e.treeOf(t, res.Root)
 	cs := newCounting(e.store)
@@ -605,16 +605,16 @@ func TestLoad(t *testing.T) {
 		t.Skip("load test")
 	}
 	e := startEnv(t)
-	one := testrig.MultiPlatform(t, 100, 1200<<10) // streamed layers (over SmallBlob) and small cached ones
+	one := rig.MultiPlatform(t, 100, 1200<<10) // streamed layers (over SmallBlob) and small cached ones
 	oneRes := e.push(t, one)
 	var roots []string
 	var srcs []map[string][]byte
 	for i := range 20 {
-		img := testrig.Image(t, testrig.ImageSpec{Layers: []v1.Layer{testrig.Layer(t, uint64(1000+i), 200<<10, false), testrig.Layer(t, uint64(2000+i), 1500<<10, false)}})
+		img := rig.Image(t, rig.ImageSpec{Layers: []v1.Layer{rig.Layer(t, uint64(1000+i), 200<<10, false), rig.Layer(t, uint64(2000+i), 1500<<10, false)}})
 		roots = append(roots, e.push(t, img).Root.String())
-		srcs = append(srcs, testrig.SourceBlobs(t, img))
+		srcs = append(srcs, rig.SourceBlobs(t, img))
 	}
-	oneSrc := testrig.SourceBlobs(t, one)
+	oneSrc := rig.SourceBlobs(t, one)
 	s := startServer(t, e.store, serve.Options{})
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
@@ -681,8 +681,8 @@ func writeLock(t testing.TB, path string, entries ...lockEntry) {
 // in every form clients send, and a changed lockfile is picked up.
 func TestLockNames(t *testing.T) {
 	e := startEnv(t)
-	alpine := testrig.MultiPlatform(t, 30, 100<<10)
-	app := testrig.Image(t, testrig.ImageSpec{Layers: []v1.Layer{testrig.Layer(t, 31, 2000, false)}})
+	alpine := rig.MultiPlatform(t, 30, 100<<10)
+	app := rig.Image(t, rig.ImageSpec{Layers: []v1.Layer{rig.Layer(t, 31, 2000, false)}})
 	a, b := e.push(t, alpine), e.push(t, app)
 	lock := filepath.Join(t.TempDir(), "mirrors.lock")
 	writeLock(t, lock,
@@ -719,9 +719,9 @@ func TestLockNames(t *testing.T) {
 		}
 	}
 	got, _ := mustPull(t, s.host+"/docker.io/library/alpine:3.20")
-	sameBlobs(t, "docker.io/library/alpine:3.20", testrig.SourceBlobs(t, alpine), got)
+	sameBlobs(t, "docker.io/library/alpine:3.20", rig.SourceBlobs(t, alpine), got)
 	got, _ = mustPull(t, s.host+"/library/alpine:3.20-estargz")
-	sameBlobs(t, "library/alpine:3.20-estargz", testrig.SourceBlobs(t, app), got)
+	sameBlobs(t, "library/alpine:3.20-estargz", rig.SourceBlobs(t, app), got)
 
 	resp, body := get(t, "GET", s.url+"/v2/_catalog")
 	if resp.StatusCode != 200 || string(body) != `{"repositories":["docker.io/library/alpine","ghcr.io/acme/app"]}` {
@@ -771,7 +771,7 @@ func TestLockNames(t *testing.T) {
 // from one cache entry.
 func TestCIDv0(t *testing.T) {
 	e := startEnv(t)
-	res := e.push(t, testrig.Image(t, testrig.ImageSpec{Layers: []v1.Layer{testrig.Layer(t, 40, 5000, false)}}))
+	res := e.push(t, rig.Image(t, rig.ImageSpec{Layers: []v1.Layer{rig.Layer(t, 40, 5000, false)}}))
 	out, err := e.k.RunErr(bytes.NewReader(res.RootDescriptor), "add", "-Q", "--cid-version=0")
 	if err != nil {
 		t.Fatal(err)
@@ -801,7 +801,7 @@ func TestCIDv0(t *testing.T) {
 // TestIPNS: ipns/<key> is served only when allowed, resolved by kubo.
 func TestIPNS(t *testing.T) {
 	e := startEnv(t)
-	res := e.push(t, testrig.Image(t, testrig.ImageSpec{Layers: []v1.Layer{testrig.Layer(t, 50, 5000, false)}}))
+	res := e.push(t, rig.Image(t, rig.ImageSpec{Layers: []v1.Layer{rig.Layer(t, 50, 5000, false)}}))
 	out := e.k.Run("name", "publish", "--allow-offline", "--ipns-base=base36", "--quieter", "/ipfs/"+res.Root.String())
 	key := strings.TrimSpace(out)
 	s := startServer(t, e.store, serve.Options{AllowIPNS: true, Names: serve.KuboNames(e.store)})
@@ -828,7 +828,7 @@ func TestIPNS(t *testing.T) {
 // document is served under its own digest, and the blobs are the same.
 func TestStrip(t *testing.T) {
 	e := startEnv(t)
-	src := testrig.MultiPlatform(t, 60, 4000)
+	src := rig.MultiPlatform(t, 60, 4000)
 	res := e.push(t, src)
 	s := startServer(t, e.store, serve.Options{})
 	base := s.url + "/v2/ipfs-nourls/" + res.Root.String()
@@ -843,7 +843,7 @@ func TestStrip(t *testing.T) {
 	if bytes.Contains(body, []byte("ipfs://")) || len(idx.Manifests) != 3 || digest.FromBytes(body).String() != resp.Header.Get("Docker-Content-Digest") {
 		t.Fatalf("stripped index: %s", body)
 	}
-	want := testrig.SourceBlobs(t, src)
+	want := rig.SourceBlobs(t, src)
 	for _, m := range idx.Manifests {
 		resp, mb := get(t, "GET", base+"/manifests/"+m.Digest.String())
 		if resp.StatusCode != 200 || digest.FromBytes(mb) != m.Digest || int64(len(mb)) != m.Size || bytes.Contains(mb, []byte("ipfs://")) {
@@ -870,8 +870,8 @@ func TestStrip(t *testing.T) {
 // finish, and returns nil.
 func TestShutdown(t *testing.T) {
 	e := startEnv(t)
-	layer := testrig.Layer(t, 70, 3<<20, false)
-	res := e.push(t, testrig.Image(t, testrig.ImageSpec{Layers: []v1.Layer{layer}}))
+	layer := rig.Layer(t, 70, 3<<20, false)
+	res := e.push(t, rig.Image(t, rig.ImageSpec{Layers: []v1.Layer{layer}}))
 	slow := &slowStore{Store: e.store, delay: 300 * time.Millisecond}
 	s, err := serve.New(slow, serve.Options{ShutdownGrace: 10 * time.Second})
 	if err != nil {
@@ -952,11 +952,11 @@ func testCID(t testing.TB, s string) cid.Cid {
 // blob is never kept.
 func TestDiskCache(t *testing.T) {
 	e := startEnv(t)
-	l1 := testrig.Layer(t, 31, 3<<20, false)
-	l2 := testrig.Layer(t, 32, 3<<20, false)
-	img := testrig.Image(t, testrig.ImageSpec{Layers: []v1.Layer{l1, l2}})
+	l1 := rig.Layer(t, 31, 3<<20, false)
+	l2 := rig.Layer(t, 32, 3<<20, false)
+	img := rig.Image(t, rig.ImageSpec{Layers: []v1.Layer{l1, l2}})
 	res := e.push(t, img)
-	want := testrig.SourceBlobs(t, img)
+	want := rig.SourceBlobs(t, img)
 	tree := e.treeOf(t, res.Root)
 	_, m := firstManifest(t, tree)
 	dir := t.TempDir()
@@ -1009,7 +1009,7 @@ func TestDiskCache(t *testing.T) {
 	// A new server on the first directory: one file is intact, the other
 	// was damaged (same size) while no server ran.
 	bad := filepath.Join(dir, "sha256", m.Layers[1].Digest.Encoded())
-	junk := testrig.RandomBytes(7, int(m.Layers[1].Size))
+	junk := rig.RandomBytes(7, int(m.Layers[1].Size))
 	if err := os.WriteFile(bad, junk, 0o644); err != nil {
 		t.Fatal(err)
 	}

@@ -19,10 +19,10 @@ import (
 	"github.com/ipfs/go-cid"
 	carv2 "github.com/ipld/go-car/v2"
 
+	"github.com/ipfs-mirror/mirror/internal/rig"
 	"github.com/ipfs-mirror/mirror/mirror/ipfs"
 	"github.com/ipfs-mirror/mirror/mirror/ipfs/car"
 	"github.com/ipfs-mirror/mirror/mirror/ipfs/kubo"
-	"github.com/ipfs-mirror/mirror/mirror/testrig"
 )
 
 // sizes cover the edges of the layout: empty, one byte, one chunk minus,
@@ -62,7 +62,7 @@ func newStore(t *testing.T) (*car.Store, string) {
 // TestCIDsMatchKubo adds the same bytes through a real daemon's RPC API and
 // through the CAR store: the CIDs must be equal, size by size.
 func TestCIDsMatchKubo(t *testing.T) {
-	n := testrig.StartKubo(t, testrig.KuboOptions{})
+	n := rig.StartKubo(t, rig.KuboOptions{})
 	ks, err := kubo.New(n.APIAddr, kubo.Options{Pin: true})
 	if err != nil {
 		t.Fatal(err)
@@ -119,7 +119,7 @@ func TestDagImport(t *testing.T) {
 	}
 	checkCAR(t, path, roots)
 
-	n := testrig.StartKubo(t, testrig.KuboOptions{})
+	n := rig.StartKubo(t, rig.KuboOptions{})
 	run(n, "dag", "import", path)
 	run(n, "repo", "gc")
 	for i, size := range sizes {
@@ -350,10 +350,10 @@ func TestConcurrentAdds(t *testing.T) {
 }
 
 // run runs the ipfs CLI on n's repo and returns its trimmed stdout.
-func run(n *testrig.Kubo, args ...string) string { return strings.TrimSpace(n.Run(args...)) }
+func run(n *rig.Kubo, args ...string) string { return strings.TrimSpace(n.Run(args...)) }
 
 // output runs the ipfs CLI on n's repo and returns its stdout as is.
-func output(n *testrig.Kubo, args ...string) ([]byte, error) {
+func output(n *rig.Kubo, args ...string) ([]byte, error) {
 	s, err := n.RunErr(nil, args...)
 	return []byte(s), err
 }

@@ -16,10 +16,10 @@ import (
 	"github.com/ipfs/go-cid"
 	"github.com/ipfs/kubo/repo/fsrepo"
 
+	"github.com/ipfs-mirror/mirror/internal/rig"
 	"github.com/ipfs-mirror/mirror/mirror/ipfs"
 	"github.com/ipfs-mirror/mirror/mirror/ipfs/car"
 	"github.com/ipfs-mirror/mirror/mirror/ipfs/embedded"
-	"github.com/ipfs-mirror/mirror/mirror/testrig"
 )
 
 type prng struct{ r *rand.ChaCha8 }
@@ -147,7 +147,7 @@ func TestDaemonServesEmbeddedRepo(t *testing.T) {
 
 	// The embedded node made a default repo: move a daemon on it to
 	// loopback port 0, with no peers, before starting one.
-	bin := testrig.Tool(t, "MIRROR_IPFS_BIN", "ipfs")
+	bin := rig.Tool(t, "MIRROR_IPFS_BIN", "ipfs")
 	for _, kv := range [][2]string{
 		{"Addresses.API", `"/ip4/127.0.0.1/tcp/0"`},
 		{"Addresses.Gateway", `"/ip4/127.0.0.1/tcp/0"`},
@@ -161,7 +161,7 @@ func TestDaemonServesEmbeddedRepo(t *testing.T) {
 			t.Fatalf("ipfs config %s: %v\n%s", kv[0], err, out)
 		}
 	}
-	n := testrig.StartKubo(t, testrig.KuboOptions{Repo: repo})
+	n := rig.StartKubo(t, rig.KuboOptions{Repo: repo})
 	if _, err := embedded.Open(ctx, embedded.Options{IPFSPath: repo}); !errors.Is(err, embedded.ErrRepoLocked) {
 		t.Fatalf("Open while the daemon runs: %v, want ErrRepoLocked", err)
 	}
@@ -184,10 +184,10 @@ func TestDaemonServesEmbeddedRepo(t *testing.T) {
 }
 
 // run runs the ipfs CLI on n's repo and returns its trimmed stdout.
-func run(n *testrig.Kubo, args ...string) string { return strings.TrimSpace(n.Run(args...)) }
+func run(n *rig.Kubo, args ...string) string { return strings.TrimSpace(n.Run(args...)) }
 
 // output runs the ipfs CLI on n's repo and returns its stdout as is.
-func output(n *testrig.Kubo, args ...string) ([]byte, error) {
+func output(n *rig.Kubo, args ...string) ([]byte, error) {
 	s, err := n.RunErr(nil, args...)
 	return []byte(s), err
 }

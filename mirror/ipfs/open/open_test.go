@@ -13,9 +13,9 @@ import (
 
 	fslock "github.com/ipfs/go-fs-lock"
 
+	"github.com/ipfs-mirror/mirror/internal/rig"
 	"github.com/ipfs-mirror/mirror/mirror/ipfs"
 	"github.com/ipfs-mirror/mirror/mirror/ipfs/open"
-	"github.com/ipfs-mirror/mirror/mirror/testrig"
 )
 
 func ctx(t *testing.T) context.Context {
@@ -59,7 +59,7 @@ func TestEmbeddedWhenNoDaemon(t *testing.T) {
 // TestRunningDaemonWins: with a daemon on the repo, its API is used (the
 // embedded node could not open the locked repo anyway).
 func TestRunningDaemonWins(t *testing.T) {
-	n := testrig.StartKubo(t, testrig.KuboOptions{})
+	n := rig.StartKubo(t, rig.KuboOptions{})
 	s, err := open.Store(ctx(t), open.Options{IPFSPath: n.Repo})
 	if err != nil {
 		t.Fatal(err)
@@ -80,7 +80,7 @@ func TestRunningDaemonWins(t *testing.T) {
 // TestStaleAPIFile: a daemon that crashed leaves its api file;
 // the repo is unlocked, so the embedded node takes over.
 func TestStaleAPIFile(t *testing.T) {
-	n := testrig.StartKubo(t, testrig.KuboOptions{})
+	n := rig.StartKubo(t, rig.KuboOptions{})
 	apiFile := filepath.Join(n.Repo, "api")
 	api, err := os.ReadFile(apiFile)
 	if err != nil {
@@ -120,10 +120,10 @@ func TestLockedButSilent(t *testing.T) {
 }
 
 // run runs the ipfs CLI on n's repo and returns its trimmed stdout.
-func run(n *testrig.Kubo, args ...string) string { return strings.TrimSpace(n.Run(args...)) }
+func run(n *rig.Kubo, args ...string) string { return strings.TrimSpace(n.Run(args...)) }
 
 // output runs the ipfs CLI on n's repo and returns its stdout as is.
-func output(n *testrig.Kubo, args ...string) ([]byte, error) {
+func output(n *rig.Kubo, args ...string) ([]byte, error) {
 	s, err := n.RunErr(nil, args...)
 	return []byte(s), err
 }

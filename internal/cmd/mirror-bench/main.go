@@ -1,0 +1,390 @@
+// Command mirror-bench measures mirror next to the alternatives, in one run
+// that anyone can repeat: it starts its own docker-registry and kubo daemon on
+// 127.0.0.1, writes synthetic images of chosen sizes to the registry, builds
+// the mirror binary and drives it as a user would, runs every case --runs
+// times and prints the medians with their ratios to baselines measured in
+// the same run (a Markdown table, or --json).
+//
+//	go run ./internal/cmd/mirror-bench             # the full run (minutes; several GiB of disk)
+//	go run ./internal/cmd/mirror-bench --quick     # a seconds-long smoke run, tiny sizes
+//
+// See docs/benchmarks.md for what each number means.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// sizes are the scenario's dimensions.
+type sizes struct {
+	TPImages     int   // case 1: images synced
+	TPLayer      int64 // case 1: random payload per image
+	TPTextLayer  int64 // case 1: compressible payload per image (gzip)
+	RSSLayers    []int64
+	NoopTags     int
+	ServeLayers  int
+	ServeLayer   int64
+	EstargzLayer int64
+	ScaleJobs    []int
+	ShareBase    int64
+	ShareOwn     int64
+	ShareCounts  []int
+}
+
+const (
+	kib = int64(1) << 10
+	mib = int64(1) << 20
+	gib = int64(1) << 30
+)
+
+var fullSizes = sizes{
+	TPImages: 4, TPLayer: 128 * mib, TPTextLayer: 128 * mib,
+	RSSLayers:   []int64{64 * mib, 512 * mib, 1 * gib, 2 * gib},
+	NoopTags:    200,
+	ServeLayers: 4, ServeLayer: 128 * mib,
+	EstargzLayer: 128 * mib,
+	ScaleJobs:    []int{1, 2, 4, 8},
+	ShareBase:    64 * mib, ShareOwn: 1 * mib, ShareCounts: []int{10, 100},
+}
+
+var quickSizes = sizes{
+	TPImages: 2, TPLayer: 2 * mib, TPTextLayer: 2 * mib,
+	RSSLayers:   []int64{1 * mib, 2 * mib, 4 * mib, 8 * mib},
+	NoopTags:    10,
+	ServeLayers: 2, ServeLayer: 2 * mib,
+	EstargzLayer: 2 * mib,
+	ScaleJobs:    []int{1, 4},
+	ShareBase:    1 * mib, ShareOwn: 16 * kib, ShareCounts: []int{2, 5},
+}
+
+type options struct {
+	runs      int
+	quick     bool
+	json      bool
+	cases     map[int]bool
+	mirrorBin string
+	workDir   string
+	keep      bool
+	jobs      int
+	profile   string
+	markdown  string
+}
+
+func main() {
+	os.Exit(mainErr())
+}
+
+func mainErr() int {
+	var o options
+	var cases string
+	flag.IntVar(&o.runs, "runs", 3, "times each case is measured (the median is reported)")
+	flag.BoolVar(&o.quick, "quick", false, "tiny sizes and one run: a smoke test of the program itself (seconds)")
+	flag.BoolVar(&o.json, "json", false, "print the results as JSON on stdout (instead of the Markdown table)")
+	flag.StringVar(&cases, "cases", "1,2,3,4,5,6", "cases to run: 1 sync throughput, 2 push RSS, 3 no-op resync, 4 serve, 5 eStargz, 6 scaling")
+	flag.StringVar(&o.mirrorBin, "mirror-bin", "", "use this mirror binary instead of building ./cmd/mirror")
+	flag.StringVar(&o.workDir, "dir", "", "work directory (default: a new one under $TMPDIR, removed at the end)")
+	flag.BoolVar(&o.keep, "keep", false, "keep the work directory")
+	flag.IntVar(&o.jobs, "jobs", 4, "--jobs of mirror sync in cases 1, 3 and 6 (and the concurrency of the ipfs add baseline)")
+	flag.StringVar(&o.markdown, "markdown", "", "also write the Markdown table to this file")
+	flag.StringVar(&o.profile, "profile", "", "write CPU profiles to this directory: kubo's (from its /debug/pprof) during case 1's and case 2's mirror runs, and an in-process mirror serve's during a case 4 pull")
+	flag.Usage = func() {
+		fmt.Fprintf(os.Stderr, "usage: mirror-bench [--quick] [--runs N] [--json] [--cases 1,2,...]\n\n")
+		flag.PrintDefaults()
+	}
+	flag.Parse()
+	if flag.NArg() != 0 {
+		flag.Usage()
+		return 2
+	}
+	o.cases = map[int]bool{}
+	for _, c := range strings.Split(cases, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(c))
+		if err != nil || n < 1 || n > 6 {
+			fmt.Fprintf(os.Stderr, "mirror-bench: --cases: bad case %q\n", c)
+			return 2
+		}
+		o.cases[n] = true
+	}
+	if o.quick && !flagSet("runs") {
+		o.runs = 1
+	}
+	if o.runs < 1 || o.jobs < 1 {
+		fmt.Fprintln(os.Stderr, "mirror-bench: --runs and --jobs must be at least 1")
+		return 2
+	}
+	if o.profile != "" {
+		if err := os.MkdirAll(o.profile, 0o755); err != nil {
+			fmt.Fprintln(os.Stderr, "mirror-bench: --profile:", err)
+			return 2
+		}
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	b := &bench{o: o, sz: fullSizes, log: os.Stderr}
+	if o.quick {
+		b.sz = quickSizes
+	}
+	err := b.run(ctx)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "mirror-bench:", err)
+		if errors.Is(err, context.Canceled) {
+			return 130
+		}
+		return 1
+	}
+	return 0
+}
+
+func flagSet(name string) bool {
+	set := false
+	flag.Visit(func(f *flag.Flag) {
+		if f.Name == name {
+			set = true
+		}
+	})
+	return set
+}
+
+// bench is one benchmark run.
+type bench struct {
+	o   options
+	sz  sizes
+	log io.Writer
+
+	dir                       string
+	mirrorBin, ipfsBin        string
+	skopeoBin, curlBin, gzBin string
+	k                         *kubo
+	reg                       *registry
+	policy                    string
+	machine                   machine
+	results                   []*result
+	sets                      map[string]*imageSet
+}
+
+func (b *bench) logf(format string, args ...any) {
+	fmt.Fprintf(b.log, "mirror-bench: "+format+"\n", args...)
+}
+
+func (b *bench) run(ctx context.Context) (err error) {
+	start := time.Now()
+	if err := b.tools(); err != nil {
+		return err
+	}
+	b.dir = b.o.workDir
+	if b.dir == "" {
+		if b.dir, err = os.MkdirTemp("", "mirror-bench-*"); err != nil {
+			return err
+		}
+		if !b.o.keep {
+			defer os.RemoveAll(b.dir)
+		}
+	} else if err := os.MkdirAll(b.dir, 0o755); err != nil {
+		return err
+	}
+	b.machine = readMachine()
+	b.logf("work dir %s; %d CPUs; load %s", b.dir, b.machine.NProc, b.machine.LoadStart)
+	if err := b.buildMirror(ctx); err != nil {
+		return err
+	}
+	b.policy = filepath.Join(b.dir, "policy.json")
+	if err := os.WriteFile(b.policy, []byte(`{"default":[{"type":"insecureAcceptAnything"}]}`), 0o644); err != nil {
+		return err
+	}
+	if b.k, err = startKubo(ctx, b.ipfsBin, b.dir); err != nil {
+		return err
+	}
+	defer b.k.Stop()
+	if b.reg, err = startRegistry(ctx, b.regBin(), filepath.Join(b.dir, "registry")); err != nil {
+		return err
+	}
+	defer b.reg.Stop()
+	if v, err := b.k.cli(ctx, nil, "version", "-n"); err == nil {
+		b.machine.Kubo = strings.TrimSpace(v)
+	}
+	b.logf("kubo %s at %s, docker-registry at %s", b.machine.Kubo, b.k.api, b.reg.host)
+
+	type caseFn struct {
+		n  int
+		fn func(context.Context) error
+	}
+	all := []caseFn{
+		{1, b.caseThroughput}, {2, b.caseRSS}, {3, b.caseNoop},
+		{4, b.caseServe}, {5, b.caseEstargz}, {6, b.caseScaling},
+	}
+	var errs []error
+	for _, c := range all {
+		if !b.o.cases[c.n] {
+			continue
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		t0 := time.Now()
+		b.logf("case %d: start (load %s)", c.n, loadAvg())
+		if err := c.fn(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("case %d: %w", c.n, err))
+			b.logf("case %d: FAILED: %v", c.n, err)
+			continue
+		}
+		b.logf("case %d: done in %s (load %s)", c.n, time.Since(t0).Round(time.Second), loadAvg())
+	}
+	b.machine.LoadEnd = loadAvg()
+	b.machine.Duration = time.Since(start).Round(time.Second).String()
+	if b.o.json {
+		enc := json.NewEncoder(os.Stdout)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(b.report()); err != nil {
+			return err
+		}
+	} else {
+		b.printMarkdown(os.Stdout)
+	}
+	if b.o.markdown != "" {
+		f, err := os.Create(b.o.markdown)
+		if err != nil {
+			return err
+		}
+		b.printMarkdown(f)
+		if err := f.Close(); err != nil {
+			return err
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (b *bench) regBin() string {
+	p, _ := findTool("MIRROR_REGISTRY_BIN", "docker-registry")
+	return p
+}
+
+func (b *bench) tools() error {
+	var err error
+	if b.ipfsBin, err = findTool("MIRROR_IPFS_BIN", "ipfs"); err != nil {
+		return err
+	}
+	if _, err = findTool("MIRROR_REGISTRY_BIN", "docker-registry"); err != nil {
+		return err
+	}
+	if b.skopeoBin, err = findTool("", "skopeo"); err != nil {
+		return err
+	}
+	if b.curlBin, err = findTool("", "curl"); err != nil {
+		return err
+	}
+	if b.gzBin, err = findTool("", "gzip"); err != nil {
+		return err
+	}
+	return nil
+}
+
+// buildMirror builds ./cmd/mirror of the module we are in (or takes
+// --mirror-bin).
+func (b *bench) buildMirror(ctx context.Context) error {
+	out, err := exec.CommandContext(ctx, "go", "env", "GOMOD").Output()
+	root := filepath.Dir(strings.TrimSpace(string(out)))
+	if err == nil {
+		if rev, err := exec.CommandContext(ctx, "git", "-C", root, "describe", "--always", "--dirty").Output(); err == nil {
+			b.machine.Commit = strings.TrimSpace(string(rev))
+		}
+	}
+	if b.o.mirrorBin != "" {
+		b.mirrorBin = b.o.mirrorBin
+		b.machine.Commit += " (--mirror-bin " + b.mirrorBin + ")"
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("go env GOMOD: %w", err)
+	}
+	if strings.TrimSpace(string(out)) == "" || strings.TrimSpace(string(out)) == os.DevNull {
+		return errors.New("not inside the mirror module: run from the repository (or pass --mirror-bin)")
+	}
+	b.mirrorBin = filepath.Join(b.dir, "mirror")
+	t0 := time.Now()
+	cmd := exec.CommandContext(ctx, "go", "build", "-o", b.mirrorBin, "./cmd/mirror")
+	cmd.Dir = root
+	cmd.Stdout, cmd.Stderr = b.log, b.log
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("go build ./cmd/mirror: %w", err)
+	}
+	b.logf("built mirror (%s) in %s", b.machine.Commit, time.Since(t0).Round(time.Second))
+	return nil
+}
+
+// machine describes where the numbers were taken.
+type machine struct {
+	NProc     int    `json:"nproc"`
+	MemTotal  string `json:"memTotal"`
+	CPU       string `json:"cpu"`
+	GoVersion string `json:"goVersion"`
+	Kubo      string `json:"kubo"`
+	Commit    string `json:"commit,omitempty"`
+	LoadStart string `json:"loadStart"`
+	LoadEnd   string `json:"loadEnd"`
+	Duration  string `json:"duration"`
+}
+
+func readMachine() machine {
+	m := machine{NProc: runtime.NumCPU(), GoVersion: runtime.Version(), LoadStart: loadAvg()}
+	if b, err := os.ReadFile("/proc/meminfo"); err == nil {
+		for _, l := range strings.Split(string(b), "\n") {
+			if f := strings.Fields(l); len(f) >= 2 && f[0] == "MemTotal:" {
+				if kb, err := strconv.ParseInt(f[1], 10, 64); err == nil {
+					m.MemTotal = fmt.Sprintf("%.1f GiB", float64(kb)/(1<<20))
+				}
+			}
+		}
+	}
+	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for _, l := range strings.Split(string(b), "\n") {
+			if k, v, ok := strings.Cut(l, ":"); ok && strings.TrimSpace(k) == "model name" {
+				m.CPU = strings.TrimSpace(v)
+				break
+			}
+		}
+	}
+	return m
+}
+
+// loadAvg is the 1, 5 and 15 minute load averages.
+func loadAvg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "?"
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return "?"
+	}
+	return strings.Join(f[:3], " ")
+}
+
+// median of xs (xs is not changed).
+func median(xs []float64) float64 {
+	if len(xs) == 0 {
+		return 0
+	}
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+func osArgs() []string { return os.Args[1:] }
