@@ -18,7 +18,7 @@ import (
 	"github.com/ipfs-mirror/mirror/mirror/verify"
 )
 
-// Exit codes (documented in README.md and docs/cli.md).
+// Exit codes (documented in README.md, "Exit codes"; keep the two in step).
 const (
 	ExitOK          = 0   // success
 	ExitFailure     = 1   // the command failed (network, registry, IPFS errors)
