@@ -5,7 +5,6 @@ import (
 	"strings"
 	"testing"
 
-
 	"github.com/ipfs-mirror/mirror/internal/rig"
 )
 

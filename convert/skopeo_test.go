@@ -14,7 +14,6 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
-
 	"github.com/ipfs-mirror/mirror/internal/rig"
 )
 

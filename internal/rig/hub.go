@@ -15,7 +15,6 @@ import (
 	"github.com/google/go-containerregistry/pkg/registry"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
-
 )
 
 // FakeHub stands in for Docker Hub on 127.0.0.1: go-containerregistry's

@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/registry"
-
 )
 
 // Registry is a registry on 127.0.0.1: Debian's docker-registry (CNCF

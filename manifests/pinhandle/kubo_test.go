@@ -17,9 +17,9 @@ import (
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
+	"github.com/ipfs-mirror/mirror/internal/rig"
 	"github.com/ipfs-mirror/mirror/manifests/pinhandle"
 	"github.com/ipfs-mirror/mirror/mirror/ipfs/kubo"
-	"github.com/ipfs-mirror/mirror/internal/rig"
 )
 
 func kuboStore(t *testing.T, n *rig.Kubo) *kubo.Store {

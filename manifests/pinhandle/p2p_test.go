@@ -9,8 +9,8 @@ import (
 
 	"github.com/opencontainers/go-digest"
 
-	"github.com/ipfs-mirror/mirror/manifests/pinhandle"
 	"github.com/ipfs-mirror/mirror/internal/rig"
+	"github.com/ipfs-mirror/mirror/manifests/pinhandle"
 )
 
 // swarm starts count online daemons sharing a fresh swarm key: a private
