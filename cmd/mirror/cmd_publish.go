@@ -9,9 +9,6 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/ipfs/go-cid"
-	rpc "github.com/ipfs/kubo/client/rpc"
-
 	"github.com/ipfs-mirror/mirror/mirror/config"
 	"github.com/ipfs-mirror/mirror/mirror/ipfs"
 	"github.com/ipfs-mirror/mirror/mirror/lockfile"
@@ -72,11 +69,9 @@ func (c *PublishCmd) Run(ctx context.Context, g *Globals) error {
 	}
 	defer store.Close()
 	// Refuse before adding anything when the node cannot publish names.
-	publishName := nameOf(store)
-	if c.IPNSKey != "" {
-		if publishName == nil {
-			return usageError{errors.New("--ipns-key needs the RPC API of a kubo node (--ipfs-api or a running daemon)")}
-		}
+	np, canName := store.(ipfs.NamePublisher)
+	if c.IPNSKey != "" && !canName {
+		return usageError{fmt.Errorf("--ipns-key: the %s cannot publish IPNS names (use a kubo daemon or the embedded node)", ipfs.Describe(store))}
 	}
 	res, err := publish.Publish(ctx, store, files)
 	if err != nil {
@@ -89,7 +84,10 @@ func (c *PublishCmd) Run(ctx context.Context, g *Globals) error {
 		fmt.Fprintf(g.stderr, "published %s as /ipfs/%s (pinned)\n", res.Files[0].Name, res.CID)
 	}
 	if c.IPNSKey != "" {
-		name, err := publishName(ctx, c.IPNSKey, res.CID)
+		name, err := np.PublishIPNS(ctx, c.IPNSKey, res.CID)
+		if errors.Is(err, ipfs.ErrNoKey) {
+			return usageError{fmt.Errorf("publishing /ipfs/%s under the IPNS key %q: %w (create it with `ipfs key gen %s`, or bring one with `ipfs key import %s FILE`)", res.CID, c.IPNSKey, err, c.IPNSKey, c.IPNSKey)}
+		}
 		if err != nil {
 			return fmt.Errorf("publishing /ipfs/%s under the IPNS key %q: %w", res.CID, c.IPNSKey, err)
 		}
@@ -114,29 +112,4 @@ func names(fs []publish.Published) string {
 		s = append(s, f.Name)
 	}
 	return strings.Join(s, " and ")
-}
-
-// nameOf publishes IPNS records through a kubo node's RPC API
-// (name/publish); nil for stores without one.
-func nameOf(store ipfs.Store) func(context.Context, string, cid.Cid) (string, error) {
-	s, ok := store.(interface{ API() *rpc.HttpApi })
-	if !ok {
-		return nil
-	}
-	return func(ctx context.Context, key string, c cid.Cid) (string, error) {
-		var out struct{ Name, Value string }
-		err := s.API().Request("name/publish", "/ipfs/"+c.String()).
-			Option("key", key).
-			// An offline node keeps the record and republishes it once
-			// online; an online one puts it to its routers now.
-			Option("allow-offline", true).
-			Exec(ctx, &out)
-		if err != nil {
-			if strings.Contains(err.Error(), "no key") {
-				return "", usageError{fmt.Errorf("%w (create it with `ipfs key gen %s`, or bring one with `ipfs key import %s FILE`)", err, key, key)}
-			}
-			return "", err
-		}
-		return out.Name, nil
-	}
 }

@@ -9,7 +9,7 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/ipfs-mirror/mirror/mirror/ipfs/kubo"
+	"github.com/ipfs-mirror/mirror/mirror/ipfs"
 	"github.com/ipfs-mirror/mirror/mirror/ipfs/open"
 	"github.com/ipfs-mirror/mirror/mirror/serve"
 )
@@ -58,7 +58,7 @@ func (c *ServeCmd) Run(ctx context.Context, g *Globals) error {
 		return err
 	}
 	defer store.Close()
-	if es, ok := store.(interface{ APIAddr() string }); ok && es.APIAddr() != "" {
+	if es, ok := store.(ipfs.APIServer); ok && es.APIAddr() != "" {
 		log.Info("embedded IPFS node: other commands use it through its RPC API", "ipfs_api", es.APIAddr())
 	}
 	opts := serve.Options{
@@ -92,9 +92,6 @@ func (c *ServeCmd) Run(ctx context.Context, g *Globals) error {
 	}
 	if opts.BlobCacheDir != "" {
 		opts.BlobCacheDirBytes = int64(c.BlobCacheGiB * (1 << 30))
-	}
-	if ks, ok := store.(*kubo.Store); ok {
-		opts.Names = serve.KuboNames(ks)
 	}
 	srv, err := serve.New(store, opts)
 	if err != nil {

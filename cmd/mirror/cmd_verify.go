@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/ipfs/go-cid"
-	rpc "github.com/ipfs/kubo/client/rpc"
 
 	"github.com/ipfs-mirror/mirror/mirror/ipfs"
 	"github.com/ipfs-mirror/mirror/mirror/lockfile"
@@ -167,26 +166,12 @@ func verifyMarkdown(rep *verify.Report) string {
 	return b.String()
 }
 
-// pinChecker asks a kubo node whether it keeps a CID pinned (directly,
-// recursively or indirectly); nil for stores that cannot tell.
+// pinChecker asks the node whether it keeps a CID pinned (directly,
+// recursively or indirectly: its ipfs.Holder); nil for stores that cannot
+// tell.
 func pinChecker(store ipfs.Store) func(context.Context, cid.Cid) (bool, error) {
-	s, ok := store.(interface{ API() *rpc.HttpApi })
-	if !ok {
-		return nil
+	if h, ok := store.(ipfs.Holder); ok {
+		return h.Holds
 	}
-	return func(ctx context.Context, c cid.Cid) (bool, error) {
-		var out struct {
-			Keys map[string]struct{ Type string }
-		}
-		// A bare CID: kubo takes it, and so does the IPFS Cluster proxy API
-		// (whose pin/ls refuses paths).
-		err := s.API().Request("pin/ls", c.String()).Option("type", "all").Exec(ctx, &out)
-		if err != nil {
-			if strings.Contains(err.Error(), "not pinned") {
-				return false, nil
-			}
-			return false, err
-		}
-		return len(out.Keys) > 0, nil
-	}
+	return nil
 }

@@ -22,6 +22,8 @@ func (f NodeFlags) apply(o *open.Options) { o.Online = f.Online }
 // CarFlags are `mirror push --car`. Embedded in PushCmd.
 type CarFlags struct {
 	Car string `placeholder:"FILE" type:"path" help:"Write the image to a CAR file instead of an IPFS node (no node needed). Its root is the image's pin handle: 'ipfs dag import FILE' loads and pins the whole image."`
+
+	car *car.Store // what openStore opened for --car
 }
 
 // openStore is the CAR store with --car, else the node.
@@ -29,14 +31,19 @@ func (c *CarFlags) openStore(ctx context.Context, g *Globals) (ipfs.Store, error
 	if c.Car == "" {
 		return g.OpenStore(ctx)
 	}
-	return car.New(c.Car)
+	cs, err := car.New(c.Car)
+	if err != nil {
+		return nil, err
+	}
+	c.car = cs
+	return cs, nil
 }
 
-// finish builds the pin handle into the CAR and writes the file; a no-op
-// without --car.
+// finish builds the pin handle into the CAR openStore opened (store) and
+// writes the file; a no-op without --car.
 func (c *CarFlags) finish(ctx context.Context, g *Globals, store ipfs.Store, res *manifests.Result) error {
-	cs, ok := store.(*car.Store)
-	if !ok {
+	cs := c.car
+	if cs == nil || ipfs.Store(cs) != store {
 		return nil
 	}
 	h, err := pinhandle.Build(ctx, cs, pinhandle.FromResult(res, ""))

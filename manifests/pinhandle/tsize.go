@@ -4,15 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"sync"
 
 	"github.com/ipfs/boxo/ipld/merkledag"
 	ft "github.com/ipfs/boxo/ipld/unixfs"
-	"github.com/ipfs/boxo/path"
 	"github.com/ipfs/go-cid"
 	ipld "github.com/ipfs/go-ipld-format"
-	rpc "github.com/ipfs/kubo/client/rpc"
 	"github.com/multiformats/go-multihash"
 	"github.com/opencontainers/go-digest"
 	"golang.org/x/sync/errgroup"
@@ -20,36 +17,11 @@ import (
 	"github.com/ipfs-mirror/mirror/mirror/ipfs"
 )
 
-// BlockGetter is implemented by stores that can return one block as stored
-// (car.Store, embedded.Store). For a kubo.Store the package uses its RPC
-// client (block/get).
-type BlockGetter interface {
-	GetBlock(ctx context.Context, c cid.Cid) ([]byte, error)
-}
-
-// maxBlock bounds what a block read may return (kubo's own limit is 2 MiB).
-const maxBlock = 2 << 20
-
-// getBlockFunc returns how to read one block from store, or nil.
+// getBlockFunc returns how to read one block from store (its
+// ipfs.BlockGetter), or nil when it cannot.
 func getBlockFunc(store ipfs.Store) func(context.Context, cid.Cid) ([]byte, error) {
-	switch s := store.(type) {
-	case BlockGetter:
-		return s.GetBlock
-	case interface{ API() *rpc.HttpApi }:
-		return func(ctx context.Context, c cid.Cid) ([]byte, error) {
-			r, err := s.API().Block().Get(ctx, path.FromCid(c))
-			if err != nil {
-				return nil, fmt.Errorf("ipfs block get %s: %w", c, err)
-			}
-			b, err := io.ReadAll(io.LimitReader(r, maxBlock+1))
-			if err != nil {
-				return nil, fmt.Errorf("ipfs block get %s: %w", c, err)
-			}
-			if len(b) > maxBlock {
-				return nil, fmt.Errorf("ipfs block get %s: block over %d bytes", c, maxBlock)
-			}
-			return b, nil
-		}
+	if g, ok := store.(ipfs.BlockGetter); ok {
+		return g.GetBlock
 	}
 	return nil
 }

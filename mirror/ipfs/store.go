@@ -1,4 +1,5 @@
 // Package ipfs defines the small interface mirror needs from an IPFS node
+// (Store), the optional capabilities a store may have (capabilities.go),
 // and the fixed import settings of the IPFS-enabled image format.
 //
 // Implementations live in subpackages: kubo (the RPC API of a running kubo
@@ -81,22 +82,6 @@ func V1(c cid.Cid) cid.Cid {
 		return cid.NewCidV1(cid.DagProtobuf, c.Hash())
 	}
 	return c
-}
-
-// Holder is implemented by stores that can tell cheaply, locally and
-// without the network, whether they hold c pinned. Sync uses it so that an
-// entry is "unchanged" only when the node still has the image.
-type Holder interface {
-	Holds(ctx context.Context, c cid.Cid) (bool, error)
-}
-
-// BatchHolder is a Holder that can also answer for many CIDs in one call
-// (a remote node: one request instead of one per CID). HoldsAll reports
-// whether every one of cs is pinned; false is no answer for any single
-// one of them (ask Holds).
-type BatchHolder interface {
-	Holder
-	HoldsAll(ctx context.Context, cs []cid.Cid) (bool, error)
 }
 
 // ContextReader returns r failing reads with ctx's error once ctx is done:

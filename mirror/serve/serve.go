@@ -92,8 +92,8 @@ type Options struct {
 	// domain), resolved through Names.
 	AllowIPNS bool
 	// Names resolves IPNS names; nil uses the store's when it has one
-	// (NameResolver), such as a kubo store (see KuboNames).
-	Names NameResolver
+	// (an ipfs.NameResolver: a kubo or an embedded store).
+	Names ipfs.NameResolver
 	// IPNSCacheTTL is how long an IPNS resolution is reused (default 1m).
 	IPNSCacheTTL time.Duration
 	// VerifyRanges reads and verifies a whole blob once before serving the
@@ -203,7 +203,7 @@ func New(store ipfs.Store, opts Options) (*Server, error) {
 		ipns:     newLRU[string, ipnsEntry](1<<10, 0),
 	}
 	if s.opts.Names == nil {
-		if nr, ok := store.(NameResolver); ok {
+		if nr, ok := store.(ipfs.NameResolver); ok {
 			s.opts.Names = nr
 		}
 	}
@@ -613,7 +613,7 @@ func (s *Server) ipfsError(err error, t target, notFound string) *regError {
 		e = newError(http.StatusBadGateway, CodeManifestInvalid, "integrity check failed: %v", err)
 	case errors.Is(err, ErrTreeTooLarge), errors.Is(err, manifests.ErrLimit), errors.Is(err, errBadTree):
 		e = newError(http.StatusBadGateway, CodeManifestInvalid, "%v", err)
-	case errors.Is(err, manifests.ErrNotIPFSImage), errors.Is(err, ErrIPNS):
+	case errors.Is(err, manifests.ErrNotIPFSImage), errors.Is(err, ipfs.ErrIPNS):
 		e = newError(http.StatusNotFound, CodeNameUnknown, "%v", err)
 	case errors.Is(err, ipfs.ErrNotFound):
 		e = newError(http.StatusNotFound, notFound, "%v", err)

@@ -804,7 +804,7 @@ func TestIPNS(t *testing.T) {
 	res := e.push(t, rig.Image(t, rig.ImageSpec{Layers: []v1.Layer{rig.Layer(t, 50, 5000, false)}}))
 	out := e.k.Run("name", "publish", "--allow-offline", "--ipns-base=base36", "--quieter", "/ipfs/"+res.Root.String())
 	key := strings.TrimSpace(out)
-	s := startServer(t, e.store, serve.Options{AllowIPNS: true, Names: serve.KuboNames(e.store)})
+	s := startServer(t, e.store, serve.Options{AllowIPNS: true, Names: e.store})
 	resp, body := get(t, "GET", s.url+"/v2/ipns/"+key+"/manifests/latest")
 	if resp.StatusCode != 200 || digest.FromBytes(body) != res.Target.Digest {
 		t.Fatalf("ipns/%s: %d %s", key, resp.StatusCode, body)

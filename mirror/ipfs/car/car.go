@@ -61,7 +61,11 @@ type span struct {
 	n   int
 }
 
-var _ ipfs.Store = (*Store)(nil)
+var (
+	_ ipfs.Store       = (*Store)(nil)
+	_ ipfs.Describer   = (*Store)(nil)
+	_ ipfs.BlockGetter = (*Store)(nil)
+)
 
 // New prepares a CAR file at path. Nothing appears at path until Finish;
 // blocks go to a temporary file in the same directory meanwhile. Close
@@ -82,6 +86,9 @@ func New(path string) (*Store, error) {
 
 // Path is where Finish writes the CAR.
 func (s *Store) Path() string { return s.path }
+
+// Describe implements ipfs.Describer.
+func (s *Store) Describe() string { return "CAR file " + s.path }
 
 // prefix is the CID prefix kubo uses for `ipfs add --cid-version=1
 // --hash=sha2-256` (dag.PrefixForCidVersion(1) with the hash set).
@@ -188,7 +195,8 @@ func (s *Store) Len() (blocks int, bytes int64) {
 	return len(s.index), bytes
 }
 
-// GetBlock returns the bytes of the block c names, as written.
+// GetBlock implements ipfs.BlockGetter: the bytes of the block c names,
+// as written.
 func (s *Store) GetBlock(ctx context.Context, c cid.Cid) ([]byte, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err

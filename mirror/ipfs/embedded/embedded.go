@@ -39,7 +39,6 @@ import (
 	"github.com/multiformats/go-multihash"
 
 	"github.com/ipfs-mirror/mirror/mirror/ipfs"
-	"github.com/ipfs-mirror/mirror/mirror/ipfs/kubo"
 )
 
 // ErrRepoLocked is returned by Open when another process (normally a
@@ -79,7 +78,15 @@ type Store struct {
 	closeErr  error
 }
 
-var _ ipfs.Store = (*Store)(nil)
+var (
+	_ ipfs.Store         = (*Store)(nil)
+	_ ipfs.Describer     = (*Store)(nil)
+	_ ipfs.BlockGetter   = (*Store)(nil)
+	_ ipfs.Holder        = (*Store)(nil)
+	_ ipfs.NamePublisher = (*Store)(nil)
+	_ ipfs.NameResolver  = (*Store)(nil)
+	_ ipfs.APIServer     = (*Store)(nil)
+)
 
 var (
 	pluginsOnce sync.Once
@@ -117,7 +124,7 @@ func setupPlugins(repoPath string) error {
 // Open starts a node on the repo o names, initialising the repo (as
 // `ipfs init` would, without the welcome documents) if there is none.
 func Open(ctx context.Context, o Options) (*Store, error) {
-	repoPath, err := kubo.RepoPath(o.IPFSPath)
+	repoPath, err := ipfs.RepoPath(o.IPFSPath)
 	if err != nil {
 		return nil, err
 	}
@@ -296,18 +303,21 @@ func (s *Store) Path() string { return s.path }
 // Initialized reports whether Open created the repo.
 func (s *Store) Initialized() bool { return s.inited }
 
-// APIAddr is the multiaddr of the RPC API the node serves (Options.ServeAPI),
-// else "".
+// APIAddr implements ipfs.APIServer: the multiaddr of the RPC API the node
+// serves (Options.ServeAPI), else "".
 func (s *Store) APIAddr() string { return s.apiAddr }
 
 // Online reports whether the node is connected to the network.
 func (s *Store) Online() bool { return s.online }
 
-// CoreAPI is the node's kubo CoreAPI, for callers that need more of it.
-func (s *Store) CoreAPI() coreiface.CoreAPI { return s.api }
-
-// Node is the kubo node itself.
-func (s *Store) Node() *core.IpfsNode { return s.node }
+// Describe implements ipfs.Describer.
+func (s *Store) Describe() string {
+	mode := "offline"
+	if s.online {
+		mode = "online"
+	}
+	return fmt.Sprintf("embedded IPFS node on %s (%s)", s.path, mode)
+}
 
 // Add implements ipfs.Store with the format's fixed settings.
 func (s *Store) Add(ctx context.Context, r io.Reader) (cid.Cid, error) {
@@ -386,13 +396,20 @@ func (s *Store) PutBlock(ctx context.Context, codec uint64, data []byte) (cid.Ci
 	return st.Path().RootCid(), nil
 }
 
-// GetBlock returns one block's bytes (pinhandle.BlockGetter).
+// GetBlock implements ipfs.BlockGetter.
 func (s *Store) GetBlock(ctx context.Context, c cid.Cid) ([]byte, error) {
 	r, err := s.api.Block().Get(ctx, path.FromCid(c))
 	if err != nil {
 		return nil, fmt.Errorf("ipfs block get %s: %w", c, classify(ctx, err))
 	}
-	return io.ReadAll(r)
+	b, err := io.ReadAll(io.LimitReader(r, ipfs.MaxBlockSize+1))
+	if err != nil {
+		return nil, fmt.Errorf("ipfs block get %s: %w", c, classify(ctx, err))
+	}
+	if len(b) > ipfs.MaxBlockSize {
+		return nil, fmt.Errorf("ipfs block get %s: block over %d bytes", c, ipfs.MaxBlockSize)
+	}
+	return b, nil
 }
 
 // Close stops the node and releases the repo lock.

@@ -17,6 +17,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ipfs/boxo/path"
 	"github.com/ipfs/go-cid"
 	rpc "github.com/ipfs/kubo/client/rpc"
 	ma "github.com/multiformats/go-multiaddr"
@@ -45,7 +46,14 @@ type Store struct {
 	pin  bool
 }
 
-var _ ipfs.Store = (*Store)(nil)
+var (
+	_ ipfs.Store         = (*Store)(nil)
+	_ ipfs.Describer     = (*Store)(nil)
+	_ ipfs.BlockGetter   = (*Store)(nil)
+	_ ipfs.BatchHolder   = (*Store)(nil)
+	_ ipfs.NamePublisher = (*Store)(nil)
+	_ ipfs.NameResolver  = (*Store)(nil)
+)
 
 // New connects to the API at addr: a multiaddr (/ip4/127.0.0.1/tcp/5001) or
 // an http(s) URL. It does not contact the node; use Ping for that.
@@ -81,8 +89,8 @@ func New(addr string, opts Options) (*Store, error) {
 // Addr is the API's base URL, for messages: a password in it is masked.
 func (s *Store) Addr() string { return redact.URLs(s.addr) }
 
-// API is the underlying client, for callers that need more of kubo's RPC.
-func (s *Store) API() *rpc.HttpApi { return s.api }
+// Describe implements ipfs.Describer.
+func (s *Store) Describe() string { return "kubo RPC API at " + s.Addr() }
 
 // APIURL turns a multiaddr or URL into the base URL of the RPC API.
 func APIURL(addr string) (string, error) {
@@ -127,7 +135,7 @@ func APIURL(addr string) (string, error) {
 // $IPFS_PATH/api (ipfsPath "" means $IPFS_PATH, else ~/.ipfs). It returns
 // os.ErrNotExist when there is no such file.
 func RepoAPIAddr(ipfsPath string) (string, error) {
-	p, err := RepoPath(ipfsPath)
+	p, err := ipfs.RepoPath(ipfsPath)
 	if err != nil {
 		return "", err
 	}
@@ -136,28 +144,6 @@ func RepoAPIAddr(ipfsPath string) (string, error) {
 		return "", err
 	}
 	return strings.TrimSpace(string(b)), nil
-}
-
-// RepoPath resolves the IPFS repo directory as the ipfs CLI does.
-func RepoPath(ipfsPath string) (string, error) {
-	if ipfsPath == "" {
-		ipfsPath = os.Getenv("IPFS_PATH")
-	}
-	if ipfsPath == "" {
-		home, err := os.UserHomeDir()
-		if err != nil {
-			return "", fmt.Errorf("finding the IPFS repo: %w", err)
-		}
-		return filepath.Join(home, ".ipfs"), nil
-	}
-	if strings.HasPrefix(ipfsPath, "~/") {
-		home, err := os.UserHomeDir()
-		if err != nil {
-			return "", fmt.Errorf("finding the IPFS repo: %w", err)
-		}
-		ipfsPath = filepath.Join(home, ipfsPath[2:])
-	}
-	return ipfsPath, nil
 }
 
 // Ping checks that the API answers (POST /api/v0/version).
@@ -328,11 +314,14 @@ func (r *ctxReadCloser) Close() error { return r.rc.Close() }
 
 // pinTypes asks `pin ls` (local pin set, never the network) for the pin
 // type of each CID; pinned is false when kubo says one of them is not
-// pinned (it then fails the whole call).
+// pinned (it then fails the whole call). The CIDs are bare: kubo takes
+// them, and so does the IPFS Cluster proxy API, whose pin/ls refuses paths
+// (and answers for its first argument only: HoldsAll then says false and
+// the caller asks one by one).
 func (s *Store) pinTypes(ctx context.Context, cs ...cid.Cid) (types map[string]string, pinned bool, err error) {
 	args := make([]string, len(cs))
 	for i, c := range cs {
-		args[i] = "/ipfs/" + c.String()
+		args[i] = c.String()
 	}
 	var out struct {
 		Keys map[string]struct{ Type string }
@@ -385,4 +374,54 @@ func (s *Store) HoldsAll(ctx context.Context, cs []cid.Cid) (bool, error) {
 		}
 	}
 	return len(types) >= len(uniq), nil
+}
+
+// GetBlock implements ipfs.BlockGetter (block/get).
+func (s *Store) GetBlock(ctx context.Context, c cid.Cid) ([]byte, error) {
+	r, err := s.api.Block().Get(ctx, path.FromCid(c))
+	if err != nil {
+		return nil, fmt.Errorf("ipfs block get %s: %w", c, wrapConnErr(err))
+	}
+	b, err := io.ReadAll(io.LimitReader(r, ipfs.MaxBlockSize+1))
+	if err != nil {
+		return nil, fmt.Errorf("ipfs block get %s: %w", c, err)
+	}
+	if len(b) > ipfs.MaxBlockSize {
+		return nil, fmt.Errorf("ipfs block get %s: block over %d bytes", c, ipfs.MaxBlockSize)
+	}
+	return b, nil
+}
+
+// PublishIPNS implements ipfs.NamePublisher (name/publish, with the
+// daemon's defaults for the record's lifetime and TTL). allow-offline: an
+// offline daemon keeps the record and republishes it once online.
+func (s *Store) PublishIPNS(ctx context.Context, key string, c cid.Cid) (string, error) {
+	var out struct{ Name, Value string }
+	err := s.api.Request("name/publish", "/ipfs/"+c.String()).
+		Option("key", key).
+		Option("allow-offline", true).
+		Exec(ctx, &out)
+	if err != nil {
+		if strings.Contains(err.Error(), "no key") {
+			return "", fmt.Errorf("ipfs name publish: %w", ipfs.ErrNoKey)
+		}
+		return "", fmt.Errorf("ipfs name publish: %w", wrapConnErr(err))
+	}
+	if out.Name == "" {
+		return "", errors.New("ipfs name publish: the node returned no name")
+	}
+	return out.Name, nil
+}
+
+// ResolveIPNS implements ipfs.NameResolver (name/resolve, recursive).
+func (s *Store) ResolveIPNS(ctx context.Context, name string) (cid.Cid, error) {
+	var out struct{ Path string }
+	err := s.api.Request("name/resolve", "/ipns/"+name).Option("recursive", true).Exec(ctx, &out)
+	if err != nil {
+		if ctx.Err() != nil {
+			return cid.Undef, fmt.Errorf("resolving /ipns/%s: %w (%w)", name, ipfs.ErrNotFound, ctx.Err())
+		}
+		return cid.Undef, fmt.Errorf("resolving /ipns/%s: %w: %v", name, ipfs.ErrNotFound, err)
+	}
+	return ipfs.IPNSValue(name, out.Path)
 }

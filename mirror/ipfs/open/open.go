@@ -110,7 +110,7 @@ func repoDaemon(ctx context.Context, o Options) (ipfs.Store, error) {
 	if ctx.Err() != nil {
 		return nil, ctx.Err()
 	}
-	repo, rerr := kubo.RepoPath(o.IPFSPath)
+	repo, rerr := ipfs.RepoPath(o.IPFSPath)
 	if rerr != nil {
 		return nil, rerr
 	}
@@ -134,22 +134,5 @@ func daemon(ctx context.Context, addr string, o Options) (ipfs.Store, error) {
 }
 
 // Describe says which store s is, for logs: "kubo RPC API at URL",
-// "embedded IPFS node on REPO (offline)", "CAR file PATH".
-func Describe(s ipfs.Store) string {
-	switch v := s.(type) {
-	case interface{ Addr() string }:
-		return "kubo RPC API at " + v.Addr()
-	case interface {
-		Path() string
-		Online() bool
-	}:
-		mode := "offline"
-		if v.Online() {
-			mode = "online"
-		}
-		return fmt.Sprintf("embedded IPFS node on %s (%s)", v.Path(), mode)
-	case interface{ Path() string }:
-		return "CAR file " + v.Path()
-	}
-	return fmt.Sprintf("%T", s)
-}
+// "embedded IPFS node on REPO (offline)", "CAR file PATH" (ipfs.Describer).
+func Describe(s ipfs.Store) string { return ipfs.Describe(s) }
