@@ -3,15 +3,19 @@ package syncer
 import (
 	"bytes"
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/random"
+	"github.com/ipfs/go-cid"
 
 	"github.com/ipfs-mirror/mirror/mirror/config"
+	"github.com/ipfs-mirror/mirror/mirror/ipfs"
 	"github.com/ipfs-mirror/mirror/mirror/ipfs/car"
 	"github.com/ipfs-mirror/mirror/mirror/lockfile"
 )
@@ -55,7 +59,7 @@ func newLayoutRun(t *testing.T) *layoutRun {
 
 // sync runs Sync over list (its images) into store, from the lockfile on
 // disk, and returns the report and the statuses by source.
-func (r *layoutRun) sync(store *car.Store, images string, o Options) (*Report, map[string]Status) {
+func (r *layoutRun) sync(store ipfs.Store, images string, o Options) (*Report, map[string]Status) {
 	r.t.Helper()
 	cfg, err := config.Parse(filepath.Join(r.dir, "mirrors.yaml"), []byte("version: 1\nimages:\n"+images))
 	if err != nil {
@@ -73,9 +77,6 @@ func (r *layoutRun) sync(store *car.Store, images string, o Options) (*Report, m
 	got := map[string]Status{}
 	for _, im := range rep.Images {
 		got[im.Source] = im.Status
-		if im.Err() != nil {
-			r.t.Errorf("%s: %v", im.Source, im.Err())
-		}
 	}
 	return rep, got
 }
@@ -139,5 +140,39 @@ func TestSyncLayouts(t *testing.T) {
 	lock, _ = lockfile.Read(r.lock)
 	if got["oci:a"] != StatusUnchanged || got["oci:b"] != StatusRemoved || len(lock.Images) != 1 || lock.Images[0].Source != "oci:a" {
 		t.Errorf("b dropped from the list: %v, lockfile %+v", got, lock.Images)
+	}
+}
+
+// unsure is a node that cannot tell whether it holds a root.
+type unsure struct{ *car.Store }
+
+func (unsure) Holds(context.Context, cid.Cid) (bool, error) {
+	return false, errors.New("ipfs pin ls: connection reset by peer")
+}
+
+// A node that cannot say whether it still holds an image fails that image:
+// nothing is read again, the entry stays as it was, the others go on.
+func TestSyncHoldsError(t *testing.T) {
+	r := newLayoutRun(t)
+	store := newCARStore(t)
+	r.sync(store, "  - source: oci:a\n", Options{})
+	before := r.lockBytes()
+
+	rep, got := r.sync(unsure{store}, "  - source: oci:a\n  - source: oci:b\n", Options{})
+	if got["oci:a"] != StatusFailed || got["oci:b"] != StatusNew {
+		t.Fatalf("statuses %v, want a failed and b new", got)
+	}
+	if err := rep.Err(); err == nil || !strings.Contains(err.Error(), "oci:a (plain): checking that the IPFS node still holds the image: ipfs pin ls: connection reset by peer") {
+		t.Errorf("error %v", err)
+	}
+	lock, _ := lockfile.Read(r.lock)
+	old, _ := lockfile.Parse("before", before)
+	a, _ := lock.Lookup("oci:a", "plain")
+	was, _ := old.Lookup("oci:a", "plain")
+	if a == nil || was == nil || a.CID != was.CID || a.Digest != was.Digest {
+		t.Errorf("entry of a %+v, was %+v", a, was)
+	}
+	if rep.Failed != 1 {
+		t.Errorf("%d failed", rep.Failed)
 	}
 }

@@ -248,8 +248,14 @@ func (p *planner) planTag(ctx context.Context, img *config.Image, tag string) ta
 	}
 
 	// Immutable tags already locked (in every mode): no registry call.
-	if tag != "" && p.cfg.IsImmutable(tag) && len(prev) == len(img.Modes) && p.holdsAll(ctx, prev) && p.boundAll(ctx, prev) {
-		return all(StatusImmutable, nil)
+	if tag != "" && p.cfg.IsImmutable(tag) && len(prev) == len(img.Modes) {
+		held, err := p.holdsAll(ctx, tp.Steps)
+		if err != nil {
+			return all(StatusFailed, err)
+		}
+		if held && p.boundAll(ctx, prev) {
+			return all(StatusImmutable, nil)
+		}
 	}
 
 	ref, err := registry.ParseRef(refFor(img, tag), p.reg)
@@ -280,7 +286,12 @@ func (p *planner) planTag(ctx context.Context, img *config.Image, tag string) ta
 		}
 		// The node must hold the root, and the tree under it must be this
 		// source's image (documents read, no blob).
-		if !p.holds(ctx, e.CID) {
+		held, err := p.holds(ctx, e.CID)
+		if err != nil {
+			st.Action, st.Err = StatusFailed, err
+			continue
+		}
+		if !held {
 			st.Action = StatusRestored
 			continue
 		}
@@ -311,19 +322,31 @@ func sortedPlatforms(img *config.Image) []string {
 	return platforms
 }
 
-// holds says whether the node still has the image's root pinned.
-func (p *planner) holds(ctx context.Context, root string) bool {
+// holds says whether the node still has the image's root pinned. An
+// error is no answer: the image fails, its entry kept, rather than being
+// counted as held (and reported unchanged when the node may have lost it)
+// or as lost (and read again from the registry, and reported restored,
+// when the node may hold it).
+func (p *planner) holds(ctx context.Context, root string) (bool, error) {
 	has, err := p.held.Holds(ctx, root)
-	return err != nil || has
+	if err != nil {
+		return false, fmt.Errorf("checking that the IPFS node still holds the image: %w", err)
+	}
+	return has, nil
 }
 
-func (p *planner) holdsAll(ctx context.Context, prev map[config.Mode]*lockfile.Entry) bool {
-	for _, e := range prev {
-		if !p.holds(ctx, e.CID) {
-			return false
+// holdsAll says whether the node holds the root of every step's previous
+// entry; an error checking any of them is the answer.
+func (p *planner) holdsAll(ctx context.Context, steps []step) (bool, error) {
+	all := true
+	for _, st := range steps {
+		held, err := p.holds(ctx, st.Prev.CID)
+		if err != nil {
+			return false, err
 		}
+		all = all && held
 	}
-	return true
+	return all, nil
 }
 
 // boundAll reports whether every entry's CID holds its source's image (see

@@ -2,6 +2,7 @@ package syncer
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"reflect"
 	"regexp"
@@ -176,6 +177,7 @@ func TestPlanStatuses(t *testing.T) {
 		{"restored: the node no longer holds the root", list, lockOf(entry(app, dA, cid1)), func(n *fakeNode) { n.held[cid1] = false }, StatusRestored},
 		{"restored: the root is held but its tree cannot be read", list, lockOf(entry(app, dA, cid1)), func(n *fakeNode) { delete(n.configs, cid1) }, StatusRestored},
 		{"repaired: the root holds another image", list, lockOf(entry(app, dA, cid1)), func(n *fakeNode) { n.wrong[cid1] = true }, StatusRepaired},
+		{"failed: the node cannot say whether it holds the root", list, lockOf(entry(app, dA, cid1)), func(n *fakeNode) { n.holdErr[cid1] = errors.New("ipfs pin ls: connection refused") }, StatusFailed},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			src := &fakeSources{digests: map[string]string{app: dA}}
@@ -199,6 +201,9 @@ func TestPlanStatuses(t *testing.T) {
 			}
 			if tc.want == StatusUnchanged && !slices.Equal(st.Configs, []string{cfg1}) {
 				t.Errorf("configs %v, want those of the stored tree", st.Configs)
+			}
+			if tc.want == StatusFailed && !strings.Contains(fmt.Sprint(st.Err), "connection refused") {
+				t.Errorf("error %v, want the node's", st.Err)
 			}
 			if len(res.removed) != 0 {
 				t.Errorf("removed %v", res.removed)
@@ -257,6 +262,19 @@ func TestPlanImmutable(t *testing.T) {
 		res := plan(t, list, lockOf(entry(app, dA, cid1)), src, n, "")
 		if got := res.steps[app+" plain"].Action; got != StatusRestored {
 			t.Errorf("action %s, want restored", got)
+		}
+	})
+	t.Run("locked, the node cannot say", func(t *testing.T) {
+		src := &fakeSources{}
+		n := node()
+		n.holdErr[cid1] = errors.New("ipfs pin ls: 500 Internal Server Error")
+		res := plan(t, list, lockOf(entry(app, dA, cid1)), src, n, "")
+		st := res.steps[app+" plain"]
+		if st.Action != StatusFailed || st.Prev == nil || !strings.Contains(fmt.Sprint(st.Err), "500") {
+			t.Errorf("step %+v, want failed with the node's error and the entry", st)
+		}
+		if len(src.asked) != 0 {
+			t.Errorf("asked the registry %v", src.asked)
 		}
 	})
 	t.Run("locked in one mode of two", func(t *testing.T) {
