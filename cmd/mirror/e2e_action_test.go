@@ -17,11 +17,12 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
+	"github.com/ipfs-mirror/mirror/internal/actiontest"
 	"github.com/ipfs-mirror/mirror/internal/rig"
 )
 
 // The GitHub Action (action.yml and actions/*) run step by step as a runner
-// would (actionrunner_test.go), against a real registry and real kubo
+// would (internal/actiontest), against a real registry and real kubo
 // daemons: the one the action starts, or one given as ipfs-api.
 
 // moduleRoot is the repository: where action.yml is.
@@ -51,13 +52,13 @@ func ipfsOnPath(t *testing.T) string {
 
 // newActionRunner is a runner whose PATH starts with the test's ipfs, whose
 // action daemons (pid files under its temp) are stopped when the test ends.
-func newActionRunner(t *testing.T, workspace string) *runner {
+func newActionRunner(t *testing.T, workspace string) *actiontest.Runner {
 	t.Helper()
 	// What the action's scripts use besides bash and coreutils (.ci/tools.sh
 	// installs jq).
 	rig.Tool(t, "", "jq")
 	rig.Tool(t, "", "curl")
-	r := newRunner(t, workspace)
+	r := actiontest.New(t, workspace)
 	r.BaseEnv = append(r.BaseEnv, "PATH="+ipfsOnPath(t)+":"+os.Getenv("PATH"))
 	t.Cleanup(func() { stopDaemons(t, r.Temp) })
 	r.AfterUse = noteBuild
@@ -83,8 +84,8 @@ var builtMirror atomic.Pointer[string]
 
 // noteBuild keeps a copy of the first binary a setup step built, next to
 // the e2e binary (removed with it).
-func noteBuild(res *actionResult) {
-	s := res.step("setup")
+func noteBuild(res *actiontest.Result) {
+	s := res.Step("setup")
 	if builtMirror.Load() != nil || s == nil || s.Outcome != "success" || s.Outputs["path"] == "" {
 		return
 	}
@@ -132,7 +133,7 @@ func twoImages(t *testing.T, host string, seed uint64) string {
 	return fmt.Sprintf("version: 1\nimages:\n  - source: %s/act/multi\n    tags: [\"1.0\"]\n  - source: %s/act/single\n    tags: [\"1.0\"]\n", host, host)
 }
 
-func mustOK(t *testing.T, what string, res *actionResult) {
+func mustOK(t *testing.T, what string, res *actiontest.Result) {
 	t.Helper()
 	if res.Failed {
 		t.Fatalf("%s failed:\n%s", what, res.Log)
@@ -196,15 +197,15 @@ func TestE2EActionSync(t *testing.T) {
 		"go-cache":         "false",
 	}
 	start := time.Now()
-	res := r.use(root, inputs)
+	res := r.Use(root, inputs)
 	mustOK(t, "first run", res)
 	t.Logf("first run: %s", time.Since(start).Round(time.Millisecond))
 	for _, id := range []string{"go", "setup", "ipfs-find", "ipfs", "sync", "publish"} {
-		if s := res.step(id); s == nil || s.Outcome != "success" {
+		if s := res.Step(id); s == nil || s.Outcome != "success" {
 			t.Fatalf("step %s did not run:\n%s", id, res.Log)
 		}
 	}
-	if s := res.step("ipfs-find"); s.Outputs["found"] != "true" {
+	if s := res.Step("ipfs-find"); s.Outputs["found"] != "true" {
 		t.Errorf("ipfs-find did not find the test's ipfs: %v", s.Outputs)
 	}
 	o := res.Outputs
@@ -286,7 +287,7 @@ func TestE2EActionSync(t *testing.T) {
 
 	// Second run: same list, nothing to do.
 	lockBefore := readFile(t, lockPath)
-	res2 := r.use(root, inputs)
+	res2 := r.Use(root, inputs)
 	mustOK(t, "second run", res2)
 	o2 := res2.Outputs
 	if o2["changed"] != "false" || o2["exit-code"] != "0" {
@@ -298,8 +299,8 @@ func TestE2EActionSync(t *testing.T) {
 	if readFile(t, lockPath) != lockBefore {
 		t.Error("second run rewrote the lockfile")
 	}
-	if !strings.Contains(res2.step("ipfs").Log, "reusing the daemon") {
-		t.Errorf("second run did not reuse the daemon:\n%s", res2.step("ipfs").Log)
+	if !strings.Contains(res2.Step("ipfs").Log, "reusing the daemon") {
+		t.Errorf("second run did not reuse the daemon:\n%s", res2.Step("ipfs").Log)
 	}
 	summary = readFile(t, r.Summary)
 	if strings.Count(summary, "### mirror sync") != 2 || !strings.Contains(summary, "| unchanged | `"+reg.Host+"/act/multi:1.0`") {
@@ -315,9 +316,9 @@ func TestE2EActionEmbedded(t *testing.T) {
 	ws := t.TempDir()
 	writeList(t, ws, twoImages(t, reg.Host, 800))
 	r := newActionRunner(t, ws)
-	res := r.use(root, map[string]string{"ipfs-node": "embedded", "go-cache": "false"})
+	res := r.Use(root, map[string]string{"ipfs-node": "embedded", "go-cache": "false"})
 	mustOK(t, "embedded run", res)
-	if s := res.step("ipfs"); s.Outcome != "skipped" {
+	if s := res.Step("ipfs"); s.Outcome != "skipped" {
 		t.Errorf("the daemon step ran: %s", s.Outcome)
 	}
 	o := res.Outputs
@@ -352,19 +353,19 @@ func TestE2EActionFailures(t *testing.T) {
 		ws := t.TempDir()
 		writeList(t, ws, "version: 1\nimages:\n  - source: "+reg.Host+"/fail/good\n    tagz: [\"1.0\"]\n")
 		r := newActionRunner(t, ws)
-		res := r.use(root, map[string]string{"ipfs-api": k.APIAddr, "go-cache": "false", "publish": "true"})
-		if !res.Failed || res.step("sync").Outcome != "failure" || res.step("sync").Code != ExitUsage {
+		res := r.Use(root, map[string]string{"ipfs-api": k.APIAddr, "go-cache": "false", "publish": "true"})
+		if !res.Failed || res.Step("sync").Outcome != "failure" || res.Step("sync").Code != ExitUsage {
 			t.Fatalf("want the sync step red with exit %d:\n%s", ExitUsage, res.Log)
 		}
 		ann := regexp.MustCompile(`(?m)^::error file=mirrors\.yaml,line=4,col=5,title=mirrors\.yaml%3A images\[0\]\.tagz::unknown field`)
-		if !ann.MatchString(res.step("sync").Log) {
-			t.Errorf("no annotation at mirrors.yaml:4:5:\n%s", res.step("sync").Log)
+		if !ann.MatchString(res.Step("sync").Log) {
+			t.Errorf("no annotation at mirrors.yaml:4:5:\n%s", res.Step("sync").Log)
 		}
 		o := res.Outputs
 		if o["exit-code"] != "2" || o["changed"] != "false" || o["report"] != "" || o["cids"] != "{}" || o["lockfile-cid"] != "" {
 			t.Errorf("outputs %v", o)
 		}
-		if res.step("publish").Outcome != "skipped" {
+		if res.Step("publish").Outcome != "skipped" {
 			t.Error("publish ran after a failed sync")
 		}
 		if s := readFile(t, r.Summary); !strings.Contains(s, "### mirror sync `mirrors.yaml` failed (exit 2)") {
@@ -379,8 +380,8 @@ func TestE2EActionFailures(t *testing.T) {
 		ws := t.TempDir()
 		writeList(t, ws, "version: 1\nimages:\n  - source: "+reg.Host+"/fail/good\n    tags: [\"1.0\"]\n  - source: "+reg.Host+"/fail/missing\n    tags: [\"9.9\"]\n")
 		r := newActionRunner(t, ws)
-		res := r.use(root, map[string]string{"ipfs-api": k.APIAddr, "go-cache": "false"})
-		sync := res.step("sync")
+		res := r.Use(root, map[string]string{"ipfs-api": k.APIAddr, "go-cache": "false"})
+		sync := res.Step("sync")
 		if !res.Failed || sync.Outcome != "failure" || sync.Code != ExitPartial {
 			t.Fatalf("want the sync step red with exit %d:\n%s", ExitPartial, res.Log)
 		}
@@ -434,7 +435,7 @@ func TestE2EActionFailures(t *testing.T) {
 		ws := t.TempDir()
 		writeList(t, ws, "version: 1\nimages:\n  - source: "+reg.Host+"/fail/good\n    tags: [\"1.0\"]\n")
 		r := newActionRunner(t, ws)
-		res := r.use(root, map[string]string{"ipfs-api": proxy, "ipfs-api-header": "Authorization: Bearer " + token, "go-cache": "false", "publish": "true"})
+		res := r.Use(root, map[string]string{"ipfs-api": proxy, "ipfs-api-header": "Authorization: Bearer " + token, "go-cache": "false", "publish": "true"})
 		mustOK(t, "run with a header", res)
 		if seen.Load() == 0 || missing.Load() != 0 {
 			t.Errorf("requests with the header: %d, without: %d", seen.Load(), missing.Load())
@@ -442,7 +443,7 @@ func TestE2EActionFailures(t *testing.T) {
 		checkMasked(t, res.Log, token)
 
 		// An unreachable API: the error names the API, not the header.
-		res = r.use(root, map[string]string{"ipfs-api": fmt.Sprintf("/ip4/127.0.0.1/tcp/%d", rig.FreePort(t)), "ipfs-api-header": "Authorization: Bearer " + token, "go-cache": "false"})
+		res = r.Use(root, map[string]string{"ipfs-api": fmt.Sprintf("/ip4/127.0.0.1/tcp/%d", rig.FreePort(t)), "ipfs-api-header": "Authorization: Bearer " + token, "go-cache": "false"})
 		if !res.Failed || res.Outputs["exit-code"] != "4" {
 			t.Errorf("unreachable API: exit-code %q", res.Outputs["exit-code"])
 		}
@@ -481,7 +482,7 @@ func TestE2EActionParts(t *testing.T) {
 	writeList(t, ws, twoImages(t, reg.Host, 900))
 	r := newActionRunner(t, ws)
 
-	setup := r.use(filepath.Join(root, "actions", "setup"), map[string]string{"go-cache": "false"})
+	setup := r.Use(filepath.Join(root, "actions", "setup"), map[string]string{"go-cache": "false"})
 	mustOK(t, "setup", setup)
 	mirrorPath := setup.Outputs["path"]
 	if mirrorPath != filepath.Join(r.Temp, "mirror-bin", "mirror") || setup.Outputs["version"] == "" {
@@ -492,7 +493,7 @@ func TestE2EActionParts(t *testing.T) {
 	}
 
 	peerAddr := swarmAddr(t, peer)
-	node := r.use(filepath.Join(root, "actions", "ipfs"), map[string]string{
+	node := r.Use(filepath.Join(root, "actions", "ipfs"), map[string]string{
 		"profile":   "test",
 		"swarm-key": swarmKey(),
 		"peers":     peerAddr,
@@ -516,7 +517,7 @@ func TestE2EActionParts(t *testing.T) {
 	mustRun(t, env, "sync", filepath.Join(ws, "mirrors.yaml"))
 	ipfsAt(t, o["api"], "key", "gen", "lockfiles")
 
-	pub := r.use(filepath.Join(root, "actions", "publish"), map[string]string{
+	pub := r.Use(filepath.Join(root, "actions", "publish"), map[string]string{
 		"lockfile": "mirrors.lock",
 		"list":     "mirrors.yaml",
 		"ipns-key": "lockfiles",

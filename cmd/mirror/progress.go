@@ -23,8 +23,5 @@ func newPrinter(g *Globals, many bool) ui.Printer {
 	return ui.NewPlain(o)
 }
 
-// short is the kind of a media type (inspect's labels).
-func short(mt string) string { return ui.Kind(mt) }
-
 // human formats a byte count.
 func human(n int64) string { return ui.Bytes(n) }

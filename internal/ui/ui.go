@@ -5,6 +5,9 @@
 //
 // The library never prints: manifests.Writer, mirror.Pull and mirror.Sync
 // emit manifests.Event values, and a Printer turns them into output.
+//
+// A command's own output (its result, as text or --json) is rendered by a
+// package of its own under internal/ui, restic-style: internal/ui/inspect.
 package ui
 
 import (

@@ -5,8 +5,9 @@
 // times and prints the medians with their ratios to baselines measured in
 // the same run (a Markdown table, or --json).
 //
-//	go run ./internal/cmd/mirror-bench             # the full run (minutes; several GiB of disk)
-//	go run ./internal/cmd/mirror-bench --quick     # a seconds-long smoke run, tiny sizes
+//	go run ./internal/cmd/mirror-bench               # the full run (minutes; several GiB of disk)
+//	go run ./internal/cmd/mirror-bench --quick       # a seconds-long smoke run, tiny sizes
+//	go run ./internal/cmd/mirror-bench --case serve  # one case, by name (the names: --help)
 //
 // See docs/benchmarks.md for what each number means.
 package main
@@ -30,11 +31,67 @@ import (
 	"time"
 )
 
-// sizes are the scenario's dimensions.
+// benchCase is one named case: a method of bench in its own file,
+// case_<name>.go (name's dashes as underscores), listed once in cases.
+type benchCase struct {
+	// Name is what --case and the report call the case.
+	Name string
+	// Number is the number the case was known by before cases had names:
+	// --case accepts it as an alias. New cases have none (0).
+	Number int
+	// About is one line for --help.
+	About string
+	Run   func(b *bench, ctx context.Context) error
+}
+
+// cases are the cases, in the order a run measures them. Adding a case is
+// adding its file and one line here. (A file name must not end in _GOOS or
+// _GOARCH, which would make it a build constraint: case_js.go, case_arm.go.)
+var cases = []benchCase{
+	{"throughput", 1, "sync throughput against curl | ipfs add and a skopeo + ipfs add -r pipeline", (*bench).caseThroughput},
+	{"push-rss", 2, "peak RSS of mirror push, layers from small to large", (*bench).casePushRSS},
+	{"noop-resync", 3, "no-op resync of many tags: registry and IPFS requests", (*bench).caseNoopResync},
+	{"serve", 4, "skopeo pulls from mirror serve against docker-registry", (*bench).caseServe},
+	{"estargz", 5, "eStargz conversion against gzip", (*bench).caseEstargz},
+	{"scaling", 6, "sync by --jobs, and images sharing a base layer", (*bench).caseScaling},
+}
+
+// parseCases reads --case: names or old numbers, comma-separated ("all":
+// every case). The result is a set of names.
+func parseCases(list []benchCase, arg string) (map[string]bool, error) {
+	set := map[string]bool{}
+	for _, f := range strings.Split(arg, ",") {
+		f = strings.TrimSpace(f)
+		if f == "all" {
+			for _, c := range list {
+				set[c.Name] = true
+			}
+			continue
+		}
+		n, _ := strconv.Atoi(f)
+		i := slices.IndexFunc(list, func(c benchCase) bool { return c.Name == f || (n > 0 && c.Number == n) })
+		if i < 0 {
+			return nil, fmt.Errorf("unknown case %q (cases: %s)", f, caseNames(list))
+		}
+		set[list[i].Name] = true
+	}
+	return set, nil
+}
+
+func caseNames(list []benchCase) string {
+	names := make([]string, len(list))
+	for i, c := range list {
+		names[i] = c.Name
+	}
+	return strings.Join(names, ", ")
+}
+
+// sizes are the scenario's dimensions. (A case may instead keep sizes of
+// its own in its file, chosen by bench.o.quick.)
 type sizes struct {
-	TPImages     int   // case 1: images synced
-	TPLayer      int64 // case 1: random payload per image
-	TPTextLayer  int64 // case 1: compressible payload per image (gzip)
+	TPImages     int   // throughput: images synced
+	TPLayer      int64 // throughput: random payload per image
+	TPTextLayer  int64 // throughput: compressible payload per image (gzip)
 	RSSLayers    []int64
 	NoopTags     int
 	ServeLayers  int
@@ -76,7 +133,7 @@ type options struct {
 	runs      int
 	quick     bool
 	json      bool
-	cases     map[int]bool
+	cases     map[string]bool // names of the cases to run
 	mirrorBin string
 	workDir   string
 	keep      bool
@@ -91,19 +148,30 @@ func main() {
 
 func mainErr() int {
 	var o options
-	var cases string
+	caseArg := "all"
+	caseFlag := func(v string) error { caseArg = v; return nil }
 	flag.IntVar(&o.runs, "runs", 3, "times each case is measured (the median is reported)")
 	flag.BoolVar(&o.quick, "quick", false, "tiny sizes and one run: a smoke test of the program itself (seconds)")
 	flag.BoolVar(&o.json, "json", false, "print the results as JSON on stdout (instead of the Markdown table)")
-	flag.StringVar(&cases, "cases", "1,2,3,4,5,6", "cases to run: 1 sync throughput, 2 push RSS, 3 no-op resync, 4 serve, 5 eStargz, 6 scaling")
+	var caseHelp strings.Builder
+	caseHelp.WriteString("cases to run, comma-separated names (or their old numbers), default all:")
+	for _, c := range cases {
+		num := ""
+		if c.Number != 0 {
+			num = fmt.Sprintf(" (%d)", c.Number)
+		}
+		fmt.Fprintf(&caseHelp, "\n  %s%s: %s", c.Name, num, c.About)
+	}
+	flag.Func("case", caseHelp.String(), caseFlag)
+	flag.Func("cases", "the same as --case", caseFlag)
 	flag.StringVar(&o.mirrorBin, "mirror-bin", "", "use this mirror binary instead of building ./cmd/mirror")
 	flag.StringVar(&o.workDir, "dir", "", "work directory (default: a new one under $TMPDIR, removed at the end)")
 	flag.BoolVar(&o.keep, "keep", false, "keep the work directory")
-	flag.IntVar(&o.jobs, "jobs", 4, "--jobs of mirror sync in cases 1, 3 and 6 (and the concurrency of the ipfs add baseline)")
+	flag.IntVar(&o.jobs, "jobs", 4, "--jobs of mirror sync in the throughput, noop-resync and scaling cases (and the concurrency of the ipfs add baseline)")
 	flag.StringVar(&o.markdown, "markdown", "", "also write the Markdown table to this file")
-	flag.StringVar(&o.profile, "profile", "", "write CPU profiles to this directory: kubo's (from its /debug/pprof) during case 1's and case 2's mirror runs, and an in-process mirror serve's during a case 4 pull")
+	flag.StringVar(&o.profile, "profile", "", "write CPU profiles to this directory: kubo's (from its /debug/pprof) during the throughput and push-rss cases' mirror runs, in-process ones of push, serve and the eStargz conversion")
 	flag.Usage = func() {
-		fmt.Fprintf(os.Stderr, "usage: mirror-bench [--quick] [--runs N] [--json] [--cases 1,2,...]\n\n")
+		fmt.Fprintf(os.Stderr, "usage: mirror-bench [--quick] [--runs N] [--json] [--case NAME,...]\n\n")
 		flag.PrintDefaults()
 	}
 	flag.Parse()
@@ -111,14 +179,10 @@ func mainErr() int {
 		flag.Usage()
 		return 2
 	}
-	o.cases = map[int]bool{}
-	for _, c := range strings.Split(cases, ",") {
-		n, err := strconv.Atoi(strings.TrimSpace(c))
-		if err != nil || n < 1 || n > 6 {
-			fmt.Fprintf(os.Stderr, "mirror-bench: --cases: bad case %q\n", c)
-			return 2
-		}
-		o.cases[n] = true
+	var err error
+	if o.cases, err = parseCases(cases, caseArg); err != nil {
+		fmt.Fprintln(os.Stderr, "mirror-bench: --case:", err)
+		return 2
 	}
 	if o.quick && !flagSet("runs") {
 		o.runs = 1
@@ -139,8 +203,7 @@ func mainErr() int {
 	if o.quick {
 		b.sz = quickSizes
 	}
-	err := b.run(ctx)
-	if err != nil {
+	if err := b.run(ctx); err != nil {
 		fmt.Fprintln(os.Stderr, "mirror-bench:", err)
 		if errors.Is(err, context.Canceled) {
 			return 130
@@ -174,6 +237,7 @@ type bench struct {
 	policy                    string
 	machine                   machine
 	results                   []*result
+	cur                       string // the name of the case running
 	sets                      map[string]*imageSet
 }
 
@@ -219,30 +283,23 @@ func (b *bench) run(ctx context.Context) (err error) {
 	}
 	b.logf("kubo %s at %s, docker-registry at %s", b.machine.Kubo, b.k.api, b.reg.host)
 
-	type caseFn struct {
-		n  int
-		fn func(context.Context) error
-	}
-	all := []caseFn{
-		{1, b.caseThroughput}, {2, b.caseRSS}, {3, b.caseNoop},
-		{4, b.caseServe}, {5, b.caseEstargz}, {6, b.caseScaling},
-	}
 	var errs []error
-	for _, c := range all {
-		if !b.o.cases[c.n] {
+	for _, c := range cases {
+		if !b.o.cases[c.Name] {
 			continue
 		}
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
+		b.cur = c.Name
 		t0 := time.Now()
-		b.logf("case %d: start (load %s)", c.n, loadAvg())
-		if err := c.fn(ctx); err != nil {
-			errs = append(errs, fmt.Errorf("case %d: %w", c.n, err))
-			b.logf("case %d: FAILED: %v", c.n, err)
+		b.logf("case %s: start (load %s)", c.Name, loadAvg())
+		if err := c.Run(b, ctx); err != nil {
+			errs = append(errs, fmt.Errorf("case %s: %w", c.Name, err))
+			b.logf("case %s: FAILED: %v", c.Name, err)
 			continue
 		}
-		b.logf("case %d: done in %s (load %s)", c.n, time.Since(t0).Round(time.Second), loadAvg())
+		b.logf("case %s: done in %s (load %s)", c.Name, time.Since(t0).Round(time.Second), loadAvg())
 	}
 	b.machine.LoadEnd = loadAvg()
 	b.machine.Duration = time.Since(start).Round(time.Second).String()

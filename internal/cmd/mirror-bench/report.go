@@ -9,7 +9,8 @@ import (
 
 // result is one row: a measurement repeated --runs times.
 type result struct {
-	Case  int    `json:"case"`
+	// Case is the name of the case that measured the row (set by add).
+	Case  string `json:"case"`
 	Group string `json:"group"`
 	Name  string `json:"name"`
 	Unit  string `json:"unit"`
@@ -38,6 +39,9 @@ type result struct {
 }
 
 func (b *bench) add(r *result) *result {
+	if r.Case == "" {
+		r.Case = b.cur
+	}
 	r.Median = median(r.Runs)
 	r.Load = loadAvg()
 	if r.bytes > 0 && len(r.CPU) > 0 {
@@ -91,7 +95,7 @@ func (b *bench) printMarkdown(w io.Writer) {
 	for _, r := range b.results {
 		if r.Group != group {
 			group = r.Group
-			fmt.Fprintf(w, "\n**Case %d — %s** (load at end: %s)\n\n", r.Case, group, r.Load)
+			fmt.Fprintf(w, "\n**%s — %s** (load at end: %s)\n\n", r.Case, group, r.Load)
 			fmt.Fprintln(w, "| measurement | median | runs | CPU s (tool / kubo) | MiB per CPU s | ratio | target | met |")
 			fmt.Fprintln(w, "|---|---:|---|---|---:|---|---|---|")
 		}
@@ -123,7 +127,7 @@ func (b *bench) printMarkdown(w io.Writer) {
 	var notes []string
 	for _, r := range b.results {
 		if r.Note != "" {
-			notes = append(notes, fmt.Sprintf("- case %d, %s: %s", r.Case, r.Name, r.Note))
+			notes = append(notes, fmt.Sprintf("- %s, %s: %s", r.Case, r.Name, r.Note))
 		}
 	}
 	if len(notes) > 0 {
