@@ -12,6 +12,8 @@ import (
 
 	"github.com/Masterminds/semver/v3"
 	"gopkg.in/yaml.v3"
+
+	"github.com/ipfs-mirror/mirror/mirror/registry"
 )
 
 // ParseOption changes how Load and Parse read a list.
@@ -498,7 +500,7 @@ func (p *parser) parseTags(n *yaml.Node, field string) (TagSpec, bool) {
 			return TagSpec{}, false
 		}
 		for i, t := range list {
-			if !tagRE.MatchString(t) {
+			if !registry.ValidTag(t) {
 				p.errorf(nodes[i], index(field, i), "invalid tag %q", t)
 				ok = false
 			}

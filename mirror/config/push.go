@@ -6,6 +6,8 @@ import (
 	"text/template"
 
 	"github.com/google/go-containerregistry/pkg/name"
+
+	"github.com/ipfs-mirror/mirror/mirror/registry"
 )
 
 // PushData is what a push template sees.
@@ -66,13 +68,13 @@ func checkPushRef(s string) error {
 	if err != nil {
 		return fmt.Errorf("template gives invalid reference %q: %v", s, err)
 	}
-	if reg := t.Context().RegistryStr(); !hostRE.MatchString(reg) {
+	if reg := t.Context().RegistryStr(); !registry.ValidHost(reg) {
 		return fmt.Errorf("template gives %q: invalid registry host %q", s, reg)
 	}
 	if t.TagStr() == "" {
 		return fmt.Errorf("template gives %q, which names no tag", s)
 	}
-	if !tagRE.MatchString(t.TagStr()) {
+	if !registry.ValidTag(t.TagStr()) {
 		return fmt.Errorf("template gives %q: invalid tag %q", s, t.TagStr())
 	}
 	return nil
