@@ -10,6 +10,8 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/ipfs-mirror/mirror/convert/modes"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
@@ -274,7 +276,7 @@ images:
 		t.Errorf("file settings: %+v", f)
 	}
 	alpine, oci, app := f.Images[0], f.Images[1], f.Images[2]
-	if !reflect.DeepEqual(alpine.Modes, []Mode{ModePlain, ModeEstargz}) || !reflect.DeepEqual(alpine.Platforms, []string{"linux/amd64"}) {
+	if !reflect.DeepEqual(alpine.Modes, []modes.Mode{modes.Plain, modes.Estargz}) || !reflect.DeepEqual(alpine.Platforms, []string{"linux/amd64"}) {
 		t.Errorf("defaults not applied: %+v", alpine)
 	}
 	if len(oci.Platforms) != 0 || len(oci.Push) != 0 || oci.Path != "layouts/app" || oci.Tag != "v1" {

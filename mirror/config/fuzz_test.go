@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/ipfs-mirror/mirror/convert/modes"
 )
 
 // FuzzParse checks that Parse never panics, that every error it returns is
@@ -95,7 +97,7 @@ func checkFile(t *testing.T, f *File) {
 		if len(img.Modes) == 0 || img.Pos.Line < 1 || img.Source == "" {
 			t.Fatalf("images[%d] incomplete: %+v", i, img)
 		}
-		if img.HasMode(ModeEncrypted) && (img.Encrypt == nil || len(img.Encrypt.Recipients) == 0) {
+		if img.HasMode(modes.Encrypted) && (img.Encrypt == nil || len(img.Encrypt.Recipients) == 0) {
 			t.Fatalf("images[%d]: encrypted without recipients", i)
 		}
 		if img.Kind == SourceRegistry && img.Tag == "" && img.Digest == "" && len(img.Tags.List) == 0 && img.Tags.IsList() {

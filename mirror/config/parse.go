@@ -13,6 +13,7 @@ import (
 	"github.com/Masterminds/semver/v3"
 	"gopkg.in/yaml.v3"
 
+	"github.com/ipfs-mirror/mirror/convert/modes"
 	"github.com/ipfs-mirror/mirror/mirror/registry"
 )
 
@@ -188,7 +189,7 @@ func (p *parser) parseIPFS(n *yaml.Node, out *IPFS) {
 // settings are the fields an entry shares with defaults; a nil node means
 // "not set here".
 type settings struct {
-	modes     []Mode
+	modes     []modes.Mode
 	modesNode *yaml.Node
 
 	platforms     []string
@@ -218,10 +219,10 @@ func (p *parser) parseSettings(m map[string]pair, field string) settings {
 			}
 			good := true
 			for i, x := range list {
-				m := Mode(x)
+				m := modes.Mode(x)
 				switch {
-				case !slices.Contains(Modes, m):
-					p.errorf(nodes[i], index(f, i), "unknown mode %q (want plain, estargz or encrypted)", x)
+				case !m.Valid():
+					p.errorf(nodes[i], index(f, i), "unknown mode %q (want %s)", x, modes.Want())
 					good = false
 				case slices.Contains(s.modes, m):
 					p.errorf(nodes[i], index(f, i), "duplicate mode %q", x)
@@ -236,7 +237,7 @@ func (p *parser) parseSettings(m map[string]pair, field string) settings {
 		}
 		if s.modes == nil {
 			s.modesNode = nil // invalid: do not report follow-on errors
-			s.modes = []Mode{}
+			s.modes = []modes.Mode{}
 		}
 	}
 	if kv, ok := m["platforms"]; ok {
@@ -358,7 +359,7 @@ func (s settings) over(d *settings) settings {
 		s.estargz = d.estargz
 	}
 	if s.modes == nil {
-		s.modes = []Mode{ModePlain}
+		s.modes = []modes.Mode{modes.Plain}
 	}
 	return s
 }
@@ -580,13 +581,13 @@ func (p *parser) checkImage(field string, entryNode *yaml.Node, img *Image, own,
 	if modesAt == nil {
 		modesAt = entryNode
 	}
-	if img.HasMode(ModeEncrypted) && img.Encrypt == nil && own.encryptNode == nil {
+	if img.HasMode(modes.Encrypted) && img.Encrypt == nil && own.encryptNode == nil {
 		p.errorf(modesAt, join(field, "modes"), "encrypted mode needs encrypt.recipients")
 	}
-	if own.encryptNode != nil && len(img.Modes) > 0 && !img.HasMode(ModeEncrypted) {
+	if own.encryptNode != nil && len(img.Modes) > 0 && !img.HasMode(modes.Encrypted) {
 		p.errorf(own.encryptNode, join(field, "encrypt"), "set, but modes has no encrypted")
 	}
-	if own.estargzNode != nil && len(img.Modes) > 0 && !img.HasMode(ModeEstargz) {
+	if own.estargzNode != nil && len(img.Modes) > 0 && !img.HasMode(modes.Estargz) {
 		p.errorf(own.estargzNode, join(field, "estargz"), "set, but modes has no estargz")
 	}
 
@@ -623,7 +624,7 @@ func checkTemplate(t *template.Template, img *Image) string {
 	if digest == "" {
 		digest = sampleDigest
 	}
-	out := map[Mode]string{}
+	out := map[modes.Mode]string{}
 	for _, m := range img.Modes {
 		s, err := executePush(t, img.pushData(tag, digest, m))
 		if err != nil {

@@ -7,16 +7,17 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/name"
 
+	"github.com/ipfs-mirror/mirror/convert/modes"
 	"github.com/ipfs-mirror/mirror/mirror/registry"
 )
 
 // PushData is what a push template sees.
 type PushData struct {
-	Registry string // registry of the source, e.g. docker.io; empty for oci:/docker-archive:
-	Repo     string // repository path without the registry, e.g. library/alpine; for oci:/docker-archive: the base name of the path
-	Tag      string // the tag being mirrored
-	Digest   string // the source digest, e.g. sha256:…
-	Mode     Mode   // plain, estargz or encrypted
+	Registry string     // registry of the source, e.g. docker.io; empty for oci:/docker-archive:
+	Repo     string     // repository path without the registry, e.g. library/alpine; for oci:/docker-archive: the base name of the path
+	Tag      string     // the tag being mirrored
+	Digest   string     // the source digest, e.g. sha256:…
+	Mode     modes.Mode // plain, estargz or encrypted
 }
 
 // sample values to check templates at load time.
@@ -31,7 +32,7 @@ func parseTemplate(text string) (*template.Template, error) {
 }
 
 // pushData returns the template data of img for tag, digest and mode.
-func (img *Image) pushData(tag, digest string, mode Mode) PushData {
+func (img *Image) pushData(tag, digest string, mode modes.Mode) PushData {
 	d := PushData{Registry: img.Registry, Repo: img.Repo, Tag: tag, Digest: digest, Mode: mode}
 	if img.Kind != SourceRegistry {
 		base := strings.TrimRight(img.Path, `/\`)
@@ -98,7 +99,7 @@ func (img *Image) PushTargets(tag, digest, mode string) ([]string, error) {
 			tmpls[i] = t
 		}
 	}
-	d := img.pushData(tag, digest, Mode(mode))
+	d := img.pushData(tag, digest, modes.Mode(mode))
 	out := make([]string, 0, len(tmpls))
 	for i, t := range tmpls {
 		s, err := executePush(t, d)

@@ -15,6 +15,8 @@ import (
 	"github.com/ipfs/go-cid"
 	"github.com/opencontainers/go-digest"
 	"gopkg.in/yaml.v3"
+
+	"github.com/ipfs-mirror/mirror/convert/modes"
 )
 
 // Read reads the lockfile at path. A missing file is an empty File (New()),
@@ -91,13 +93,13 @@ func checkSource(s string) error {
 }
 
 func checkMode(m string) error {
-	switch m {
-	case "plain", "estargz", "encrypted":
+	switch {
+	case modes.Mode(m).Valid():
 		return nil
-	case "":
+	case m == "":
 		return errors.New("must not be empty")
 	}
-	return fmt.Errorf("unknown mode %q (want plain, estargz or encrypted)", m)
+	return fmt.Errorf("unknown mode %q (want %s)", m, modes.Want())
 }
 
 func checkDigest(d string) error {

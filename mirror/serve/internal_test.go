@@ -22,12 +22,6 @@ import (
 	"github.com/ipfs-mirror/mirror/mirror/ipfs"
 )
 
-func TestModeTag(t *testing.T) {
-	if ModeTag("3.20", "plain") != "3.20" || ModeTag("3.20", "estargz") != "3.20-estargz" {
-		t.Error("ModeTag")
-	}
-}
-
 func TestParseRange(t *testing.T) {
 	d := digest.FromString("x")
 	for _, tc := range []struct {

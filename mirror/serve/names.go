@@ -10,19 +10,11 @@ import (
 
 	"github.com/ipfs/go-cid"
 
+	"github.com/ipfs-mirror/mirror/convert/modes"
 	"github.com/ipfs-mirror/mirror/mirror/ipfs"
 	"github.com/ipfs-mirror/mirror/mirror/lockfile"
 	"github.com/ipfs-mirror/mirror/mirror/registry"
 )
-
-// ModeTag is the tag under which a lockfile entry is served: the source's
-// tag for mode plain, tag-MODE otherwise (3.20-estargz, 3.20-encrypted).
-func ModeTag(tag, mode string) string {
-	if mode == "" || mode == "plain" {
-		return tag
-	}
-	return tag + "-" + mode
-}
 
 // lockEntry is what a name:tag points at.
 type lockEntry struct {
@@ -97,7 +89,7 @@ func buildTable(files []string, read func(string) (*lockfile.File, error), log *
 			if err != nil {
 				return nil, fmt.Errorf("%s: %s (%s): %w", path, e.Source, e.Mode, err)
 			}
-			tag = ModeTag(tag, e.Mode)
+			tag = modes.Mode(e.Mode).Tag(tag)
 			if t.repos[repo] == nil {
 				t.repos[repo] = map[string]lockEntry{}
 			}

@@ -21,6 +21,7 @@ import (
 	"github.com/ipfs/go-cid"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/ipfs-mirror/mirror/convert/modes"
 	"github.com/ipfs-mirror/mirror/manifests"
 	"github.com/ipfs-mirror/mirror/mirror/config"
 	"github.com/ipfs-mirror/mirror/mirror/ipfs"
@@ -114,15 +115,12 @@ type Event struct {
 // ImageLabel is the Image of a sync's blob events: the lockfile source,
 // with the mode unless it is plain.
 func ImageLabel(source, mode string) string {
-	if mode == "" || mode == string(config.ModePlain) {
-		return source
-	}
-	return source + " (" + mode + ")"
+	return modes.Mode(mode).Label(source)
 }
 
 // Converter returns the image conversion of mode for an entry (nil for
 // plain). It is how the eStargz and encrypted modes plug in.
-type Converter func(img *config.Image, mode config.Mode) (manifests.ImageConverter, error)
+type Converter func(img *config.Image, mode modes.Mode) (manifests.ImageConverter, error)
 
 // Options configure Sync.
 type Options struct {
@@ -376,14 +374,14 @@ func (s *syncer) one(ctx context.Context, img *config.Image, tag string) {
 	if platforms == nil {
 		platforms = []string{}
 	}
-	reports := map[config.Mode]*ImageReport{}
+	reports := map[modes.Mode]*ImageReport{}
 	for _, m := range img.Modes {
 		r := &ImageReport{Source: lockSrc, Mode: string(m), Platforms: platforms, File: img.Pos.File, Line: img.Pos.Line}
 		reports[m] = r
 		s.o.OnEvent(Event{Type: ImageStarted, Image: r})
 	}
 	started := time.Now()
-	finish := func(m config.Mode, st Status, err error) {
+	finish := func(m modes.Mode, st Status, err error) {
 		r := reports[m]
 		r.Duration = time.Since(started)
 		if err != nil {
@@ -401,7 +399,7 @@ func (s *syncer) one(ctx context.Context, img *config.Image, tag string) {
 	}
 
 	// Immutable tags already locked (in every mode): no registry call.
-	prev := map[config.Mode]*lockfile.Entry{}
+	prev := map[modes.Mode]*lockfile.Entry{}
 	s.lockMu.Lock()
 	for _, m := range img.Modes {
 		if e, ok := s.lock.Lookup(lockSrc, string(m)); ok {
@@ -430,8 +428,8 @@ func (s *syncer) one(ctx context.Context, img *config.Image, tag string) {
 	}
 
 	// Which modes need work?
-	var todo []config.Mode
-	restore, repair := map[config.Mode]bool{}, map[config.Mode]bool{}
+	var todo []modes.Mode
+	restore, repair := map[modes.Mode]bool{}, map[modes.Mode]bool{}
 	for _, m := range img.Modes {
 		r := reports[m]
 		r.SourceDigest = digest.String()
@@ -513,9 +511,9 @@ func (s *syncer) one(ctx context.Context, img *config.Image, tag string) {
 }
 
 // write pushes one mode of an opened source, re-pushes it, records it.
-func (s *syncer) write(ctx context.Context, img *config.Image, tag string, m config.Mode, src *registry.Source, ps []v1.Platform, r *ImageReport) error {
+func (s *syncer) write(ctx context.Context, img *config.Image, tag string, m modes.Mode, src *registry.Source, ps []v1.Platform, r *ImageReport) error {
 	var conv manifests.ImageConverter
-	if m != config.ModePlain {
+	if m != modes.Plain {
 		if s.o.Convert == nil {
 			return fmt.Errorf("mode %s is not available in this build", m)
 		}
@@ -708,7 +706,7 @@ func (s *syncer) holds(ctx context.Context, root string) bool {
 	return err != nil || has
 }
 
-func (s *syncer) holdsAll(ctx context.Context, prev map[config.Mode]*lockfile.Entry) bool {
+func (s *syncer) holdsAll(ctx context.Context, prev map[modes.Mode]*lockfile.Entry) bool {
 	for _, e := range prev {
 		if !s.holds(ctx, e.CID) {
 			return false
@@ -723,7 +721,7 @@ func fillFromLock(r *ImageReport, e *lockfile.Entry) {
 
 // boundAll reports whether every entry's CID holds its source's image (see
 // verify.CheckBinding); IPFS reads only (the documents of each tree).
-func (s *syncer) boundAll(ctx context.Context, prev map[config.Mode]*lockfile.Entry) bool {
+func (s *syncer) boundAll(ctx context.Context, prev map[modes.Mode]*lockfile.Entry) bool {
 	for _, e := range prev {
 		if _, err := verify.EntryBinding(ctx, s.store, *e); err != nil {
 			return false
