@@ -17,35 +17,11 @@ import (
 	"text/template"
 
 	"github.com/ipfs-mirror/mirror/convert/modes"
+	"github.com/ipfs-mirror/mirror/mirror/registry"
 )
 
 // Version is the only mirrors.yaml format version this package reads.
 const Version = 1
-
-// SourceKind says where an image is read from.
-type SourceKind int
-
-// The source kinds.
-const (
-	SourceRegistry      SourceKind = iota // a registry reference
-	SourceOCI                             // oci:DIR[:TAG], an OCI image layout
-	SourceDockerArchive                   // docker-archive:FILE, a `docker save` tarball
-)
-
-func (k SourceKind) String() string {
-	switch k {
-	case SourceRegistry:
-		return "registry"
-	case SourceOCI:
-		return "oci"
-	case SourceDockerArchive:
-		return "docker-archive"
-	}
-	return "unknown"
-}
-
-// MarshalText returns String().
-func (k SourceKind) MarshalText() ([]byte, error) { return []byte(k.String()), nil }
 
 // Pos is a position in a file.
 type Pos struct {
@@ -99,7 +75,7 @@ type Image struct {
 	// "docker://" prefix removed). For images from a compose file it is
 	// the canonical reference (Repository:Tag[@Digest]).
 	Source string
-	Kind   SourceKind
+	Kind   registry.Kind
 
 	// For registry sources: the registry ("docker.io", never
 	// "index.docker.io"), the repository path in it ("library/alpine"),
@@ -171,7 +147,7 @@ type Estargz struct {
 // Repository:tag@Digest) for registry sources — tag "" means the source's
 // own tag — and Source as written for oci: and docker-archive: sources.
 func (img *Image) LockSource(tag string) string {
-	if img.Kind != SourceRegistry {
+	if img.Kind != registry.KindRegistry {
 		return img.Source
 	}
 	if tag == "" {

@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/ipfs-mirror/mirror/convert/modes"
+	"github.com/ipfs-mirror/mirror/mirror/registry"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
@@ -333,7 +334,7 @@ images:
 		t.Errorf("err = %v", err)
 	}
 	// An Image built by hand works too.
-	img := &Image{Kind: SourceRegistry, Registry: "ghcr.io", Repo: "a/b", Push: []string{"x.example.com/{{.Repo}}:{{.Tag}}"}}
+	img := &Image{Kind: registry.KindRegistry, Registry: "ghcr.io", Repo: "a/b", Push: []string{"x.example.com/{{.Repo}}:{{.Tag}}"}}
 	if got, err := img.PushTargets("1", "", "plain"); err != nil || got[0] != "x.example.com/a/b:1" {
 		t.Errorf("hand-built: %q, %v", got, err)
 	}

@@ -417,10 +417,10 @@ func (p *parser) parseEntry(i int, n *yaml.Node, defaults *settings) []*entry {
 
 	tkv, hasTags := m["tags"]
 	switch {
-	case hasTags && s.kind == SourceOCI:
+	case hasTags && s.kind == registry.KindOCI:
 		p.errorf(tkv.k, join(field, "tags"), "not allowed with an oci: source (write oci:DIR:TAG)")
 		return nil
-	case hasTags && s.kind == SourceDockerArchive:
+	case hasTags && s.kind == registry.KindDockerArchive:
 		p.errorf(tkv.k, join(field, "tags"), "not allowed with a docker-archive: source")
 		return nil
 	case hasTags && s.tag != "":
@@ -435,15 +435,15 @@ func (p *parser) parseEntry(i int, n *yaml.Node, defaults *settings) []*entry {
 			return nil
 		}
 		img.Tags = t
-	case s.kind == SourceRegistry && s.tag == "" && s.digest == "":
+	case s.kind == registry.KindRegistry && s.tag == "" && s.digest == "":
 		p.errorf(srcNode, join(field, "source"), "%q names no tag or digest: add tags, or :TAG or @DIGEST to the source", text)
 		return nil
 	}
 
 	e := &entry{img: img, field: field, node: srcNode}
 	switch {
-	case s.kind != SourceRegistry:
-		e.keys = []string{s.kind.String() + ":" + s.path + ":" + s.tag}
+	case s.kind != registry.KindRegistry:
+		e.keys = []string{s.kind.Prefix() + s.path + ":" + s.tag}
 	case img.Tags.IsList() && len(img.Tags.List) > 0:
 		for _, t := range img.Tags.List {
 			e.keys = append(e.keys, img.LockSource(t))
@@ -473,7 +473,7 @@ func newImage(s source, set settings, pos Pos) *Image {
 		Pos:        pos,
 		push:       set.pushTmpl,
 	}
-	if s.kind == SourceRegistry && s.tag != "" {
+	if s.kind == registry.KindRegistry && s.tag != "" {
 		img.Tags = TagSpec{List: []string{s.tag}}
 	}
 	if img.Platforms == nil {
@@ -611,7 +611,7 @@ func checkTemplate(t *template.Template, img *Image) string {
 	tag := sampleTag
 	manyTags := true
 	switch {
-	case img.Kind != SourceRegistry:
+	case img.Kind != registry.KindRegistry:
 		tag, manyTags = img.Tag, false
 	case img.Tags.IsList() && len(img.Tags.List) <= 1:
 		manyTags = false

@@ -34,12 +34,12 @@ func parseTemplate(text string) (*template.Template, error) {
 // pushData returns the template data of img for tag, digest and mode.
 func (img *Image) pushData(tag, digest string, mode modes.Mode) PushData {
 	d := PushData{Registry: img.Registry, Repo: img.Repo, Tag: tag, Digest: digest, Mode: mode}
-	if img.Kind != SourceRegistry {
+	if img.Kind != registry.KindRegistry {
 		base := strings.TrimRight(img.Path, `/\`)
 		if i := strings.LastIndexAny(base, `/\`); i >= 0 {
 			base = base[i+1:]
 		}
-		if img.Kind == SourceDockerArchive {
+		if img.Kind == registry.KindDockerArchive {
 			base = strings.TrimSuffix(strings.TrimSuffix(base, ".gz"), ".tar")
 		}
 		d.Repo = base

@@ -15,7 +15,7 @@ import (
 
 // source is a parsed source string.
 type source struct {
-	kind       SourceKind
+	kind       registry.Kind
 	text       string // as written, "docker://" removed
 	registry   string
 	repo       string
@@ -28,11 +28,11 @@ type source struct {
 // parseSource parses the value of source: (variables already expanded);
 // dir is the list's directory.
 func parseSource(s, dir string) (source, error) {
-	switch {
+	switch kind := registry.KindOf(s); {
 	case s == "":
 		return source{}, fmt.Errorf("must not be empty")
-	case strings.HasPrefix(s, "oci:"):
-		rest := s[len("oci:"):]
+	case kind == registry.KindOCI:
+		rest := s[len(kind.Prefix()):]
 		path, tag := rest, ""
 		if i := strings.LastIndexByte(rest, ':'); i >= 0 && !strings.ContainsAny(rest[i+1:], `/\`) {
 			path, tag = rest[:i], rest[i+1:]
@@ -43,13 +43,13 @@ func parseSource(s, dir string) (source, error) {
 		if path == "" {
 			return source{}, fmt.Errorf("%q names no directory (want oci:DIR[:TAG])", s)
 		}
-		return source{kind: SourceOCI, text: s, tag: tag, path: resolvePath(dir, path)}, nil
-	case strings.HasPrefix(s, "docker-archive:"):
-		path := s[len("docker-archive:"):]
+		return source{kind: registry.KindOCI, text: s, tag: tag, path: resolvePath(dir, path)}, nil
+	case kind == registry.KindDockerArchive:
+		path := s[len(kind.Prefix()):]
 		if path == "" {
 			return source{}, fmt.Errorf("%q names no file (want docker-archive:FILE)", s)
 		}
-		return source{kind: SourceDockerArchive, text: s, path: resolvePath(dir, path)}, nil
+		return source{kind: registry.KindDockerArchive, text: s, path: resolvePath(dir, path)}, nil
 	}
 	return parseRegistryRef(strings.TrimPrefix(s, "docker://"))
 }
@@ -62,7 +62,7 @@ func parseRegistryRef(s string) (source, error) {
 		return source{}, err
 	}
 	return source{
-		kind:       SourceRegistry,
+		kind:       registry.KindRegistry,
 		text:       s,
 		registry:   n.Registry,
 		repo:       n.Repo,

@@ -188,7 +188,7 @@ func CanonicalRepo(ns, name string) (repo string, ok bool) {
 // docker-archive:, oci-archive:) or not valid ones.
 func SplitSource(src string) (repo, tag string, ok bool) {
 	src = strings.TrimPrefix(src, "docker://")
-	if strings.HasPrefix(src, "oci:") || strings.HasPrefix(src, "docker-archive:") || strings.HasPrefix(src, "oci-archive:") {
+	if KindOf(src) != KindRegistry || strings.HasPrefix(src, "oci-archive:") {
 		return "", "", false
 	}
 	n, err := ParseName(src)

@@ -205,3 +205,31 @@ func TestNames(t *testing.T) {
 		}
 	}
 }
+
+// TestKindOf: one classification of SOURCE/DEST strings by prefix, with
+// the prefix each kind's names carry.
+func TestKindOf(t *testing.T) {
+	for s, want := range map[string]Kind{
+		"oci:/srv/layout:v1":        KindOCI,
+		"oci:layout":                KindOCI,
+		"docker-archive:a.tar":      KindDockerArchive,
+		"docker-archive:a.tar:x:1":  KindDockerArchive,
+		"alpine:3.20":               KindRegistry,
+		"docker://alpine:3.20":      KindRegistry,
+		"localhost:5000/oci:1":      KindRegistry,
+		"[::1]:5000/docker-archive": KindRegistry,
+	} {
+		if got := KindOf(s); got != want {
+			t.Errorf("KindOf(%q) = %s, want %s", s, got, want)
+		}
+		if p := KindOf(s).Prefix(); want != KindRegistry && p != string(want)+":" || want == KindRegistry && p != "" {
+			t.Errorf("%s.Prefix() = %q", want, p)
+		}
+	}
+	for _, s := range []string{"oci:/srv/layout:v1", "docker-archive:a.tar", "ghcr.io/acme/app:1"} {
+		r, err := ParseRef(s, Options{})
+		if err != nil || r.Kind != KindOf(s) || r.String() != s {
+			t.Errorf("ParseRef(%q) = %v (%s), %v", s, r, r.Kind, err)
+		}
+	}
+}

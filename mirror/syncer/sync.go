@@ -270,7 +270,7 @@ func imageKey(img *config.Image) string {
 }
 
 func lockPrefix(img *config.Image) string {
-	if img.Kind == config.SourceRegistry {
+	if img.Kind == registry.KindRegistry {
 		return img.Repository
 	}
 	return img.Source
@@ -329,7 +329,7 @@ func (s *syncer) fail(r *ImageReport, err error) {
 // tags resolves which tags of an entry to mirror ("" for a source named by
 // digest, or an oci:/docker-archive: source).
 func (s *syncer) tags(ctx context.Context, img *config.Image) ([]string, error) {
-	if img.Kind != config.SourceRegistry {
+	if img.Kind != registry.KindRegistry {
 		return []string{""}, nil
 	}
 	if img.Digest != "" && img.Tag == "" {
@@ -355,9 +355,9 @@ func (s *syncer) tags(ctx context.Context, img *config.Image) ([]string, error) 
 // refFor is the reference to read for an entry and tag.
 func (s *syncer) refFor(img *config.Image, tag string) string {
 	switch img.Kind {
-	case config.SourceRegistry:
+	case registry.KindRegistry:
 		return img.LockSource(tag)
-	case config.SourceOCI:
+	case registry.KindOCI:
 		if img.Tag != "" {
 			return "oci:" + img.Path + ":" + img.Tag
 		}
