@@ -30,13 +30,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	specs "github.com/opencontainers/image-spec/specs-go"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
-)
 
-// Modes, as mirrors.yaml `modes:` and `mirror push --mode` name them.
-const (
-	ModePlain     = "plain"
-	ModeEstargz   = "estargz"
-	ModeEncrypted = "encrypted"
+	"github.com/ipfs-mirror/mirror/convert/modes"
 )
 
 // Options gathers the options of every mode; ForMode uses the part its mode
@@ -46,31 +41,30 @@ type Options struct {
 	Encrypt EncryptOptions
 }
 
-// ForMode returns the conversion of a mode: "plain" (the image as is),
-// "estargz" (ToEstargz) or "encrypted" (Encrypt). A combination of eStargz
-// and encryption ("estargz+encrypted", "encrypted,estargz", ...) is refused
+// ForMode returns the conversion of a mode: plain (the image as is),
+// estargz (ToEstargz) or encrypted (Encrypt). A combination of eStargz and
+// encryption ("estargz+encrypted", "encrypted,estargz", ...) is refused
 // with ErrExclusiveModes, as nerdctl refuses it: an encrypted blob cannot be
-// lazily pulled. Anything else is ErrUnknownMode. For "encrypted" the
+// lazily pulled. Anything else is ErrUnknownMode. For encrypted the
 // recipients are checked now (ErrNoRecipients, ErrUnsupportedRecipient, ...).
-func ForMode(mode string, opts Options) (func(context.Context, v1.Image) (v1.Image, error), error) {
-	parts := strings.FieldsFunc(mode, func(r rune) bool { return r == '+' || r == ',' || r == ' ' })
-	has := map[string]bool{}
+func ForMode(mode modes.Mode, opts Options) (func(context.Context, v1.Image) (v1.Image, error), error) {
+	parts := strings.FieldsFunc(string(mode), func(r rune) bool { return r == '+' || r == ',' || r == ' ' })
+	has := map[modes.Mode]bool{}
 	for _, p := range parts {
-		switch p {
-		case ModePlain, ModeEstargz, ModeEncrypted:
-			has[p] = true
-		default:
-			return nil, fmt.Errorf("%w %q (want plain, estargz or encrypted)", ErrUnknownMode, mode)
+		if m := modes.Mode(p); m.Valid() {
+			has[m] = true
+		} else {
+			return nil, fmt.Errorf("%w %q (want %s)", ErrUnknownMode, mode, modes.Want())
 		}
 	}
 	switch {
-	case has[ModeEstargz] && has[ModeEncrypted]:
+	case has[modes.Estargz] && has[modes.Encrypted]:
 		return nil, fmt.Errorf("mode %q: %w", mode, ErrExclusiveModes)
 	case len(has) != 1:
-		return nil, fmt.Errorf("%w %q (want plain, estargz or encrypted)", ErrUnknownMode, mode)
-	case has[ModePlain]:
+		return nil, fmt.Errorf("%w %q (want %s)", ErrUnknownMode, mode, modes.Want())
+	case has[modes.Plain]:
 		return func(_ context.Context, img v1.Image) (v1.Image, error) { return img, nil }, nil
-	case has[ModeEstargz]:
+	case has[modes.Estargz]:
 		if _, err := opts.Estargz.buildOptions(context.Background()); err != nil {
 			return nil, err
 		}

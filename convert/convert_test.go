@@ -12,6 +12,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	"github.com/google/go-containerregistry/pkg/v1/validate"
+
+	"github.com/ipfs-mirror/mirror/convert/modes"
 )
 
 func TestForMode(t *testing.T) {
@@ -55,12 +57,12 @@ func TestForMode(t *testing.T) {
 	defer Close(out)
 	checkEncrypted(t, src, out, []bool{true, true, true}, "jwe")
 
-	for _, mode := range []string{"estargz+encrypted", "encrypted,estargz", "encrypted+estargz"} {
+	for _, mode := range []modes.Mode{"estargz+encrypted", "encrypted,estargz", "encrypted+estargz"} {
 		if _, err := ForMode(mode, opts); !errors.Is(err, ErrExclusiveModes) {
 			t.Errorf("%s: %v", mode, err)
 		}
 	}
-	for _, mode := range []string{"", "zstd", "plain+estargz", "ESTARGZ"} {
+	for _, mode := range []modes.Mode{"", "zstd", "plain+estargz", "ESTARGZ"} {
 		if _, err := ForMode(mode, opts); !errors.Is(err, ErrUnknownMode) {
 			t.Errorf("%q: %v", mode, err)
 		}

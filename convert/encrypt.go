@@ -13,6 +13,8 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/ipfs-mirror/mirror/mirror/ipfs"
 )
 
 // Annotations ocicrypt puts on encrypted layer descriptors.
@@ -134,7 +136,10 @@ func encryptLayer(ctx context.Context, s *scratch, ec *encconfig.EncryptConfig, 
 		return nil, fmt.Errorf("fetching layer: %w", err)
 	}
 	defer rc.Close()
-	vr := newVerifyReader(ctxReader{ctx, rc}, desc.Digest, desc.Size, "layer "+desc.Digest.String())
+	vr, err := verified(ipfs.ContextReader(ctx, rc), desc)
+	if err != nil {
+		return nil, err
+	}
 	plainDesc := toOCIDescriptor(desc)
 	plainDesc.URLs, plainDesc.Platform = nil, nil
 	encR, finalize, err := ocicrypt.EncryptLayer(ec, vr, plainDesc)
@@ -263,7 +268,10 @@ func decryptToFile(ctx context.Context, s *scratch, dc *encconfig.DecryptConfig,
 		return nil, fmt.Errorf("fetching layer: %w", err)
 	}
 	defer rc.Close()
-	vr := newVerifyReader(ctxReader{ctx, rc}, desc.Digest, desc.Size, "layer "+desc.Digest.String())
+	vr, err := verified(ipfs.ContextReader(ctx, rc), desc)
+	if err != nil {
+		return nil, err
+	}
 	pr, _, err := ocicrypt.DecryptLayer(dc, vr, encDesc, false)
 	if err != nil {
 		return nil, fmt.Errorf("decrypting: %w", err)

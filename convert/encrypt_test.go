@@ -27,6 +27,8 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	"github.com/google/go-containerregistry/pkg/v1/validate"
+
+	"github.com/ipfs-mirror/mirror/manifests"
 )
 
 // testKeys are real RSA keys and an x509 certificate written as PEM files.
@@ -437,7 +439,7 @@ func TestDecryptTamperedLayer(t *testing.T) {
 	tampered := buildImageRaw(t, false, testLayerSpec{layer: bl, annotations: em.Layers[0].Annotations})
 	dec := mustDecrypt(t, tampered, k.priv) // only the wrapped key is checked here
 	_, err := dec.Layers()
-	if err == nil || errors.Is(err, ErrDigestMismatch) {
+	if err == nil || errors.Is(err, manifests.ErrDigestMismatch) {
 		t.Fatalf("tampered layer: %v, want the HMAC error", err)
 	}
 	t.Log(err)

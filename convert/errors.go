@@ -22,9 +22,6 @@ var (
 	// is corrupted or does not match the annotation.
 	ErrInvalidEstargz = errors.New("invalid eStargz layer")
 
-	// ErrDigestMismatch: a blob's content does not match its descriptor digest.
-	ErrDigestMismatch = errors.New("digest mismatch")
-
 	// ErrUnsupportedRecipient: a recipient string has an unknown scheme.
 	ErrUnsupportedRecipient = errors.New("unsupported recipient scheme")
 

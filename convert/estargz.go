@@ -17,6 +17,8 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	digest "github.com/opencontainers/go-digest"
+
+	"github.com/ipfs-mirror/mirror/mirror/ipfs"
 )
 
 // Annotations the stargz snapshotter reads on eStargz layer descriptors.
@@ -189,7 +191,7 @@ func estargzLayer(ctx context.Context, s *scratch, opts EstargzOptions, src v1.L
 	outPath := out.Name()
 	hw := newHashWriter(out)
 	bw := bufio.NewWriterSize(hw, 1<<20)
-	_, err = io.Copy(bw, ctxReader{ctx, blob})
+	_, err = io.Copy(bw, ipfs.ContextReader(ctx, blob))
 	if err == nil {
 		err = bw.Flush()
 	}
@@ -274,6 +276,10 @@ func spool(ctx context.Context, s *scratch, src v1.Layer, desc v1.Descriptor, un
 		return "", 0, fmt.Errorf("fetching layer: %w", err)
 	}
 	defer rc.Close()
+	vr, err := verified(ipfs.ContextReader(ctx, rc), desc)
+	if err != nil {
+		return "", 0, err
+	}
 	f, err := s.create(pattern)
 	if err != nil {
 		return "", 0, err
@@ -287,7 +293,6 @@ func spool(ctx context.Context, s *scratch, src v1.Layer, desc v1.Descriptor, un
 			s.remove(name)
 		}
 	}()
-	vr := newVerifyReader(ctxReader{ctx, rc}, desc.Digest, desc.Size, "layer "+desc.Digest.String())
 	var r io.Reader = vr
 	if uncompress {
 		dr, err := decompress(vr)

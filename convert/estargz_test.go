@@ -19,6 +19,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	"github.com/google/go-containerregistry/pkg/v1/validate"
 	digest "github.com/opencontainers/go-digest"
+
+	"github.com/ipfs-mirror/mirror/manifests"
 )
 
 func threeLayerImage(t testing.TB) v1.Image {
@@ -428,7 +430,7 @@ func TestEstargzDigestMismatch(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer Close(out)
-	if _, err := out.Layers(); !errors.Is(err, ErrDigestMismatch) {
+	if _, err := out.Layers(); !errors.Is(err, manifests.ErrDigestMismatch) {
 		t.Fatalf("got %v, want ErrDigestMismatch", err)
 	} else {
 		t.Log(err)

@@ -65,7 +65,6 @@ func passthrough(src v1.Layer, desc v1.Descriptor, diffID v1.Hash) *convertedLay
 	d := desc
 	d.MediaType = ociLayerType(desc.MediaType)
 	d.Annotations = maps.Clone(desc.Annotations)
-	what := "layer " + desc.Digest.String()
 	return &convertedLayer{
 		desc:   d,
 		diffID: diffID,
@@ -74,7 +73,12 @@ func passthrough(src v1.Layer, desc v1.Descriptor, diffID v1.Hash) *convertedLay
 			if err != nil {
 				return nil, err
 			}
-			return &readCloser{Reader: newVerifyReader(rc, desc.Digest, desc.Size, what), closers: []io.Closer{rc}}, nil
+			vr, err := verified(rc, desc)
+			if err != nil {
+				rc.Close()
+				return nil, err
+			}
+			return vr, nil // its Close closes rc
 		},
 		uncompressed: src.Uncompressed,
 	}

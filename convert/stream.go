@@ -3,7 +3,6 @@ package convert
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"crypto/sha256"
 	"fmt"
 	"hash"
@@ -12,59 +11,22 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
+	digest "github.com/opencontainers/go-digest"
+
+	"github.com/ipfs-mirror/mirror/manifests"
 )
 
-// verifyReader hashes what passes through it and, at EOF, fails with
-// ErrDigestMismatch when the content does not match want (and size, when >= 0).
-type verifyReader struct {
-	r    io.Reader
-	h    hash.Hash
-	n    int64
-	want v1.Hash
-	size int64
-	what string
-	err  error
-}
-
-func newVerifyReader(r io.Reader, want v1.Hash, size int64, what string) *verifyReader {
-	return &verifyReader{r: r, h: sha256.New(), want: want, size: size, what: what}
-}
-
-func (v *verifyReader) Read(p []byte) (int, error) {
-	if v.err != nil {
-		return 0, v.err
+// verified wraps r, the blob of desc, in the one verifying reader
+// (manifests.VerifyReader): a read that ends on content other than desc's
+// digest and size fails with manifests.ErrDigestMismatch instead of io.EOF.
+// A digest it cannot verify (not sha256, malformed) is a mismatch too.
+func verified(r io.Reader, desc v1.Descriptor) (*manifests.VerifyReader, error) {
+	what := "layer " + desc.Digest.String()
+	vr, err := manifests.NewVerifyReader(r, digest.Digest(desc.Digest.String()), desc.Size, what)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", err, manifests.ErrDigestMismatch)
 	}
-	n, err := v.r.Read(p)
-	v.h.Write(p[:n])
-	v.n += int64(n)
-	if err == io.EOF {
-		got := v1.Hash{Algorithm: "sha256", Hex: fmt.Sprintf("%x", v.h.Sum(nil))}
-		switch {
-		case v.want.Algorithm != "sha256":
-			err = fmt.Errorf("%s: cannot verify digest algorithm %q: %w", v.what, v.want.Algorithm, ErrDigestMismatch)
-		case got != v.want:
-			err = fmt.Errorf("%s: content is %s, want %s: %w", v.what, got, v.want, ErrDigestMismatch)
-		case v.size >= 0 && v.n != v.size:
-			err = fmt.Errorf("%s: content is %d bytes, want %d: %w", v.what, v.n, v.size, ErrDigestMismatch)
-		}
-		v.err = err
-	} else if err != nil {
-		v.err = err
-	}
-	return n, err
-}
-
-// ctxReader fails reads once ctx is done, so long copies stop on cancel.
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (c ctxReader) Read(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return c.r.Read(p)
+	return vr, nil
 }
 
 // hashWriter counts and hashes what is written through it.

@@ -4,9 +4,11 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/alecthomas/kong"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/ipfs-mirror/mirror/convert"
+	"github.com/ipfs-mirror/mirror/convert/modes"
 	"github.com/ipfs-mirror/mirror/manifests"
 	"github.com/ipfs-mirror/mirror/mirror/config"
 	"github.com/ipfs-mirror/mirror/mirror/oci"
@@ -16,7 +18,7 @@ import (
 // ModeFlags are push's conversion flags (nerdctl push --estargz, image
 // encrypt --recipient/--layer).
 type ModeFlags struct {
-	Mode                    string   `default:"plain" enum:"plain,estargz,encrypted" help:"plain (as is), estargz (lazy pulling) or encrypted (ocicrypt)."`
+	Mode                    string   `default:"${mode_default}" enum:"${modes}" help:"plain (as is), estargz (lazy pulling) or encrypted (ocicrypt)."`
 	Estargz                 bool     `help:"Alias of --mode estargz (nerdctl push --estargz)."`
 	Recipient               []string `placeholder:"jwe:PUB.pem" help:"Encryption recipient: jwe:PUB.pem, pkcs7:CERT.pem or pgp:IDENTITY (repeatable; implies --mode encrypted)."`
 	Layer                   []int    `placeholder:"N" help:"Encrypt only these layers (negative counts from the top, as nerdctl); default all."`
@@ -25,22 +27,27 @@ type ModeFlags struct {
 	EstargzChunkSize        int      `placeholder:"BYTES" help:"eStargz chunk size (default 4 MiB)."`
 }
 
+// modeVars are the values of --mode, from package modes.
+func modeVars() kong.Vars {
+	return kong.Vars{"modes": modes.Enum(), "mode_default": string(modes.Plain)}
+}
+
 // converter returns the image conversion the flags ask for (nil: plain).
-func (f *ModeFlags) converter() (manifests.ImageConverter, string, error) {
-	mode := f.Mode
+func (f *ModeFlags) converter() (manifests.ImageConverter, modes.Mode, error) {
+	mode := modes.Mode(f.Mode)
 	if f.Estargz {
-		if mode == "encrypted" {
+		if mode == modes.Encrypted {
 			return nil, "", usageError{fmt.Errorf("--estargz with --mode encrypted: %w", convert.ErrExclusiveModes)}
 		}
-		mode = "estargz"
+		mode = modes.Estargz
 	}
 	if len(f.Recipient) > 0 {
-		if mode == "estargz" {
+		if mode == modes.Estargz {
 			return nil, "", usageError{fmt.Errorf("--recipient with eStargz: %w (an encrypted blob cannot be lazily pulled)", convert.ErrExclusiveModes)}
 		}
-		mode = "encrypted"
+		mode = modes.Encrypted
 	}
-	if mode == "plain" {
+	if mode == modes.Plain {
 		return nil, mode, nil
 	}
 	opts := convert.Options{
@@ -63,7 +70,7 @@ func (f *ModeFlags) converter() (manifests.ImageConverter, string, error) {
 
 // convertFor gives sync the conversions of an entry's modes.
 func convertFor(_ *Globals) syncer.Converter {
-	return func(img *config.Image, mode config.Mode) (manifests.ImageConverter, error) {
+	return func(img *config.Image, mode modes.Mode) (manifests.ImageConverter, error) {
 		var opts convert.Options
 		if img.Estargz != nil {
 			opts.Estargz.CompressionLevel = img.Estargz.CompressionLevel
@@ -78,7 +85,7 @@ func convertFor(_ *Globals) syncer.Converter {
 		if img.Encrypt != nil {
 			opts.Encrypt.Recipients = img.Encrypt.Recipients
 		}
-		c, err := convert.ForMode(string(mode), opts)
+		c, err := convert.ForMode(mode, opts)
 		if err != nil {
 			return nil, err
 		}

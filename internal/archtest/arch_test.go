@@ -25,6 +25,7 @@ var layers = map[string]int{
 	"internal/redact":   0,
 	"internal/yamlpos":  0,
 	"internal/reqcount": 0,
+	"convert/modes":     0,
 	// 1: the stores, and the format on the store interface
 	"mirror/ipfs/kubo":     1,
 	"mirror/ipfs/car":      1,
@@ -43,6 +44,7 @@ var layers = map[string]int{
 	"mirror/config":             3,
 	"convert/internal/rsscheck": 3,
 	"internal/ui":               3,
+	"internal/ui/inspect":       4,
 	// 4: the operations
 	"mirror/verify":  4,
 	"mirror/publish": 4,

@@ -9,6 +9,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/ipfs-mirror/mirror/convert/modes"
 	"github.com/ipfs-mirror/mirror/mirror/config"
 	"github.com/ipfs-mirror/mirror/mirror/lockfile"
 	"github.com/ipfs-mirror/mirror/mirror/registry"
@@ -45,7 +46,7 @@ func Rewrite(composePath string, lock *lockfile.File, host string) (*Result, err
 		if err != nil {
 			return nil, fmt.Errorf("%s: service %s: %w", composePath, s, err)
 		}
-		e, ok := lock.Lookup(src, string(config.ModePlain))
+		e, ok := lock.Lookup(src, string(modes.Plain))
 		if !ok {
 			out.Missing = append(out.Missing, s)
 			continue

@@ -15,49 +15,13 @@ package config
 import (
 	"regexp"
 	"text/template"
+
+	"github.com/ipfs-mirror/mirror/convert/modes"
+	"github.com/ipfs-mirror/mirror/mirror/registry"
 )
 
 // Version is the only mirrors.yaml format version this package reads.
 const Version = 1
-
-// Mode is a form an image is mirrored in. Each selected image is stored once
-// per mode, and the lockfile has one entry per source image and mode.
-type Mode string
-
-// The modes.
-const (
-	ModePlain     Mode = "plain"     // layers as the source has them
-	ModeEstargz   Mode = "estargz"   // layers converted to eStargz (lazy pulling)
-	ModeEncrypted Mode = "encrypted" // layers encrypted with ocicrypt for encrypt.recipients
-)
-
-// Modes lists the valid modes in their canonical order.
-var Modes = []Mode{ModePlain, ModeEstargz, ModeEncrypted}
-
-// SourceKind says where an image is read from.
-type SourceKind int
-
-// The source kinds.
-const (
-	SourceRegistry      SourceKind = iota // a registry reference
-	SourceOCI                             // oci:DIR[:TAG], an OCI image layout
-	SourceDockerArchive                   // docker-archive:FILE, a `docker save` tarball
-)
-
-func (k SourceKind) String() string {
-	switch k {
-	case SourceRegistry:
-		return "registry"
-	case SourceOCI:
-		return "oci"
-	case SourceDockerArchive:
-		return "docker-archive"
-	}
-	return "unknown"
-}
-
-// MarshalText returns String().
-func (k SourceKind) MarshalText() ([]byte, error) { return []byte(k.String()), nil }
 
 // Pos is a position in a file.
 type Pos struct {
@@ -111,7 +75,7 @@ type Image struct {
 	// "docker://" prefix removed). For images from a compose file it is
 	// the canonical reference (Repository:Tag[@Digest]).
 	Source string
-	Kind   SourceKind
+	Kind   registry.Kind
 
 	// For registry sources: the registry ("docker.io", never
 	// "index.docker.io"), the repository path in it ("library/alpine"),
@@ -133,16 +97,16 @@ type Image struct {
 	Tags TagSpec
 
 	// Modes has at least one mode, no repeats, in the order written.
-	Modes []Mode
+	Modes []modes.Mode
 	// Platforms are os/arch[/variant] strings; empty means every platform
 	// of the source.
 	Platforms []string
 	// Push are the templates of the registry references the converted image
 	// is pushed to (see PushTargets); empty means no push.
 	Push []string
-	// Encrypt is set when Modes has ModeEncrypted.
+	// Encrypt is set when Modes has modes.Encrypted.
 	Encrypt *Encrypt
-	// Estargz holds the options of ModeEstargz; nil means the defaults.
+	// Estargz holds the options of modes.Estargz; nil means the defaults.
 	Estargz *Estargz
 
 	// Compose is the path of the compose file this image came from (empty
@@ -183,7 +147,7 @@ type Estargz struct {
 // Repository:tag@Digest) for registry sources — tag "" means the source's
 // own tag — and Source as written for oci: and docker-archive: sources.
 func (img *Image) LockSource(tag string) string {
-	if img.Kind != SourceRegistry {
+	if img.Kind != registry.KindRegistry {
 		return img.Source
 	}
 	if tag == "" {
@@ -200,7 +164,7 @@ func (img *Image) LockSource(tag string) string {
 }
 
 // HasMode reports whether m is one of the image's modes.
-func (img *Image) HasMode(m Mode) bool {
+func (img *Image) HasMode(m modes.Mode) bool {
 	for _, x := range img.Modes {
 		if x == m {
 			return true

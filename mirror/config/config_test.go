@@ -10,6 +10,9 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/ipfs-mirror/mirror/convert/modes"
+	"github.com/ipfs-mirror/mirror/mirror/registry"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
@@ -274,7 +277,7 @@ images:
 		t.Errorf("file settings: %+v", f)
 	}
 	alpine, oci, app := f.Images[0], f.Images[1], f.Images[2]
-	if !reflect.DeepEqual(alpine.Modes, []Mode{ModePlain, ModeEstargz}) || !reflect.DeepEqual(alpine.Platforms, []string{"linux/amd64"}) {
+	if !reflect.DeepEqual(alpine.Modes, []modes.Mode{modes.Plain, modes.Estargz}) || !reflect.DeepEqual(alpine.Platforms, []string{"linux/amd64"}) {
 		t.Errorf("defaults not applied: %+v", alpine)
 	}
 	if len(oci.Platforms) != 0 || len(oci.Push) != 0 || oci.Path != "layouts/app" || oci.Tag != "v1" {
@@ -331,7 +334,7 @@ images:
 		t.Errorf("err = %v", err)
 	}
 	// An Image built by hand works too.
-	img := &Image{Kind: SourceRegistry, Registry: "ghcr.io", Repo: "a/b", Push: []string{"x.example.com/{{.Repo}}:{{.Tag}}"}}
+	img := &Image{Kind: registry.KindRegistry, Registry: "ghcr.io", Repo: "a/b", Push: []string{"x.example.com/{{.Repo}}:{{.Tag}}"}}
 	if got, err := img.PushTargets("1", "", "plain"); err != nil || got[0] != "x.example.com/a/b:1" {
 		t.Errorf("hand-built: %q, %v", got, err)
 	}

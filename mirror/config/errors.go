@@ -7,6 +7,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/ipfs-mirror/mirror/internal/yamlpos"
 )
 
 // ErrInvalid is matched (errors.Is) by every *Error: the mirrors list is
@@ -33,23 +35,7 @@ type Error struct {
 	sub                   bool // inside a compose file
 }
 
-func (e *Error) Error() string {
-	var b strings.Builder
-	b.WriteString(e.File)
-	b.WriteByte(':')
-	b.WriteString(strconv.Itoa(e.Line))
-	if e.Column > 0 {
-		b.WriteByte(':')
-		b.WriteString(strconv.Itoa(e.Column))
-	}
-	b.WriteString(": ")
-	if e.Field != "" {
-		b.WriteString(e.Field)
-		b.WriteString(": ")
-	}
-	b.WriteString(e.Msg)
-	return b.String()
-}
+func (e *Error) Error() string { return yamlpos.Format(e.File, e.Line, e.Column, e.Field, e.Msg) }
 
 // Is reports whether target is ErrInvalid.
 func (e *Error) Is(target error) bool { return target == ErrInvalid }

@@ -6,6 +6,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/ipfs-mirror/mirror/convert/modes"
+	"github.com/ipfs-mirror/mirror/mirror/registry"
 )
 
 // FuzzParse checks that Parse never panics, that every error it returns is
@@ -95,10 +98,10 @@ func checkFile(t *testing.T, f *File) {
 		if len(img.Modes) == 0 || img.Pos.Line < 1 || img.Source == "" {
 			t.Fatalf("images[%d] incomplete: %+v", i, img)
 		}
-		if img.HasMode(ModeEncrypted) && (img.Encrypt == nil || len(img.Encrypt.Recipients) == 0) {
+		if img.HasMode(modes.Encrypted) && (img.Encrypt == nil || len(img.Encrypt.Recipients) == 0) {
 			t.Fatalf("images[%d]: encrypted without recipients", i)
 		}
-		if img.Kind == SourceRegistry && img.Tag == "" && img.Digest == "" && len(img.Tags.List) == 0 && img.Tags.IsList() {
+		if img.Kind == registry.KindRegistry && img.Tag == "" && img.Digest == "" && len(img.Tags.List) == 0 && img.Tags.IsList() {
 			t.Fatalf("images[%d]: a repository with nothing to select", i)
 		}
 		if _, err := img.Tags.Select([]string{"1.0.0", "v2.1", "latest", "1.0.0-rc1"}); err != nil {
@@ -106,7 +109,7 @@ func checkFile(t *testing.T, f *File) {
 		}
 		tag := sampleTag
 		switch {
-		case img.Kind != SourceRegistry:
+		case img.Kind != registry.KindRegistry:
 			tag = img.Tag
 		case img.Tags.IsList() && len(img.Tags.List) > 0:
 			tag = img.Tags.List[0]

@@ -12,6 +12,9 @@ import (
 
 	"github.com/Masterminds/semver/v3"
 	"gopkg.in/yaml.v3"
+
+	"github.com/ipfs-mirror/mirror/convert/modes"
+	"github.com/ipfs-mirror/mirror/mirror/registry"
 )
 
 // ParseOption changes how Load and Parse read a list.
@@ -186,7 +189,7 @@ func (p *parser) parseIPFS(n *yaml.Node, out *IPFS) {
 // settings are the fields an entry shares with defaults; a nil node means
 // "not set here".
 type settings struct {
-	modes     []Mode
+	modes     []modes.Mode
 	modesNode *yaml.Node
 
 	platforms     []string
@@ -216,10 +219,10 @@ func (p *parser) parseSettings(m map[string]pair, field string) settings {
 			}
 			good := true
 			for i, x := range list {
-				m := Mode(x)
+				m := modes.Mode(x)
 				switch {
-				case !slices.Contains(Modes, m):
-					p.errorf(nodes[i], index(f, i), "unknown mode %q (want plain, estargz or encrypted)", x)
+				case !m.Valid():
+					p.errorf(nodes[i], index(f, i), "unknown mode %q (want %s)", x, modes.Want())
 					good = false
 				case slices.Contains(s.modes, m):
 					p.errorf(nodes[i], index(f, i), "duplicate mode %q", x)
@@ -234,7 +237,7 @@ func (p *parser) parseSettings(m map[string]pair, field string) settings {
 		}
 		if s.modes == nil {
 			s.modesNode = nil // invalid: do not report follow-on errors
-			s.modes = []Mode{}
+			s.modes = []modes.Mode{}
 		}
 	}
 	if kv, ok := m["platforms"]; ok {
@@ -356,7 +359,7 @@ func (s settings) over(d *settings) settings {
 		s.estargz = d.estargz
 	}
 	if s.modes == nil {
-		s.modes = []Mode{ModePlain}
+		s.modes = []modes.Mode{modes.Plain}
 	}
 	return s
 }
@@ -414,10 +417,10 @@ func (p *parser) parseEntry(i int, n *yaml.Node, defaults *settings) []*entry {
 
 	tkv, hasTags := m["tags"]
 	switch {
-	case hasTags && s.kind == SourceOCI:
+	case hasTags && s.kind == registry.KindOCI:
 		p.errorf(tkv.k, join(field, "tags"), "not allowed with an oci: source (write oci:DIR:TAG)")
 		return nil
-	case hasTags && s.kind == SourceDockerArchive:
+	case hasTags && s.kind == registry.KindDockerArchive:
 		p.errorf(tkv.k, join(field, "tags"), "not allowed with a docker-archive: source")
 		return nil
 	case hasTags && s.tag != "":
@@ -432,15 +435,15 @@ func (p *parser) parseEntry(i int, n *yaml.Node, defaults *settings) []*entry {
 			return nil
 		}
 		img.Tags = t
-	case s.kind == SourceRegistry && s.tag == "" && s.digest == "":
+	case s.kind == registry.KindRegistry && s.tag == "" && s.digest == "":
 		p.errorf(srcNode, join(field, "source"), "%q names no tag or digest: add tags, or :TAG or @DIGEST to the source", text)
 		return nil
 	}
 
 	e := &entry{img: img, field: field, node: srcNode}
 	switch {
-	case s.kind != SourceRegistry:
-		e.keys = []string{s.kind.String() + ":" + s.path + ":" + s.tag}
+	case s.kind != registry.KindRegistry:
+		e.keys = []string{s.kind.Prefix() + s.path + ":" + s.tag}
 	case img.Tags.IsList() && len(img.Tags.List) > 0:
 		for _, t := range img.Tags.List {
 			e.keys = append(e.keys, img.LockSource(t))
@@ -470,7 +473,7 @@ func newImage(s source, set settings, pos Pos) *Image {
 		Pos:        pos,
 		push:       set.pushTmpl,
 	}
-	if s.kind == SourceRegistry && s.tag != "" {
+	if s.kind == registry.KindRegistry && s.tag != "" {
 		img.Tags = TagSpec{List: []string{s.tag}}
 	}
 	if img.Platforms == nil {
@@ -498,7 +501,7 @@ func (p *parser) parseTags(n *yaml.Node, field string) (TagSpec, bool) {
 			return TagSpec{}, false
 		}
 		for i, t := range list {
-			if !tagRE.MatchString(t) {
+			if !registry.ValidTag(t) {
 				p.errorf(nodes[i], index(field, i), "invalid tag %q", t)
 				ok = false
 			}
@@ -578,13 +581,13 @@ func (p *parser) checkImage(field string, entryNode *yaml.Node, img *Image, own,
 	if modesAt == nil {
 		modesAt = entryNode
 	}
-	if img.HasMode(ModeEncrypted) && img.Encrypt == nil && own.encryptNode == nil {
+	if img.HasMode(modes.Encrypted) && img.Encrypt == nil && own.encryptNode == nil {
 		p.errorf(modesAt, join(field, "modes"), "encrypted mode needs encrypt.recipients")
 	}
-	if own.encryptNode != nil && len(img.Modes) > 0 && !img.HasMode(ModeEncrypted) {
+	if own.encryptNode != nil && len(img.Modes) > 0 && !img.HasMode(modes.Encrypted) {
 		p.errorf(own.encryptNode, join(field, "encrypt"), "set, but modes has no encrypted")
 	}
-	if own.estargzNode != nil && len(img.Modes) > 0 && !img.HasMode(ModeEstargz) {
+	if own.estargzNode != nil && len(img.Modes) > 0 && !img.HasMode(modes.Estargz) {
 		p.errorf(own.estargzNode, join(field, "estargz"), "set, but modes has no estargz")
 	}
 
@@ -608,7 +611,7 @@ func checkTemplate(t *template.Template, img *Image) string {
 	tag := sampleTag
 	manyTags := true
 	switch {
-	case img.Kind != SourceRegistry:
+	case img.Kind != registry.KindRegistry:
 		tag, manyTags = img.Tag, false
 	case img.Tags.IsList() && len(img.Tags.List) <= 1:
 		manyTags = false
@@ -621,7 +624,7 @@ func checkTemplate(t *template.Template, img *Image) string {
 	if digest == "" {
 		digest = sampleDigest
 	}
-	out := map[Mode]string{}
+	out := map[modes.Mode]string{}
 	for _, m := range img.Modes {
 		s, err := executePush(t, img.pushData(tag, digest, m))
 		if err != nil {

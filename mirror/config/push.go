@@ -6,15 +6,18 @@ import (
 	"text/template"
 
 	"github.com/google/go-containerregistry/pkg/name"
+
+	"github.com/ipfs-mirror/mirror/convert/modes"
+	"github.com/ipfs-mirror/mirror/mirror/registry"
 )
 
 // PushData is what a push template sees.
 type PushData struct {
-	Registry string // registry of the source, e.g. docker.io; empty for oci:/docker-archive:
-	Repo     string // repository path without the registry, e.g. library/alpine; for oci:/docker-archive: the base name of the path
-	Tag      string // the tag being mirrored
-	Digest   string // the source digest, e.g. sha256:…
-	Mode     Mode   // plain, estargz or encrypted
+	Registry string     // registry of the source, e.g. docker.io; empty for oci:/docker-archive:
+	Repo     string     // repository path without the registry, e.g. library/alpine; for oci:/docker-archive: the base name of the path
+	Tag      string     // the tag being mirrored
+	Digest   string     // the source digest, e.g. sha256:…
+	Mode     modes.Mode // plain, estargz or encrypted
 }
 
 // sample values to check templates at load time.
@@ -29,14 +32,14 @@ func parseTemplate(text string) (*template.Template, error) {
 }
 
 // pushData returns the template data of img for tag, digest and mode.
-func (img *Image) pushData(tag, digest string, mode Mode) PushData {
+func (img *Image) pushData(tag, digest string, mode modes.Mode) PushData {
 	d := PushData{Registry: img.Registry, Repo: img.Repo, Tag: tag, Digest: digest, Mode: mode}
-	if img.Kind != SourceRegistry {
+	if img.Kind != registry.KindRegistry {
 		base := strings.TrimRight(img.Path, `/\`)
 		if i := strings.LastIndexAny(base, `/\`); i >= 0 {
 			base = base[i+1:]
 		}
-		if img.Kind == SourceDockerArchive {
+		if img.Kind == registry.KindDockerArchive {
 			base = strings.TrimSuffix(strings.TrimSuffix(base, ".gz"), ".tar")
 		}
 		d.Repo = base
@@ -66,13 +69,13 @@ func checkPushRef(s string) error {
 	if err != nil {
 		return fmt.Errorf("template gives invalid reference %q: %v", s, err)
 	}
-	if reg := t.Context().RegistryStr(); !hostRE.MatchString(reg) {
+	if reg := t.Context().RegistryStr(); !registry.ValidHost(reg) {
 		return fmt.Errorf("template gives %q: invalid registry host %q", s, reg)
 	}
 	if t.TagStr() == "" {
 		return fmt.Errorf("template gives %q, which names no tag", s)
 	}
-	if !tagRE.MatchString(t.TagStr()) {
+	if !registry.ValidTag(t.TagStr()) {
 		return fmt.Errorf("template gives %q: invalid tag %q", s, t.TagStr())
 	}
 	return nil
@@ -96,7 +99,7 @@ func (img *Image) PushTargets(tag, digest, mode string) ([]string, error) {
 			tmpls[i] = t
 		}
 	}
-	d := img.pushData(tag, digest, Mode(mode))
+	d := img.pushData(tag, digest, modes.Mode(mode))
 	out := make([]string, 0, len(tmpls))
 	for i, t := range tmpls {
 		s, err := executePush(t, d)

@@ -7,23 +7,15 @@ import (
 	"regexp"
 	"strings"
 
-	"github.com/google/go-containerregistry/pkg/name"
 	ma "github.com/multiformats/go-multiaddr"
-	godigest "github.com/opencontainers/go-digest"
 
 	"github.com/ipfs-mirror/mirror/internal/redact"
+	"github.com/ipfs-mirror/mirror/mirror/registry"
 )
-
-// hostRE is the syntax of a registry host: a DNS name or a bracketed IPv6
-// address, with an optional port.
-var hostRE = regexp.MustCompile(`^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*)(:[0-9]+)?$`)
-
-// tagRE is the syntax of an image tag (OCI distribution spec).
-var tagRE = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$`)
 
 // source is a parsed source string.
 type source struct {
-	kind       SourceKind
+	kind       registry.Kind
 	text       string // as written, "docker://" removed
 	registry   string
 	repo       string
@@ -36,28 +28,28 @@ type source struct {
 // parseSource parses the value of source: (variables already expanded);
 // dir is the list's directory.
 func parseSource(s, dir string) (source, error) {
-	switch {
+	switch kind := registry.KindOf(s); {
 	case s == "":
 		return source{}, fmt.Errorf("must not be empty")
-	case strings.HasPrefix(s, "oci:"):
-		rest := s[len("oci:"):]
+	case kind == registry.KindOCI:
+		rest := s[len(kind.Prefix()):]
 		path, tag := rest, ""
 		if i := strings.LastIndexByte(rest, ':'); i >= 0 && !strings.ContainsAny(rest[i+1:], `/\`) {
 			path, tag = rest[:i], rest[i+1:]
-			if !tagRE.MatchString(tag) {
+			if !registry.ValidTag(tag) {
 				return source{}, fmt.Errorf("invalid tag %q in %q", tag, s)
 			}
 		}
 		if path == "" {
 			return source{}, fmt.Errorf("%q names no directory (want oci:DIR[:TAG])", s)
 		}
-		return source{kind: SourceOCI, text: s, tag: tag, path: resolvePath(dir, path)}, nil
-	case strings.HasPrefix(s, "docker-archive:"):
-		path := s[len("docker-archive:"):]
+		return source{kind: registry.KindOCI, text: s, tag: tag, path: resolvePath(dir, path)}, nil
+	case kind == registry.KindDockerArchive:
+		path := s[len(kind.Prefix()):]
 		if path == "" {
 			return source{}, fmt.Errorf("%q names no file (want docker-archive:FILE)", s)
 		}
-		return source{kind: SourceDockerArchive, text: s, path: resolvePath(dir, path)}, nil
+		return source{kind: registry.KindDockerArchive, text: s, path: resolvePath(dir, path)}, nil
 	}
 	return parseRegistryRef(strings.TrimPrefix(s, "docker://"))
 }
@@ -65,66 +57,26 @@ func parseSource(s, dir string) (source, error) {
 // parseRegistryRef parses a registry reference: a repository, or one with
 // a :tag, an @digest or both. A missing tag is not defaulted.
 func parseRegistryRef(s string) (source, error) {
-	if scheme, _, ok := strings.Cut(s, "://"); ok && !strings.ContainsAny(scheme, "/:@") {
-		return source{}, fmt.Errorf("invalid reference %q: remove the %s:// scheme", s, scheme)
-	}
-	base, digest, hasDigest := strings.Cut(s, "@")
-	if _, err := name.ParseReference(s); err != nil {
-		// ParseReference says only "could not parse reference": find
-		// the part at fault for a better message.
-		detail := err
-		if _, terr := name.NewTag(base); terr != nil {
-			detail = terr
-		} else if hasDigest {
-			if _, derr := godigest.Parse(digest); derr != nil {
-				detail = fmt.Errorf("invalid digest %q: %v", digest, derr)
-			} else if _, derr := name.NewDigest(s); derr != nil {
-				detail = derr
-			}
-		}
-		return source{}, fmt.Errorf("invalid reference %q: %v", s, detail)
-	}
-	t, err := name.NewTag(base, name.WithDefaultTag(""))
+	n, err := registry.ParseName(s)
 	if err != nil {
-		return source{}, fmt.Errorf("invalid reference %q: %v", s, err)
+		return source{}, err
 	}
-	if tag := t.TagStr(); tag != "" && !tagRE.MatchString(tag) {
-		return source{}, fmt.Errorf("invalid reference %q: invalid tag %q", s, tag)
-	}
-	repo := t.Context()
-	registry := repo.RegistryStr()
-	if !hostRE.MatchString(registry) {
-		return source{}, fmt.Errorf("invalid reference %q: invalid registry host %q", s, registry)
-	}
-	if registry == name.DefaultRegistry {
-		registry = "docker.io"
-	}
-	src := source{
-		kind:     SourceRegistry,
-		text:     s,
-		registry: registry,
-		repo:     repo.RepositoryStr(),
-		tag:      t.TagStr(),
-		digest:   digest,
-	}
-	src.repository = src.registry + "/" + src.repo
-	return src, nil
+	return source{
+		kind:       registry.KindRegistry,
+		text:       s,
+		registry:   n.Registry,
+		repo:       n.Repo,
+		repository: n.Repository(),
+		tag:        n.Tag,
+		digest:     n.Digest,
+	}, nil
 }
 
 // canonical returns the reference with the registry and namespace spelled
 // out, e.g. docker.io/library/redis:7; an absent tag is :latest unless a
 // digest is given.
 func (s source) canonical() string {
-	out := s.repository
-	if s.tag != "" {
-		out += ":" + s.tag
-	} else if s.digest == "" {
-		out += ":latest"
-	}
-	if s.digest != "" {
-		out += "@" + s.digest
-	}
-	return out
+	return registry.Name{Registry: s.registry, Repo: s.repo, Tag: s.tag, Digest: s.digest}.String()
 }
 
 // resolvePath resolves a relative path against the list's directory.

@@ -1,16 +1,15 @@
 package config
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
-	"io"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/ipfs-mirror/mirror/internal/yamlpos"
 )
 
 // maxAliases bounds how many aliases and merge keys one file may make the
@@ -54,42 +53,20 @@ func (p *parser) errorf(n *yaml.Node, field, format string, args ...any) {
 // document parses data as a single YAML document and returns its top
 // node, or nil after recording why not.
 func (p *parser) document(data []byte) *yaml.Node {
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	var doc yaml.Node
-	if err := decodeNode(dec, &doc); err != nil {
-		if errors.Is(err, io.EOF) {
-			p.errs.add(p.at(1, 1, "", "the file is empty"))
-			return nil
-		}
-		p.syntaxError(err, data)
-		return nil
+	root, err := yamlpos.Document(data)
+	var syntax *yamlpos.SyntaxError
+	var extra *yamlpos.ExtraDocumentError
+	switch {
+	case err == nil:
+		return root
+	case errors.As(err, &syntax):
+		p.errs.add(p.at(syntax.Line, 0, "", syntax.Error()))
+	case errors.As(err, &extra):
+		p.errorf(extra.Node, "", "a second YAML document; the file must hold one")
+	default: // yamlpos.ErrEmpty
+		p.errs.add(p.at(1, 1, "", err.Error()))
 	}
-	var extra yaml.Node
-	switch err := decodeNode(dec, &extra); {
-	case errors.Is(err, io.EOF):
-	case err != nil:
-		p.syntaxError(err, data)
-		return nil
-	default:
-		p.errorf(&extra, "", "a second YAML document; the file must hold one")
-		return nil
-	}
-	if doc.Kind != yaml.DocumentNode || len(doc.Content) == 0 {
-		p.errs.add(p.at(1, 1, "", "the file is empty"))
-		return nil
-	}
-	return doc.Content[0]
-}
-
-// decodeNode decodes the next document, turning a panic of the YAML
-// library into an error.
-func decodeNode(dec *yaml.Decoder, n *yaml.Node) (err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			err = fmt.Errorf("yaml: %v", r)
-		}
-	}()
-	return dec.Decode(n)
+	return nil
 }
 
 func (p *parser) at(line, col int, field, msg string) *Error {
@@ -99,58 +76,6 @@ func (p *parser) at(line, col int, field, msg string) *Error {
 		e.anchorLine, e.anchorCol = p.anchorPos.Line, p.anchorPos.Column
 	}
 	return e
-}
-
-var yamlLineRE = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
-
-// yamlParserProblems are the problems yaml.v3 reports as parser (not
-// scanner) errors. For those it prints the 0-based line of the context
-// (the `[` or `{` left open, the node being parsed): one less than the
-// line it means.
-var yamlParserProblems = []string{
-	"did not find expected node content",
-	"did not find expected '-' indicator",
-	"did not find expected key",
-	"did not find expected ',' or ']'",
-	"did not find expected ',' or '}'",
-	"did not find expected <document start>",
-	"found undefined tag handle",
-	"found duplicate %YAML directive",
-	"found duplicate %TAG directive",
-	"found incompatible YAML document",
-}
-
-func (p *parser) syntaxError(err error, data []byte) {
-	msg := err.Error()
-	line := 1
-	if m := yamlLineRE.FindStringSubmatch(msg); m != nil {
-		if n, err := strconv.Atoi(m[1]); err == nil && n > 0 {
-			line = n
-		}
-		msg = m[2]
-		if slices.Contains(yamlParserProblems, msg) {
-			line++
-			// At the end of the file: the last line with content.
-			if last := lastLine(data); line > last {
-				line = last
-			}
-		}
-	} else {
-		msg = strings.TrimPrefix(msg, "yaml: ")
-	}
-	p.errs.add(p.at(line, 0, "", "invalid YAML: "+msg))
-}
-
-// lastLine is the 1-based number of the last line of data with anything
-// but spaces on it (1 for an empty file).
-func lastLine(data []byte) int {
-	lines := strings.Split(string(data), "\n")
-	for i := len(lines) - 1; i >= 0; i-- {
-		if strings.TrimSpace(lines[i]) != "" {
-			return i + 1
-		}
-	}
-	return 1
 }
 
 // deref follows aliases; nil when the alias budget is spent.

@@ -2,8 +2,8 @@ package lockfile
 
 import (
 	"errors"
-	"strconv"
-	"strings"
+
+	"github.com/ipfs-mirror/mirror/internal/yamlpos"
 )
 
 // ErrInvalid is matched (errors.Is) by every *Error: the lockfile (or the
@@ -22,24 +22,7 @@ type Error struct {
 	Msg    string
 }
 
-func (e *Error) Error() string {
-	var b strings.Builder
-	switch {
-	case e.Line > 0:
-		b.WriteString(e.File + ":" + strconv.Itoa(e.Line))
-		if e.Column > 0 {
-			b.WriteString(":" + strconv.Itoa(e.Column))
-		}
-		b.WriteString(": ")
-	case e.File != "":
-		b.WriteString(e.File + ": ")
-	}
-	if e.Field != "" {
-		b.WriteString(e.Field + ": ")
-	}
-	b.WriteString(e.Msg)
-	return b.String()
-}
+func (e *Error) Error() string { return yamlpos.Format(e.File, e.Line, e.Column, e.Field, e.Msg) }
 
 // Is reports whether target is ErrInvalid.
 func (e *Error) Is(target error) bool { return target == ErrInvalid }

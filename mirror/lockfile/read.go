@@ -1,10 +1,8 @@
 package lockfile
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"regexp"
@@ -15,6 +13,9 @@ import (
 	"github.com/ipfs/go-cid"
 	"github.com/opencontainers/go-digest"
 	"gopkg.in/yaml.v3"
+
+	"github.com/ipfs-mirror/mirror/convert/modes"
+	"github.com/ipfs-mirror/mirror/internal/yamlpos"
 )
 
 // Read reads the lockfile at path. A missing file is an empty File (New()),
@@ -91,13 +92,13 @@ func checkSource(s string) error {
 }
 
 func checkMode(m string) error {
-	switch m {
-	case "plain", "estargz", "encrypted":
+	switch {
+	case modes.Mode(m).Valid():
 		return nil
-	case "":
+	case m == "":
 		return errors.New("must not be empty")
 	}
-	return fmt.Errorf("unknown mode %q (want plain, estargz or encrypted)", m)
+	return fmt.Errorf("unknown mode %q (want %s)", m, modes.Want())
 }
 
 func checkDigest(d string) error {
@@ -156,34 +157,21 @@ func (r *reader) errorf(n *yaml.Node, field, format string, args ...any) {
 	r.errs = append(r.errs, e)
 }
 
-var yamlLineRE = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
-
 func (r *reader) parse(data []byte) *File {
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	var doc yaml.Node
-	if err := decode(dec, &doc); err != nil {
-		if errors.Is(err, io.EOF) {
-			r.errorf(nil, "", "the file is empty")
-			return nil
-		}
-		line, msg := 1, strings.TrimPrefix(err.Error(), "yaml: ")
-		if m := yamlLineRE.FindStringSubmatch(err.Error()); m != nil {
-			line, _ = strconv.Atoi(m[1])
-			msg = m[2]
-		}
-		r.errs = append(r.errs, &Error{File: r.file, Line: max(line, 1), Msg: "invalid YAML: " + msg})
+	root, err := yamlpos.Document(data)
+	var syntax *yamlpos.SyntaxError
+	var extra *yamlpos.ExtraDocumentError
+	switch {
+	case errors.As(err, &syntax):
+		r.errs = append(r.errs, &Error{File: r.file, Line: syntax.Line, Msg: syntax.Error()})
+		return nil
+	case errors.As(err, &extra):
+		r.errorf(extra.Node, "", "more than one YAML document")
+		return nil
+	case err != nil: // yamlpos.ErrEmpty
+		r.errorf(nil, "", "%v", err)
 		return nil
 	}
-	var extra yaml.Node
-	if err := decode(dec, &extra); !errors.Is(err, io.EOF) {
-		r.errorf(&extra, "", "more than one YAML document")
-		return nil
-	}
-	if len(doc.Content) == 0 {
-		r.errorf(nil, "", "the file is empty")
-		return nil
-	}
-	root := doc.Content[0]
 	m, ok := r.fields(root, "", "version", "images")
 	if !ok {
 		return nil
@@ -228,17 +216,6 @@ func (r *reader) parse(data []byte) *File {
 		f.Images = append(f.Images, e)
 	}
 	return f
-}
-
-// decode decodes the next document, turning a panic of the YAML library
-// into an error.
-func decode(dec *yaml.Decoder, n *yaml.Node) (err error) {
-	defer func() {
-		if p := recover(); p != nil {
-			err = fmt.Errorf("yaml: %v", p)
-		}
-	}()
-	return dec.Decode(n)
 }
 
 // fields returns a mapping's values by key, rejecting unknown and repeated

@@ -15,17 +15,41 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 )
 
-// Transport kinds of a SOURCE or DEST.
+// Kind is the transport of a SOURCE or DEST (and of a mirrors list's
+// source): a registry, an OCI layout or a docker archive.
+type Kind string
+
+// The kinds, as their prefixes name them (oci:DIR, docker-archive:FILE).
 const (
-	KindRegistry      = "registry"
-	KindOCI           = "oci"
-	KindDockerArchive = "docker-archive"
+	KindRegistry      Kind = "registry"
+	KindOCI           Kind = "oci"
+	KindDockerArchive Kind = "docker-archive"
 )
+
+// KindOf is the kind s names by its prefix: oci:, docker-archive:, else a
+// registry reference.
+func KindOf(s string) Kind {
+	for _, k := range []Kind{KindOCI, KindDockerArchive} {
+		if strings.HasPrefix(s, k.Prefix()) {
+			return k
+		}
+	}
+	return KindRegistry
+}
+
+// Prefix is the prefix of the kind's names ("oci:", "docker-archive:"; ""
+// for a registry).
+func (k Kind) Prefix() string {
+	if k == KindRegistry {
+		return ""
+	}
+	return string(k) + ":"
+}
 
 // Ref is a parsed SOURCE or DEST: a registry reference, "oci:DIR[:TAG]" or
 // "docker-archive:FILE[:NAME:TAG]".
 type Ref struct {
-	Kind string
+	Kind Kind
 	// Registry reference (KindRegistry).
 	Ref name.Reference
 	// Path of the layout or archive, and the tag inside it (may be empty).
@@ -39,9 +63,9 @@ func (r Ref) String() string {
 		return r.Ref.String()
 	case KindOCI, KindDockerArchive:
 		if r.Tag != "" {
-			return r.Kind + ":" + r.Path + ":" + r.Tag
+			return r.Kind.Prefix() + r.Path + ":" + r.Tag
 		}
-		return r.Kind + ":" + r.Path
+		return r.Kind.Prefix() + r.Path
 	}
 	return "?"
 }
@@ -121,15 +145,15 @@ func (o Options) Remote(ctx context.Context) []remote.Option {
 
 // ParseRef parses a SOURCE or DEST.
 func ParseRef(s string, o Options) (Ref, error) {
-	switch {
-	case strings.HasPrefix(s, "oci:"):
-		p, tag := splitPathTag(strings.TrimPrefix(s, "oci:"))
+	switch KindOf(s) {
+	case KindOCI:
+		p, tag := splitPathTag(strings.TrimPrefix(s, KindOCI.Prefix()))
 		if p == "" {
 			return Ref{}, fmt.Errorf("%w %q: want oci:DIR[:TAG]", ErrBadReference, s)
 		}
 		return Ref{Kind: KindOCI, Path: p, Tag: tag}, nil
-	case strings.HasPrefix(s, "docker-archive:"):
-		rest := strings.TrimPrefix(s, "docker-archive:")
+	case KindDockerArchive:
+		rest := strings.TrimPrefix(s, KindDockerArchive.Prefix())
 		// FILE[:NAME:TAG] — the reference part may hold one more colon.
 		p, tag := rest, ""
 		if i := strings.Index(rest, ":"); i >= 0 {
@@ -144,7 +168,8 @@ func ParseRef(s string, o Options) (Ref, error) {
 			}
 		}
 		return Ref{Kind: KindDockerArchive, Path: p, Tag: tag}, nil
-	case strings.HasPrefix(s, "ipfs://"):
+	}
+	if strings.HasPrefix(s, "ipfs://") {
 		return Ref{}, fmt.Errorf("%w %q: an ipfs:// name is not a registry image (use mirror pull)", ErrBadReference, s)
 	}
 	s = strings.TrimPrefix(s, "docker://")

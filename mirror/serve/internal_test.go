@@ -22,62 +22,6 @@ import (
 	"github.com/ipfs-mirror/mirror/mirror/ipfs"
 )
 
-func TestCanonicalRepo(t *testing.T) {
-	for _, tc := range []struct {
-		ns, name, want string
-	}{
-		{"", "alpine", "docker.io/library/alpine"},
-		{"", "library/alpine", "docker.io/library/alpine"},
-		{"", "docker.io/library/alpine", "docker.io/library/alpine"},
-		{"", "index.docker.io/library/alpine", "docker.io/library/alpine"},
-		{"", "registry-1.docker.io/library/alpine", "docker.io/library/alpine"},
-		{"", "docker.io/alpine", "docker.io/library/alpine"},
-		{"", "acme/app", "docker.io/acme/app"},
-		{"", "ghcr.io/acme/app", "ghcr.io/acme/app"},
-		{"", "localhost/app", "localhost/app"},
-		{"", "127.0.0.1:5000/a/b/c", "127.0.0.1:5000/a/b/c"},
-		{"docker.io", "library/alpine", "docker.io/library/alpine"},
-		{"docker.io", "alpine", "docker.io/library/alpine"},
-		{"registry-1.docker.io", "library/alpine", "docker.io/library/alpine"},
-		{"ghcr.io", "acme/app", "ghcr.io/acme/app"},
-		{"GHCR.io", "acme/app", "ghcr.io/acme/app"},
-		{"", "Bad/name", ""},
-		{"", "a//b", ""},
-		{"", "a/../b", ""},
-		{"", "", ""},
-		{"bad host!", "a", ""},
-	} {
-		got, ok := canonicalRepo(tc.ns, tc.name)
-		if got != tc.want || ok != (tc.want != "") {
-			t.Errorf("canonicalRepo(%q, %q) = %q, %v; want %q", tc.ns, tc.name, got, ok, tc.want)
-		}
-	}
-}
-
-func TestSplitSource(t *testing.T) {
-	for _, tc := range []struct {
-		src, repo, tag string
-		ok             bool
-	}{
-		{"docker.io/library/alpine:3.20", "docker.io/library/alpine", "3.20", true},
-		{"docker://alpine:3.20", "docker.io/library/alpine", "3.20", true},
-		{"ghcr.io/acme/app:1.2.3@sha256:" + string(bytes.Repeat([]byte("a"), 64)), "ghcr.io/acme/app", "1.2.3", true},
-		{"ghcr.io/acme/app@sha256:" + string(bytes.Repeat([]byte("a"), 64)), "ghcr.io/acme/app", "", true},
-		{"127.0.0.1:5000/x:y", "127.0.0.1:5000/x", "y", true},
-		{"127.0.0.1:5000/x", "127.0.0.1:5000/x", "", true},
-		{"oci:/srv/layout:tag", "", "", false},
-		{"docker-archive:/tmp/a.tar", "", "", false},
-	} {
-		repo, tag, ok := splitSource(tc.src)
-		if repo != tc.repo || tag != tc.tag || ok != tc.ok {
-			t.Errorf("splitSource(%q) = %q %q %v; want %q %q %v", tc.src, repo, tag, ok, tc.repo, tc.tag, tc.ok)
-		}
-	}
-	if ModeTag("3.20", "plain") != "3.20" || ModeTag("3.20", "estargz") != "3.20-estargz" {
-		t.Error("ModeTag")
-	}
-}
-
 func TestParseRange(t *testing.T) {
 	d := digest.FromString("x")
 	for _, tc := range []struct {

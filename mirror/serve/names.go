@@ -4,134 +4,17 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"regexp"
 	"slices"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/ipfs/go-cid"
 
+	"github.com/ipfs-mirror/mirror/convert/modes"
 	"github.com/ipfs-mirror/mirror/mirror/ipfs"
 	"github.com/ipfs-mirror/mirror/mirror/lockfile"
+	"github.com/ipfs-mirror/mirror/mirror/registry"
 )
-
-// Registry names, as the distribution spec and docker's reference grammar
-// define them.
-var (
-	componentRE = regexp.MustCompile(`^[a-z0-9]+(?:(?:[._]|__|[-]+)[a-z0-9]+)*$`)
-	tagRE       = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$`)
-	hostRE      = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?(:[0-9]+)?$`)
-)
-
-// dockerHub is the canonical host of Docker Hub names.
-const dockerHub = "docker.io"
-
-func normalizeHost(h string) string {
-	switch strings.ToLower(h) {
-	case "docker.io", "index.docker.io", "registry-1.docker.io", "registry.hub.docker.com":
-		return dockerHub
-	}
-	return strings.ToLower(h)
-}
-
-// isHost reports whether the first component of a name is a registry host
-// (docker's rule: it has a dot or a port, or is localhost).
-func isHost(s string) bool {
-	return strings.ContainsAny(s, ".:") || s == "localhost"
-}
-
-// canonicalRepo turns a repository name into the one form names are
-// compared in: host/path, Docker Hub as docker.io, its official images
-// under library/. ns is the registry host containerd sends (?ns=) when it
-// uses us as a mirror; then name has no host of its own.
-func canonicalRepo(ns, name string) (string, bool) {
-	host, path := dockerHub, name
-	if ns != "" {
-		host = ns
-	} else if first, rest, ok := strings.Cut(name, "/"); ok && unfoldPort(first) != "" {
-		host, path = unfoldPort(first), rest
-	} else if ok && isHost(first) {
-		host, path = first, rest
-	}
-	if !hostRE.MatchString(host) || path == "" {
-		return "", false
-	}
-	host = normalizeHost(host)
-	parts := strings.Split(path, "/")
-	for _, p := range parts {
-		if !componentRE.MatchString(p) {
-			return "", false
-		}
-	}
-	if host == dockerHub && len(parts) == 1 {
-		path = "library/" + path
-	}
-	return host + "/" + path, true
-}
-
-// foldedRE is a registry host with its port folded into a path component
-// (127.0.0.1_15000, localhost_5000, registry.example_8443).
-var foldedRE = regexp.MustCompile(`^([a-z0-9]([a-z0-9.-]*[a-z0-9])?)_([0-9]{1,5})$`)
-
-// FoldPort turns a canonical repository whose host has a port into the
-// form docker-style clients can name behind another host: the port folded
-// into the first component with "_" (127.0.0.1:15000/test/hello →
-// 127.0.0.1_15000/test/hello). "_" separates path components in the
-// reference grammar and never appears in a host name, so the fold is
-// unambiguous. Other names are returned as they are.
-func FoldPort(repo string) string {
-	first, rest, ok := strings.Cut(repo, "/")
-	if !ok {
-		return repo
-	}
-	h, port, ok := strings.Cut(first, ":")
-	if !ok {
-		return repo
-	}
-	return h + "_" + port + "/" + rest
-}
-
-// unfoldPort is the host:port of a folded first component, or "" when it is
-// not one (the host part must look like a host: a dot, or localhost).
-func unfoldPort(first string) string {
-	m := foldedRE.FindStringSubmatch(first)
-	if m == nil || !(strings.Contains(m[1], ".") || m[1] == "localhost") {
-		return ""
-	}
-	return m[1] + ":" + m[3]
-}
-
-// splitSource splits a lockfile source (host/path:tag, host/path@digest,
-// host/path:tag@digest) into its canonical repository and its tag ("" when
-// it names a digest only). ok is false for sources that are not registry
-// references (oci:, docker-archive:).
-func splitSource(src string) (repo, tag string, ok bool) {
-	src = strings.TrimPrefix(src, "docker://")
-	if strings.HasPrefix(src, "oci:") || strings.HasPrefix(src, "docker-archive:") || strings.HasPrefix(src, "oci-archive:") {
-		return "", "", false
-	}
-	if i := strings.Index(src, "@"); i >= 0 {
-		src = src[:i]
-	}
-	if i := strings.LastIndex(src, ":"); i > strings.LastIndex(src, "/") {
-		src, tag = src[:i], src[i+1:]
-		if !tagRE.MatchString(tag) {
-			return "", "", false
-		}
-	}
-	repo, ok = canonicalRepo("", src)
-	return repo, tag, ok
-}
-
-// ModeTag is the tag under which a lockfile entry is served: the source's
-// tag for mode plain, tag-MODE otherwise (3.20-estargz, 3.20-encrypted).
-func ModeTag(tag, mode string) string {
-	if mode == "" || mode == "plain" {
-		return tag
-	}
-	return tag + "-" + mode
-}
 
 // lockEntry is what a name:tag points at.
 type lockEntry struct {
@@ -157,7 +40,7 @@ func (t *nameTable) catalog() []string {
 	out := make([]string, 0, len(t.repos))
 	for r := range t.repos {
 		out = append(out, r)
-		if f := FoldPort(r); f != r {
+		if f := registry.FoldPort(r); f != r {
 			out = append(out, f)
 		}
 	}
@@ -197,7 +80,7 @@ func buildTable(files []string, read func(string) (*lockfile.File, error), log *
 			return nil, err
 		}
 		for _, e := range f.Images {
-			repo, tag, ok := splitSource(e.Source)
+			repo, tag, ok := registry.SplitSource(e.Source)
 			if !ok || tag == "" {
 				log.Debug("lockfile entry has no registry name:tag to serve it under", "lock", path, "source", e.Source, "mode", e.Mode)
 				continue
@@ -206,7 +89,7 @@ func buildTable(files []string, read func(string) (*lockfile.File, error), log *
 			if err != nil {
 				return nil, fmt.Errorf("%s: %s (%s): %w", path, e.Source, e.Mode, err)
 			}
-			tag = ModeTag(tag, e.Mode)
+			tag = modes.Mode(e.Mode).Tag(tag)
 			if t.repos[repo] == nil {
 				t.repos[repo] = map[string]lockEntry{}
 			}

@@ -65,6 +65,7 @@ import (
 
 	"github.com/ipfs-mirror/mirror/manifests"
 	"github.com/ipfs-mirror/mirror/mirror/ipfs"
+	"github.com/ipfs-mirror/mirror/mirror/registry"
 )
 
 // Options configure a Server. The zero value serves /v2/ipfs/<CID> names
@@ -391,7 +392,7 @@ func (s *Server) parseName(name, ns string) (target, *regError) {
 			if !s.opts.AllowIPNS {
 				return t, newError(http.StatusForbidden, CodeDenied, "IPNS names are not served (start the server with --allow-ipns)")
 			}
-			if strings.Contains(rest, "/") || !componentRE.MatchString(rest) {
+			if strings.Contains(rest, "/") || !registry.ValidComponent(rest) {
 				return t, newError(http.StatusBadRequest, CodeNameInvalid, "%q: %s/ must be followed by one IPNS name (a key or a DNSLink domain)", name, first)
 			}
 			t.kind, t.ipns = byIPNS, rest
@@ -399,7 +400,7 @@ func (s *Server) parseName(name, ns string) (target, *regError) {
 			return t, nil
 		}
 	}
-	repo, ok := canonicalRepo(ns, name)
+	repo, ok := registry.CanonicalRepo(ns, name)
 	if !ok {
 		if t.mirror {
 			return t, newError(http.StatusNotFound, CodeNameUnknown, "%q (ns=%s) is not served here", name, ns)
@@ -532,7 +533,7 @@ func (s *Server) manifest(w *recorder, r *http.Request, t target, ref string) {
 		s.writeDoc(w, r, d, *found, true)
 		return
 	}
-	if !tagRE.MatchString(ref) {
+	if !registry.ValidTag(ref) {
 		writeError(w, r, newError(http.StatusBadRequest, CodeNameInvalid, "%q is neither a tag nor a digest", ref))
 		return
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/ipfs/go-cid"
 
+	"github.com/ipfs-mirror/mirror/convert/modes"
 	"github.com/ipfs-mirror/mirror/manifests"
 	"github.com/ipfs-mirror/mirror/mirror/config"
 	"github.com/ipfs-mirror/mirror/mirror/ipfs"
@@ -23,7 +24,7 @@ import (
 
 // Converter returns the image conversion of mode for an entry (nil for
 // plain). It is how the eStargz and encrypted modes plug in.
-type Converter func(img *config.Image, mode config.Mode) (manifests.ImageConverter, error)
+type Converter func(img *config.Image, mode modes.Mode) (manifests.ImageConverter, error)
 
 // Options configure Sync.
 type Options struct {
@@ -217,9 +218,9 @@ func (s *syncer) one(ctx context.Context, p *planner, img *config.Image, tag str
 
 // write pushes one mode of an opened source, runs the post-steps (pin
 // handle, re-push, CAR) and records it.
-func (s *syncer) write(ctx context.Context, img *config.Image, tag string, m config.Mode, src *registry.Source, ps []v1.Platform, r *ImageReport) error {
+func (s *syncer) write(ctx context.Context, img *config.Image, tag string, m modes.Mode, src *registry.Source, ps []v1.Platform, r *ImageReport) error {
 	var conv manifests.ImageConverter
-	if m != config.ModePlain {
+	if m != modes.Plain {
 		if s.o.Convert == nil {
 			return fmt.Errorf("mode %s is not available in this build", m)
 		}

@@ -11,6 +11,7 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/ipfs-mirror/mirror/convert/modes"
 	"github.com/ipfs-mirror/mirror/mirror/config"
 	"github.com/ipfs-mirror/mirror/mirror/lockfile"
 	"github.com/ipfs-mirror/mirror/mirror/registry"
@@ -51,7 +52,7 @@ type holdings interface {
 // step is the plan for one image × tag × mode.
 type step struct {
 	Source string // the lock source (the canonical reference with the tag)
-	Mode   config.Mode
+	Mode   modes.Mode
 	Action Status
 	// Digest is the source digest the plan saw (empty when the image
 	// failed before the source was asked, or for immutable entries, whose
@@ -186,7 +187,7 @@ func imageKey(img *config.Image) string {
 }
 
 func lockPrefix(img *config.Image) string {
-	if img.Kind == config.SourceRegistry {
+	if img.Kind == registry.KindRegistry {
 		return img.Repository
 	}
 	return img.Source
@@ -195,7 +196,7 @@ func lockPrefix(img *config.Image) string {
 // tags resolves which tags of an entry to mirror ("" for a source named by
 // digest, or an oci:/docker-archive: source).
 func (p *planner) tags(ctx context.Context, img *config.Image) ([]string, error) {
-	if img.Kind != config.SourceRegistry {
+	if img.Kind != registry.KindRegistry {
 		return []string{""}, nil
 	}
 	if img.Digest != "" && img.Tag == "" {
@@ -217,9 +218,9 @@ func (p *planner) tags(ctx context.Context, img *config.Image) ([]string, error)
 // refFor is the reference to read for an entry and tag.
 func refFor(img *config.Image, tag string) string {
 	switch img.Kind {
-	case config.SourceRegistry:
+	case registry.KindRegistry:
 		return img.LockSource(tag)
-	case config.SourceOCI:
+	case registry.KindOCI:
 		if img.Tag != "" {
 			return "oci:" + img.Path + ":" + img.Tag
 		}
@@ -232,7 +233,7 @@ func refFor(img *config.Image, tag string) string {
 func (p *planner) planTag(ctx context.Context, img *config.Image, tag string) tagPlan {
 	lockSrc, platforms := img.LockSource(tag), sortedPlatforms(img)
 	tp := tagPlan{Image: img, Tag: tag, Steps: make([]step, len(img.Modes))}
-	prev := map[config.Mode]*lockfile.Entry{}
+	prev := map[modes.Mode]*lockfile.Entry{}
 	for i, m := range img.Modes {
 		tp.Steps[i] = step{Source: lockSrc, Mode: m}
 		if e := p.lock.lookup(lockSrc, string(m)); e != nil {
@@ -351,7 +352,7 @@ func (p *planner) holdsAll(ctx context.Context, steps []step) (bool, error) {
 
 // boundAll reports whether every entry's CID holds its source's image (see
 // verify.CheckBinding); IPFS reads only (the documents of each tree).
-func (p *planner) boundAll(ctx context.Context, prev map[config.Mode]*lockfile.Entry) bool {
+func (p *planner) boundAll(ctx context.Context, prev map[modes.Mode]*lockfile.Entry) bool {
 	for _, e := range prev {
 		if _, err := p.held.Binding(ctx, *e); err != nil {
 			return false

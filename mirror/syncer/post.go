@@ -9,6 +9,7 @@ import (
 
 	"github.com/ipfs/go-cid"
 
+	"github.com/ipfs-mirror/mirror/convert/modes"
 	"github.com/ipfs-mirror/mirror/manifests"
 	"github.com/ipfs-mirror/mirror/manifests/pinhandle"
 	"github.com/ipfs-mirror/mirror/mirror/config"
@@ -23,7 +24,7 @@ import (
 // this run's options add to it.
 
 // post runs the post-steps of an image just written, filling r.
-func (s *syncer) post(ctx context.Context, img *config.Image, tag string, m config.Mode, res *oci.PushResult, r *ImageReport) error {
+func (s *syncer) post(ctx context.Context, img *config.Image, tag string, m modes.Mode, res *oci.PushResult, r *ImageReport) error {
 	if s.o.PinHandle != nil {
 		pin, err := s.o.PinHandle(ctx, res.Result)
 		if err != nil {

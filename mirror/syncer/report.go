@@ -8,8 +8,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/ipfs-mirror/mirror/convert/modes"
 	"github.com/ipfs-mirror/mirror/manifests"
-	"github.com/ipfs-mirror/mirror/mirror/config"
 	"github.com/ipfs-mirror/mirror/mirror/lockfile"
 )
 
@@ -106,10 +106,7 @@ type Event struct {
 // ImageLabel is the Image of a sync's blob events: the lockfile source,
 // with the mode unless it is plain.
 func ImageLabel(source, mode string) string {
-	if mode == "" || mode == string(config.ModePlain) {
-		return source
-	}
-	return source + " (" + mode + ")"
+	return modes.Mode(mode).Label(source)
 }
 
 // reporter keeps a run's report as the workers finish images, and sends
