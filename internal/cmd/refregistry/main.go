@@ -17,8 +17,12 @@
 // repository whose subject is the digest asked for; it ignores the
 // artifactType query parameter (no OCI-Filters-Applied header); the
 // artifactType of each descriptor is the manifest's config media type,
-// not its artifactType field; it sends no OCI-Subject header when a
-// manifest with a subject is pushed (clients then probe the API).
+// not its artifactType field (so `oras discover --artifact-type` finds
+// nothing for an oras attach artifact); it sends no OCI-Subject header when
+// a manifest with a subject is pushed (go-containerregistry's clients, as
+// cosign, then probe the API and find it; oras writes the referrers tag
+// schema's sha256-<hex> index as well, unless told --distribution-spec
+// v1.1-referrers-api).
 package main
 
 import (
