@@ -46,6 +46,8 @@ type Options struct {
 	PinHandle func(ctx context.Context, res *manifests.Result) (cid.Cid, error)
 	// CARDir, when set, gets one CAR per entry (CARName), rooted at its pin
 	// handle; an unchanged entry whose CAR exists is not exported again.
+	// The CAR of an image written is made from copies of its files kept
+	// in CARDir while it is written, not by reading it back from the node.
 	CARDir string
 	// OnEvent receives progress; may be nil.
 	OnEvent func(Event)
@@ -77,7 +79,11 @@ func Sync(ctx context.Context, store ipfs.Store, cfg *config.File, lock *lockfil
 		o.Registry.Blobs = registry.NewBlobFetcher(o.Registry)
 	}
 	s := &syncer{store: store, o: o, lock: &lockView{f: lock}, rep: newReporter(ctx, o)}
-	s.w = manifests.NewWriter(store, o.Jobs, s.rep.blob)
+	var ws ipfs.Store = store
+	if o.CARDir != "" {
+		ws = teeStore{store} // the CARs come from copies kept at write time
+	}
+	s.w = manifests.NewWriter(ws, o.Jobs, s.rep.blob)
 	p := &planner{
 		cfg:  cfg,
 		lock: s.lock,
@@ -229,6 +235,11 @@ func (s *syncer) write(ctx context.Context, img *config.Image, tag string, m mod
 			return err
 		}
 		conv = c
+	}
+	if s.o.CARDir != "" {
+		var done func()
+		ctx, done = withTee(ctx, s.o.CARDir)
+		defer done()
 	}
 	res, err := oci.PushSource(ctx, s.w, src, oci.PushOptions{Registry: s.o.Registry, Platforms: ps, Convert: conv, Image: ImageLabel(r.Source, r.Mode)})
 	if err != nil {

@@ -4,15 +4,20 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/ipfs/go-cid"
+	carv2 "github.com/ipld/go-car/v2"
 
 	"github.com/ipfs-mirror/mirror/mirror/config"
 	"github.com/ipfs-mirror/mirror/mirror/ipfs"
@@ -69,7 +74,7 @@ func (r *layoutRun) sync(store ipfs.Store, images string, o Options) (*Report, m
 	if err != nil {
 		r.t.Fatal(err)
 	}
-	o.LockPath, o.CARDir = r.lock, r.cars
+	o.LockPath = r.lock
 	rep, err := Sync(context.Background(), store, cfg, lock, o)
 	if err != nil {
 		r.t.Fatal(err)
@@ -103,7 +108,8 @@ func TestSyncLayouts(t *testing.T) {
 	store := newCARStore(t)
 	both := "  - source: oci:a\n  - source: oci:b\n"
 
-	rep, got := r.sync(store, both, Options{})
+	withCARs := Options{CARDir: r.cars}
+	rep, got := r.sync(store, both, withCARs)
 	if got["oci:a"] != StatusNew || got["oci:b"] != StatusNew || !rep.LockChanged || rep.BlobsAdded == 0 {
 		t.Fatalf("first run: %v, lock changed %v, %d blobs", got, rep.LockChanged, rep.BlobsAdded)
 	}
@@ -118,7 +124,7 @@ func TestSyncLayouts(t *testing.T) {
 		}
 	}
 
-	rep, got = r.sync(store, both, Options{})
+	rep, got = r.sync(store, both, withCARs)
 	if got["oci:a"] != StatusUnchanged || got["oci:b"] != StatusUnchanged || rep.LockChanged || rep.BlobsAdded != 0 {
 		t.Errorf("second run: %v, lock changed %v, %d blobs", got, rep.LockChanged, rep.BlobsAdded)
 	}
@@ -174,5 +180,98 @@ func TestSyncHoldsError(t *testing.T) {
 	}
 	if rep.Failed != 1 {
 		t.Errorf("%d failed", rep.Failed)
+	}
+}
+
+// counting is a store that counts the bytes read from it.
+type counting struct {
+	*car.Store
+	read atomic.Int64
+}
+
+func (c *counting) Cat(ctx context.Context, id cid.Cid, offset, length int64) (io.ReadCloser, error) {
+	rc, err := c.Store.Cat(ctx, id, offset, length)
+	if err != nil {
+		return nil, err
+	}
+	return struct {
+		io.Reader
+		io.Closer
+	}{&countReader{rc, &c.read}, rc}, nil
+}
+
+type countReader struct {
+	r io.Reader
+	n *atomic.Int64
+}
+
+func (c *countReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n.Add(int64(n))
+	return n, err
+}
+
+// readCAR returns a CAR's roots and blocks.
+func readCAR(t *testing.T, path string) ([]cid.Cid, map[cid.Cid]string) {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	br, err := carv2.NewBlockReader(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	blocks := map[cid.Cid]string{}
+	for {
+		b, err := br.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		blocks[b.Cid()] = string(b.RawData())
+	}
+	return br.Roots, blocks
+}
+
+// The CARs of a sync come from copies kept as the images are written: the
+// run reads no more from the node than a run without CARs, and each CAR
+// holds the same roots and blocks as one exported afterwards by reading
+// the image back from the node.
+func TestSyncCARFromTee(t *testing.T) {
+	r := newLayoutRun(t)
+	both := "  - source: oci:a\n  - source: oci:b\n"
+
+	plain := &counting{Store: newCARStore(t)}
+	r.sync(plain, both, Options{})
+	if err := os.Remove(r.lock); err != nil {
+		t.Fatal(err)
+	}
+	node := &counting{Store: newCARStore(t)}
+	_, got := r.sync(node, both, Options{CARDir: r.cars})
+	if got["oci:a"] != StatusNew || got["oci:b"] != StatusNew {
+		t.Fatalf("statuses %v", got)
+	}
+	if node.read.Load() != plain.read.Load() {
+		t.Errorf("read %d bytes from the node with --car, %d without: the CARs were read back from the node", node.read.Load(), plain.read.Load())
+	}
+	lock, _ := lockfile.Read(r.lock)
+	for _, e := range lock.Images {
+		roots, blocks := readCAR(t, filepath.Join(r.cars, CARName(e.Source, e.Mode)))
+		root, _ := ipfs.ParseCID(e.CID)
+		ref := filepath.Join(t.TempDir(), "ref.car")
+		if _, err := ExportCAR(context.Background(), node.Store, root, ref, ""); err != nil {
+			t.Fatal(err)
+		}
+		wantRoots, wantBlocks := readCAR(t, ref)
+		if !slices.Equal(roots, wantRoots) || !maps.Equal(blocks, wantBlocks) {
+			t.Errorf("%s: CAR roots %v, %d blocks; read back from the node: roots %v, %d blocks", e.Source, roots, len(blocks), wantRoots, len(wantBlocks))
+		}
+	}
+	if left, _ := filepath.Glob(filepath.Join(r.cars, ".tee-*")); len(left) != 0 {
+		t.Errorf("copies left behind: %v", left)
 	}
 }

@@ -3,9 +3,11 @@ package syncer
 import (
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 
 	"github.com/ipfs/go-cid"
 
@@ -74,6 +76,9 @@ func (s *syncer) upgrade(ctx context.Context, r *ImageReport, e *lockfile.Entry)
 	return nil
 }
 
+// exportCAR writes the entry's CAR. After a write it reads what the write
+// added from the copies its tee kept (see teeStore), and from the node
+// only what the write did not add itself.
 func (s *syncer) exportCAR(ctx context.Context, r *ImageReport) error {
 	if s.o.CARDir == "" {
 		return nil
@@ -82,10 +87,138 @@ func (s *syncer) exportCAR(ctx context.Context, r *ImageReport) error {
 	if err != nil {
 		return err
 	}
-	if _, err := ExportCAR(ctx, s.store, root, filepath.Join(s.o.CARDir, CARName(r.Source, r.Mode)), ""); err != nil {
+	var from ipfs.Store = s.store
+	if t, _ := ctx.Value(teeKey{}).(*tee); t != nil {
+		from = teeView{s.store, t}
+	}
+	if _, err := ExportCAR(ctx, from, root, filepath.Join(s.o.CARDir, CARName(r.Source, r.Mode)), ""); err != nil {
 		return fmt.Errorf("exporting the CAR: %w", err)
 	}
 	return nil
+}
+
+// A CAR is not made by reading the image back from the node (a second full
+// pass over IPFS): when CARs are asked for, the writer's store is a
+// teeStore, which keeps a local copy of every file a write adds, in a tee
+// the write's context carries; ExportCAR then reads those copies (through
+// a teeView) exactly as it would read the node, so the CAR is the same
+// blocks, re-chunked and checked against their CIDs as before. A file the
+// write did not add — a blob another image of the run added first (the
+// writer adds each digest once) — is still read from the node. The copies
+// live in a hidden directory in the CAR directory and go when the image is
+// done.
+
+type teeKey struct{}
+
+// tee holds local copies of the files one image's write added.
+type tee struct {
+	dir   string
+	mu    sync.Mutex
+	files map[cid.Cid]string // CIDv1 → copy
+}
+
+// withTee returns ctx carrying a new tee in a hidden directory of carDir,
+// and the function that removes it. When the directory cannot be made the
+// context carries none (the CAR then reads the node, as without a tee).
+func withTee(ctx context.Context, carDir string) (context.Context, func()) {
+	if err := os.MkdirAll(carDir, 0o755); err != nil {
+		return ctx, func() {}
+	}
+	dir, err := os.MkdirTemp(carDir, ".tee-")
+	if err != nil {
+		return ctx, func() {}
+	}
+	t := &tee{dir: dir, files: map[cid.Cid]string{}}
+	return context.WithValue(ctx, teeKey{}, t), func() { _ = os.RemoveAll(dir) }
+}
+
+func (t *tee) keep(c cid.Cid, path string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if _, dup := t.files[ipfs.V1(c)]; dup {
+		_ = os.Remove(path)
+		return
+	}
+	t.files[ipfs.V1(c)] = path
+}
+
+func (t *tee) file(c cid.Cid) (string, bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	p, ok := t.files[ipfs.V1(c)]
+	return p, ok
+}
+
+// teeStore is the writer's store when CARs are made: Add under a context
+// carrying a tee also copies the bytes there. A copy that fails is
+// dropped; it never fails the add.
+type teeStore struct{ ipfs.Store }
+
+func (s teeStore) Add(ctx context.Context, r io.Reader) (cid.Cid, error) {
+	t, _ := ctx.Value(teeKey{}).(*tee)
+	if t == nil {
+		return s.Store.Add(ctx, r)
+	}
+	f, err := os.CreateTemp(t.dir, "file-")
+	if err != nil {
+		return s.Store.Add(ctx, r)
+	}
+	cw := &copyWriter{w: f}
+	c, err := s.Store.Add(ctx, io.TeeReader(r, cw))
+	if cerr := f.Close(); cw.err == nil {
+		cw.err = cerr
+	}
+	if err != nil || cw.err != nil {
+		_ = os.Remove(f.Name())
+		return c, err
+	}
+	t.keep(c, f.Name())
+	return c, nil
+}
+
+// copyWriter writes to w until the first error, which it keeps rather
+// than returns (so the reader it tees from never sees it).
+type copyWriter struct {
+	w   io.Writer
+	err error
+}
+
+func (c *copyWriter) Write(p []byte) (int, error) {
+	if c.err == nil {
+		_, c.err = c.w.Write(p)
+	}
+	return len(p), nil
+}
+
+// teeView reads the files a tee copied from the copies, the others from
+// the store.
+type teeView struct {
+	ipfs.Store
+	t *tee
+}
+
+func (v teeView) Cat(ctx context.Context, c cid.Cid, offset, length int64) (io.ReadCloser, error) {
+	p, ok := v.t.file(c)
+	if !ok {
+		return v.Store.Cat(ctx, c, offset, length)
+	}
+	f, err := os.Open(p)
+	if err != nil {
+		return v.Store.Cat(ctx, c, offset, length)
+	}
+	if offset > 0 {
+		if _, err := f.Seek(offset, io.SeekStart); err != nil {
+			f.Close()
+			return nil, fmt.Errorf("reading the copy of %s: %w", c, err)
+		}
+	}
+	if length < 0 {
+		return f, nil
+	}
+	return struct {
+		io.Reader
+		io.Closer
+	}{io.LimitReader(f, length), f}, nil
 }
 
 // PinHandleOf builds (and, on a pinning store, pins) the pin handle of the
