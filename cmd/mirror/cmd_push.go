@@ -2,9 +2,9 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 
+	"github.com/ipfs-mirror/mirror/internal/ui/push"
 	"github.com/ipfs-mirror/mirror/manifests"
 	"github.com/ipfs-mirror/mirror/mirror/oci"
 	"github.com/ipfs-mirror/mirror/mirror/registry"
@@ -18,16 +18,6 @@ type PushCmd struct {
 	Source string `arg:"" help:"Registry reference (docker.io/library/alpine:3.20, optional docker:// prefix), oci:DIR[:TAG] or docker-archive:FILE."`
 
 	CarFlags `embed:""`
-}
-
-// pushOutput is the --json form.
-type pushOutput struct {
-	Root         string           `json:"root"`
-	Source       string           `json:"source"`
-	SourceDigest string           `json:"sourceDigest"`
-	Target       any              `json:"target"`
-	Platforms    []string         `json:"platforms"`
-	Blobs        []manifests.Blob `json:"blobs"`
 }
 
 // Run pushes.
@@ -61,12 +51,9 @@ func (c *PushCmd) Run(ctx context.Context, g *Globals) error {
 	if err := c.finish(ctx, g, store, res.Result); err != nil {
 		return err
 	}
+	out := &push.Result{Root: res.Root, Source: c.Source, SourceDigest: res.SourceDigest.String(), Target: res.Target, Platforms: res.Platforms, Blobs: res.Blobs}
 	if g.JSON {
-		enc := json.NewEncoder(g.stdout)
-		enc.SetIndent("", "  ")
-		return enc.Encode(pushOutput{Root: res.Root.String(), Source: c.Source, SourceDigest: res.SourceDigest.String(), Target: res.Target, Platforms: res.Platforms, Blobs: res.Blobs})
+		return out.PrintJSON(g.stdout)
 	}
-	fmt.Fprintf(g.stderr, "pushed %s (%s) → ipfs://%s\n", c.Source, res.SourceDigest, res.Root)
-	fmt.Fprintln(g.stdout, res.Root.String())
-	return nil
+	return out.PrintText(g.stdout, g.stderr)
 }

@@ -7,7 +7,8 @@
 // emit manifests.Event values, and a Printer turns them into output.
 //
 // A command's own output (its result, as text or --json) is rendered by a
-// package of its own under internal/ui, restic-style: internal/ui/inspect.
+// package of its own under internal/ui, restic-style: internal/ui/inspect,
+// internal/ui/push.
 package ui
 
 import (
