@@ -45,6 +45,7 @@ var layers = map[string]int{
 	"convert/internal/rsscheck": 3,
 	"internal/ui":               3,
 	"internal/ui/inspect":       4,
+	"internal/ui/push":          4,
 	// 4: the operations
 	"mirror/verify":  4,
 	"mirror/publish": 4,
