@@ -108,6 +108,12 @@ type Image struct {
 	Encrypt *Encrypt
 	// Estargz holds the options of modes.Estargz; nil means the defaults.
 	Estargz *Estargz
+	// Referrers, when set, also mirrors the OCI 1.1 referrers of each
+	// mirrored manifest (registry sources only); nil: none.
+	Referrers *Referrers `json:",omitempty"`
+	// Verify, when set, is what the image must carry (a valid signature)
+	// before it is mirrored (registry sources only); nil: nothing.
+	Verify *Verify `json:",omitempty"`
 
 	// Compose is the path of the compose file this image came from (empty
 	// for an explicit entry) and Services the services of it (and of any

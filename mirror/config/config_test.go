@@ -107,7 +107,7 @@ var errorCases = []struct{ name, in, want string }{
 	{"images a mapping", v + "images: {source: a}\n", "mirrors.yaml:2:9: images: expected a sequence, got a mapping"},
 	{"unknown top field", v + "mirrors: []\nimages:\n  - source: a:1\n", "mirrors.yaml:2:1: mirrors: unknown field (want one of: version, ipfs, defaults, immutable_tags, images)"},
 	{"unknown entry field", v + "images:\n  - source: a\n    tag: [\"1\"]\n", "mirrors.yaml:3:13: images[0].source: \"a\" names no tag or digest: add tags, or :TAG or @DIGEST to the source\n" +
-		"mirrors.yaml:4:5: images[0].tag: unknown field (want one of: source, compose, tags, modes, platforms, push, encrypt, estargz)"},
+		"mirrors.yaml:4:5: images[0].tag: unknown field (want one of: source, compose, tags, modes, platforms, push, encrypt, estargz, referrers, verify)"},
 	{"duplicate key", v + "images:\n  - source: a:1\n    source: a:2\n", "mirrors.yaml:4:5: images[0].source: duplicate key (first at line 3)"},
 	{"neither source nor compose", v + "images:\n  - modes: [plain]\n", "mirrors.yaml:3:5: images[0]: an entry needs source or compose"},
 	{"source and compose", v + "images:\n  - source: a:1\n    compose: compose.yaml\n", "mirrors.yaml:4:5: images[0]: source and compose are mutually exclusive"},

@@ -83,8 +83,8 @@ func Parse(filename string, data []byte, opts ...ParseOption) (*File, error) {
 var (
 	topFields      = []string{"version", "ipfs", "defaults", "immutable_tags", "images"}
 	ipfsFields     = []string{"api", "pin"}
-	defaultsFields = []string{"modes", "platforms", "push", "encrypt", "estargz"}
-	entryFields    = []string{"source", "compose", "tags", "modes", "platforms", "push", "encrypt", "estargz"}
+	defaultsFields = []string{"modes", "platforms", "push", "encrypt", "estargz", "referrers", "verify"}
+	entryFields    = []string{"source", "compose", "tags", "modes", "platforms", "push", "encrypt", "estargz", "referrers", "verify"}
 	selectorFields = []string{"allow", "deny", "semver", "latest"}
 	encryptFields  = []string{"recipients"}
 	estargzFields  = []string{"compression_level", "prioritized_files"}
@@ -206,6 +206,14 @@ type settings struct {
 
 	estargz     *Estargz
 	estargzNode *yaml.Node
+
+	referrers     *Referrers // nil with referrersSet: referrers: false
+	referrersSet  bool
+	referrersNode *yaml.Node
+
+	verify     *Verify
+	verifyOff  bool // verify: false
+	verifyNode *yaml.Node
 }
 
 func (p *parser) parseSettings(m map[string]pair, field string) settings {
@@ -338,6 +346,12 @@ func (p *parser) parseSettings(m map[string]pair, field string) settings {
 			s.estargz = e
 		}
 	}
+	if kv, ok := m["referrers"]; ok {
+		p.parseReferrers(kv.v, join(field, "referrers"), &s)
+	}
+	if kv, ok := m["verify"]; ok {
+		p.parseVerify(kv.v, join(field, "verify"), &s)
+	}
 	return s
 }
 
@@ -357,6 +371,12 @@ func (s settings) over(d *settings) settings {
 	}
 	if s.estargz == nil {
 		s.estargz = d.estargz
+	}
+	if !s.referrersSet {
+		s.referrers = d.referrers
+	}
+	if s.verify == nil && !s.verifyOff {
+		s.verify = d.verify
 	}
 	if s.modes == nil {
 		s.modes = []modes.Mode{modes.Plain}
@@ -470,6 +490,8 @@ func newImage(s source, set settings, pos Pos) *Image {
 		Push:       slices.Clone(set.push),
 		Encrypt:    cloneEncrypt(set.encrypt),
 		Estargz:    cloneEstargz(set.estargz),
+		Referrers:  cloneReferrers(set.referrers),
+		Verify:     cloneVerify(set.verify),
 		Pos:        pos,
 		push:       set.pushTmpl,
 	}
@@ -590,6 +612,7 @@ func (p *parser) checkImage(field string, entryNode *yaml.Node, img *Image, own,
 	if own.estargzNode != nil && len(img.Modes) > 0 && !img.HasMode(modes.Estargz) {
 		p.errorf(own.estargzNode, join(field, "estargz"), "set, but modes has no estargz")
 	}
+	p.checkSigned(field, entryNode, img, own)
 
 	for i, t := range img.push {
 		var at *yaml.Node
@@ -687,7 +710,8 @@ next:
 func sameSettings(a, b *Image) bool {
 	return reflect.DeepEqual(a.Modes, b.Modes) && reflect.DeepEqual(a.Platforms, b.Platforms) &&
 		reflect.DeepEqual(a.Push, b.Push) && reflect.DeepEqual(a.Encrypt, b.Encrypt) &&
-		reflect.DeepEqual(a.Estargz, b.Estargz)
+		reflect.DeepEqual(a.Estargz, b.Estargz) && reflect.DeepEqual(a.Referrers, b.Referrers) &&
+		reflect.DeepEqual(a.Verify, b.Verify)
 }
 
 func mergeSorted(a, b []string) []string {
