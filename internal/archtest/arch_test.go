@@ -42,6 +42,7 @@ var layers = map[string]int{
 	// 3: sources and destinations; the list
 	"mirror/oci":                3,
 	"mirror/config":             3,
+	"mirror/sigverify":          3,
 	"convert/internal/rsscheck": 3,
 	"internal/ui":               3,
 	"internal/ui/inspect":       4,
