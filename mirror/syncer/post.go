@@ -6,10 +6,12 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"sync"
 
 	"github.com/ipfs/go-cid"
+	"github.com/opencontainers/go-digest"
 
 	"github.com/ipfs-mirror/mirror/convert/modes"
 	"github.com/ipfs-mirror/mirror/manifests"
@@ -273,8 +275,16 @@ func ExportCAR(ctx context.Context, store ipfs.Store, root cid.Cid, path, refNam
 	if err := copyOne(root, "root descriptor"); err != nil {
 		return cid.Undef, err
 	}
+	// In digest order, so that the same tree always gives the same CAR,
+	// byte for byte (a map's order would shuffle the blocks).
+	digests := make([]string, 0, len(tree.Descs))
+	for dg := range tree.Descs {
+		digests = append(digests, string(dg))
+	}
+	sort.Strings(digests)
 	done := map[cid.Cid]bool{}
-	for _, d := range tree.Descs {
+	for _, dg := range digests {
+		d := tree.Descs[digest.Digest(dg)]
 		c, err := manifests.CID(d)
 		if err != nil {
 			return cid.Undef, err
