@@ -34,7 +34,7 @@ type PullOptions struct {
 	Platforms []v1.Platform
 	// Transform, when set, rewrites every image (e.g. decrypt).
 	Transform manifests.ImageConverter
-	// Jobs bounds parallel blob copies to a registry.
+	// Jobs bounds parallel blob copies to a registry (< 1 means 4).
 	Jobs int
 	// URLs is "keep" (the IPFS-enabled documents byte for byte, digests as
 	// on IPFS), "strip" (the url-free rewrite: same blobs, ipfs:// URLs
@@ -402,7 +402,11 @@ func pickImage(idx v1.ImageIndex, ps []v1.Platform) (v1.Image, error) {
 }
 
 func writeRegistry(ctx context.Context, ref registry.Ref, node manifests.Node, o PullOptions) (v1.Hash, error) {
-	ropts := append(o.Registry.Remote(ctx), remote.WithJobs(max(o.Jobs, 4)))
+	jobs := o.Jobs
+	if jobs < 1 {
+		jobs = 4
+	}
+	ropts := append(o.Registry.Remote(ctx), remote.WithJobs(jobs))
 	var err error
 	switch n := node.(type) {
 	case v1.Image:
