@@ -110,7 +110,6 @@ func (c *SyncCmd) Run(ctx context.Context, g *Globals) error {
 		opts.PinHandle = pinhandle.Builder(store)
 	}
 	opts.CARDir = c.CAR
-	g.configureSync(&opts)
 	rep, runErr := syncer.Sync(ctx, store, cfg, lock, opts)
 	out.done(rep)
 	c.annotate(g, runErr, rep)

@@ -14,7 +14,6 @@ import (
 	"github.com/ipfs-mirror/mirror/mirror/ipfs"
 	"github.com/ipfs-mirror/mirror/mirror/ipfs/open"
 	"github.com/ipfs-mirror/mirror/mirror/registry"
-	"github.com/ipfs-mirror/mirror/mirror/syncer"
 )
 
 // Globals are the flags every command takes.
@@ -29,7 +28,6 @@ type Globals struct {
 
 	stdout, stderr io.Writer
 	command        string // "serve", "compose rewrite": for the repo's holder record
-	syncHooks      []func(*syncer.Options)
 	// secrets are masked in every output (stdout and stderr are
 	// redacting writers over them; files go through mask).
 	secrets *redact.Set
@@ -115,12 +113,4 @@ func terminalFile(w io.Writer) *os.File {
 		return nil
 	}
 	return f
-}
-
-// configureSync is where optional features (pin handles, CAR export) add
-// their hooks to a sync.
-func (g *Globals) configureSync(o *syncer.Options) {
-	for _, f := range g.syncHooks {
-		f(o)
-	}
 }
