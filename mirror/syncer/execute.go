@@ -49,6 +49,11 @@ type Options struct {
 	// The CAR of an image written is made from copies of its files kept
 	// in CARDir while it is written, not by reading it back from the node.
 	CARDir string
+	// Prune (or the list's prune: true) unpins what the entries the list
+	// no longer selects had pinned, except what an entry still in the
+	// lockfile pins too (see prune.go); in a dry run it only reports it.
+	// The store must be an ipfs.Unpinner for anything to be unpinned.
+	Prune bool
 	// OnEvent receives progress; may be nil.
 	OnEvent func(Event)
 }
@@ -96,14 +101,9 @@ func Sync(ctx context.Context, store ipfs.Store, cfg *config.File, lock *lockfil
 	removed := p.walk(ctx, o.Jobs, s.listFailed, func(ctx context.Context, img *config.Image, tag string) {
 		s.one(ctx, p, img, tag)
 	})
-	// Entries of the lockfile the list no longer selects.
-	for _, e := range removed {
-		r := &ImageReport{Source: e.Source, Mode: e.Mode, Status: StatusRemoved, SourceDigest: e.Digest, CID: e.CID, Platforms: e.Platforms}
-		if !o.DryRun {
-			s.lock.remove(e.Source, e.Mode)
-		}
-		s.rep.add(r)
-	}
+	// Entries of the lockfile the list no longer selects, and with prune
+	// what they pinned (prune.go).
+	s.drop(ctx, removed, o.Prune || cfg.Prune)
 
 	rep := s.rep.close(start)
 	if !o.DryRun && o.LockPath != "" {

@@ -52,6 +52,13 @@ type ImageReport struct {
 	BytesAdded   int64                 `json:"bytesAdded"`
 	Duration     time.Duration         `json:"durationNs"`
 	Error        string                `json:"error,omitempty"`
+	// Unpinned are the CIDs a prune unpinned for a removed entry (in a
+	// dry run: would unpin), sorted; PinsKept counts those it left pinned
+	// because an entry still in the lockfile pins them too; Warning says
+	// when not every pin of the entry could be found.
+	Unpinned []string `json:"unpinned,omitempty"`
+	PinsKept int      `json:"pinsKept,omitempty"`
+	Warning  string   `json:"warning,omitempty"`
 	// Pos is where the entry is in the list (for annotations).
 	File string `json:"file,omitempty"`
 	Line int    `json:"line,omitempty"`
@@ -72,6 +79,23 @@ type Report struct {
 	LockChanged bool           `json:"lockfileChanged"`
 	DryRun      bool           `json:"dryRun"`
 	Failed      int            `json:"failed"`
+	// Prune is what --prune (or prune: true) released; nil without it.
+	Prune *PruneReport `json:"prune,omitempty"`
+}
+
+// PruneReport is what a prune released, over all removed entries.
+type PruneReport struct {
+	// Unpinned are the distinct CIDs unpinned (in a dry run: that would
+	// be), sorted.
+	Unpinned []string `json:"unpinned"`
+	// Kept counts the distinct CIDs of removed entries left pinned
+	// because an entry still in the lockfile pins them too.
+	Kept int `json:"kept"`
+	// NotPinned counts the CIDs to unpin that had no pin of their own
+	// any more (unpinned by hand, say).
+	NotPinned int `json:"notPinned,omitempty"`
+	// Skipped says why nothing could be unpinned (a store without pins).
+	Skipped string `json:"skipped,omitempty"`
 }
 
 // Err joins the errors of the failed images (nil when none failed).
@@ -142,6 +166,13 @@ func (p *reporter) started(r *ImageReport) { p.onEvent(Event{Type: ImageStarted,
 func (p *reporter) add(r *ImageReport) {
 	p.mu.Lock()
 	p.rep.Images = append(p.rep.Images, r)
+	p.mu.Unlock()
+}
+
+// setPrune makes pr the report's prune (filled in by the caller).
+func (p *reporter) setPrune(pr *PruneReport) {
+	p.mu.Lock()
+	p.rep.Prune = pr
 	p.mu.Unlock()
 }
 
