@@ -12,24 +12,39 @@ import (
 	blocks "github.com/ipfs/go-block-format"
 	"github.com/ipfs/go-cid"
 	mh "github.com/multiformats/go-multihash"
+
+	"github.com/ipfs-mirror/mirror/mirror/ipfs"
 )
 
 // block returns the block c names, verified: from the node cache, from
 // the CID itself (identity), or from the first gateway that sends bytes
-// matching c (format=raw).
-func (s *Store) block(ctx context.Context, c cid.Cid) (blocks.Block, error) {
+// matching c (format=raw). what names it in errors ("" = "block CID").
+func (s *Store) block(ctx context.Context, c cid.Cid, what string) (blocks.Block, error) {
+	b, _, err := s.leaf(ctx, c, what, false)
+	return b, err
+}
+
+// leaf is block; with pooled, a block of at most ipfs.ChunkSize bytes is
+// read into a buffer from the store's pool, returned with it for the
+// caller to give back (s.leaves.Put) once nothing refers to the block.
+func (s *Store) leaf(ctx context.Context, c cid.Cid, what string, pooled bool) (blocks.Block, *[]byte, error) {
+	if what == "" {
+		what = "block " + c.String()
+	}
 	if b := s.nodes.get(c); b != nil {
-		return b, nil
+		return b, nil, nil
 	}
 	if c.Prefix().MhType == mh.IDENTITY {
 		d, err := mh.Decode(c.Hash())
 		if err != nil {
-			return nil, fmt.Errorf("gateway: %s: %w", c, err)
+			return nil, nil, fmt.Errorf("gateway: %s: %w", c, err)
 		}
-		return blocks.NewBlockWithCid(d.Digest, c)
+		b, err := blocks.NewBlockWithCid(d.Digest, c)
+		return b, nil, err
 	}
 	var blk blocks.Block
-	err := s.fetch(ctx, "block "+c.String(), c, "raw", "", func(resp *http.Response, body io.Reader) error {
+	var bp *[]byte
+	err := s.fetch(ctx, what, c, "raw", "", func(resp *http.Response, body io.Reader) error {
 		if resp.ContentLength > MaxBlockSize {
 			return faultf(kindIncomplete, "block %s: the answer is %d bytes, over the %d a block may have", c, resp.ContentLength, MaxBlockSize)
 		}
@@ -37,31 +52,50 @@ func (s *Store) block(ctx context.Context, c cid.Cid) (blocks.Block, error) {
 		if resp.ContentLength >= 0 {
 			n = int(resp.ContentLength)
 		}
-		buf := make([]byte, 0, n)
+		var buf []byte
+		if pooled && n <= ipfs.ChunkSize {
+			bp = s.leaves.Get().(*[]byte)
+			buf = (*bp)[:0]
+		} else {
+			buf = make([]byte, 0, n)
+		}
+		giveBack := func() {
+			if bp != nil {
+				s.leaves.Put(bp)
+				bp = nil
+			}
+		}
 		buf, err := readAllInto(buf, io.LimitReader(body, MaxBlockSize+1))
 		if err != nil {
+			giveBack()
 			return err
 		}
+		if bp != nil && cap(buf) != cap(*bp) {
+			giveBack() // it grew out of the pooled buffer
+		}
 		if len(buf) > MaxBlockSize {
+			giveBack()
 			return faultf(kindIncomplete, "block %s: the answer is over the %d bytes a block may have", c, MaxBlockSize)
 		}
 		if resp.ContentLength >= 0 && int64(len(buf)) != resp.ContentLength {
+			giveBack()
 			return faultf(kindIncomplete, "block %s: %d bytes of the %d announced", c, len(buf), resp.ContentLength)
 		}
 		b, ferr := verified(c, buf)
 		if ferr != nil {
+			giveBack()
 			return ferr
 		}
 		blk = b
 		return nil
 	})
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	if c.Type() == cid.DagProtobuf {
+	if c.Type() == cid.DagProtobuf && bp == nil && len(blk.RawData()) <= maxCachedNode {
 		s.nodes.put(blk)
 	}
-	return blk, nil
+	return blk, bp, nil
 }
 
 // verified returns data as the block c, or a kindIntegrity fault when the
@@ -93,6 +127,10 @@ func readAllInto(buf []byte, r io.Reader) ([]byte, error) {
 		}
 	}
 }
+
+// maxCachedNode bounds the nodes cached: inner nodes (a node of 174 links
+// is about 8 KiB), not data.
+const maxCachedNode = 64 << 10
 
 // nodeCache keeps verified UnixFS nodes (dag-pb blocks), least recently
 // used out first, up to a number of bytes.

@@ -3,6 +3,7 @@ package gateway
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"sync"
@@ -23,7 +24,7 @@ func (s *Store) Cat(ctx context.Context, c cid.Cid, offset, length int64) (io.Re
 	if offset < 0 {
 		return nil, fmt.Errorf("gateway: cat %s: negative offset %d", c, offset)
 	}
-	blk, err := s.block(ctx, c)
+	blk, err := s.block(ctx, c, "")
 	if err != nil {
 		return nil, err
 	}
@@ -74,9 +75,9 @@ func (s *Store) Cat(ctx context.Context, c cid.Cid, offset, length int64) (io.Re
 // segment is one range of a Cat, fetched ahead of the reader.
 type segment struct {
 	from, to int64
-	done     chan struct{} // closed when buf or err is set
+	done     chan struct{} // closed when data or err is set
 	head     chan struct{} // closed when the reader waits for this one
-	buf      *[]byte
+	data     *segData
 	err      error
 	owned    int64 // bytes of the store's budget held
 	once     sync.Once
@@ -93,8 +94,9 @@ type catReader struct {
 	failed    atomic.Bool   // a segment failed: launch no more
 	wg        sync.WaitGroup
 
-	next int    // the segment being read
-	cur  []byte // its unread bytes
+	next int       // the segment being read
+	cur  io.Reader // its bytes, once fetched
+	got  int64     // bytes of it read
 	err  error
 }
 
@@ -147,9 +149,7 @@ func (r *catReader) acquire(sg *segment) bool {
 
 func (r *catReader) fetch(sg *segment) {
 	defer r.wg.Done()
-	bp := r.s.bufs.Get().(*[]byte)
-	sg.buf = bp
-	sg.err = r.s.segment(r.ctx, r.f, sg.from, sg.to, (*bp)[:sg.to-sg.from])
+	sg.data, sg.err = r.s.segment(r.ctx, r.f, sg.from, sg.to)
 	if sg.err != nil {
 		r.failed.Store(true)
 	}
@@ -162,47 +162,55 @@ func (r *catReader) release(sg *segment) {
 		if sg.owned > 0 {
 			r.s.budget.Release(sg.owned)
 		}
-		if sg.buf != nil {
-			r.s.bufs.Put(sg.buf)
-			sg.buf = nil
+		if sg.data != nil {
+			sg.data.free()
+			sg.data = nil
 		}
 	})
 }
 
 func (r *catReader) Read(p []byte) (int, error) {
-	if r.err != nil {
-		return 0, r.err
-	}
-	for len(r.cur) == 0 {
+	for r.err == nil {
 		if r.next >= len(r.segs) {
 			return 0, io.EOF
 		}
 		sg := r.segs[r.next]
-		close(sg.head)
-		select {
-		case <-sg.done:
-		case <-r.ctx.Done():
-			r.err = fmt.Errorf("gateway: cat %s: %w", r.f.c, r.ctx.Err())
-			if r.s.ctx.Err() != nil {
-				r.err = ErrClosed
+		if r.cur == nil {
+			close(sg.head)
+			select {
+			case <-sg.done:
+			case <-r.ctx.Done():
+				r.err = fmt.Errorf("gateway: cat %s: %w", r.f.c, r.ctx.Err())
+				if r.s.ctx.Err() != nil {
+					r.err = ErrClosed
+				}
+				return 0, r.err
 			}
-			return 0, r.err
+			if sg.err != nil {
+				r.err = sg.err
+				return 0, r.err
+			}
+			r.cur, r.got = sg.data.r, 0
 		}
-		if sg.err != nil {
-			r.err = sg.err
-			return 0, r.err
+		if want := sg.to - sg.from - r.got; int64(len(p)) > want {
+			p = p[:want]
 		}
-		r.cur = (*sg.buf)[:sg.to-sg.from]
-		if len(r.cur) == 0 {
+		n, err := r.cur.Read(p)
+		r.got += int64(n)
+		if r.got == sg.to-sg.from {
 			r.advance()
+		} else if errors.Is(err, io.EOF) {
+			err = fmt.Errorf("gateway: cat %s: bytes %d-%d: %d bytes, short", r.f.c, sg.from, sg.to-1, r.got)
+		}
+		if err != nil && !errors.Is(err, io.EOF) {
+			r.err = err
+			return n, err
+		}
+		if n > 0 {
+			return n, nil
 		}
 	}
-	n := copy(p, r.cur)
-	r.cur = r.cur[n:]
-	if len(r.cur) == 0 {
-		r.advance()
-	}
-	return n, nil
+	return 0, r.err
 }
 
 // advance is done with the segment being read.
@@ -210,6 +218,7 @@ func (r *catReader) advance() {
 	r.release(r.segs[r.next])
 	<-r.window
 	r.next++
+	r.cur = nil
 }
 
 // Close stops the fetches in flight and gives their buffers back.

@@ -92,7 +92,19 @@ func cat(ctx context.Context, s ipfs.Store, c cid.Cid, off, n int64) ([]byte, er
 // ranges that cross segment and block boundaries.
 func TestCat(t *testing.T) {
 	k := rig.StartKubo(t, rig.KuboOptions{})
-	s, _ := newStore(t, gateway.Options{Gateways: []string{k.GatewayURL()}, SegmentSize: 1 << 20})
+	for _, fetch := range []gateway.Fetch{gateway.FetchBlocks, gateway.FetchCAR} {
+		t.Run(fetchName(fetch), func(t *testing.T) {
+			p := newProxy(t, k.GatewayURL())
+			s, _ := newStore(t, gateway.Options{Gateways: []string{p.URL}, SegmentSize: 1 << 20, Fetch: fetch})
+			testCat(t, k, s)
+			if n := p.carRequests(); (n > 0) != (fetch == gateway.FetchCAR) {
+				t.Errorf("%d CAR requests", n)
+			}
+		})
+	}
+}
+
+func testCat(t *testing.T, k *rig.Kubo, s *gateway.Store) {
 	ctx := context.Background()
 	for _, tc := range []struct {
 		name   string
@@ -349,7 +361,10 @@ func TestConcurrentCats(t *testing.T) {
 	for err := range errs {
 		t.Error(err)
 	}
-	// All the budget came back: one more Cat still runs.
+	// All the budget came back.
+	if !gateway.BudgetFree(s) {
+		t.Error("the Cats did not give back all the budget")
+	}
 	if got, err := cat(ctx, s, c, 0, -1); err != nil || !bytes.Equal(got, data) {
 		t.Fatalf("after: %v", err)
 	}

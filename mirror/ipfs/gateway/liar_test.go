@@ -23,19 +23,23 @@ func TestLyingGateway(t *testing.T) {
 	c := add(t, k, data, false)
 	ctx := context.Background()
 	for _, tc := range []struct {
-		lie  string
-		want error // alone
+		fetch gateway.Fetch
+		lie   string
+		want  error // alone
 	}{
-		{"flipraw", ipfs.ErrIntegrity},
-		{"flip", ipfs.ErrIntegrity},
-		{"drop", ipfs.ErrNotFound},
-		{"truncate", ipfs.ErrNotFound},
-		{"junk", ipfs.ErrNotFound},
+		{gateway.FetchBlocks, "flipraw", ipfs.ErrIntegrity},
+		{gateway.FetchBlocks, "truncraw", ipfs.ErrIntegrity},
+		{gateway.FetchBlocks, "404raw", ipfs.ErrNotFound},
+		{gateway.FetchCAR, "flipraw", ipfs.ErrIntegrity},
+		{gateway.FetchCAR, "flip", ipfs.ErrIntegrity},
+		{gateway.FetchCAR, "drop", ipfs.ErrNotFound},
+		{gateway.FetchCAR, "truncate", ipfs.ErrNotFound},
+		{gateway.FetchCAR, "junk", ipfs.ErrNotFound},
 	} {
-		t.Run(tc.lie, func(t *testing.T) {
+		t.Run(fetchName(tc.fetch)+"/"+tc.lie, func(t *testing.T) {
 			liar := newProxy(t, k.GatewayURL())
 			liar.lie = tc.lie
-			s, lb := newStore(t, gateway.Options{Gateways: []string{liar.URL, k.GatewayURL()}, SegmentSize: 1 << 20})
+			s, lb := newStore(t, gateway.Options{Gateways: []string{liar.URL, k.GatewayURL()}, SegmentSize: 1 << 20, Fetch: tc.fetch})
 			got, err := cat(ctx, s, c, 0, -1)
 			if err != nil {
 				t.Fatalf("with a good gateway behind the liar: %v", err)
@@ -48,7 +52,7 @@ func TestLyingGateway(t *testing.T) {
 			}
 			log := lb.String()
 			t.Logf("log: %.400s", log)
-			if !strings.Contains(log, "bad content") || !strings.Contains(log, liar.URL) {
+			if !strings.Contains(log, liar.URL) || (tc.lie != "404raw" && !strings.Contains(log, "bad content")) {
 				t.Errorf("the log does not name the liar %s:\n%s", liar.URL, log)
 			}
 			// A range, too.
@@ -57,7 +61,7 @@ func TestLyingGateway(t *testing.T) {
 				t.Fatalf("range: %v", err)
 			}
 
-			alone, _ := newStore(t, gateway.Options{Gateways: []string{liar.URL}, SegmentSize: 1 << 20})
+			alone, _ := newStore(t, gateway.Options{Gateways: []string{liar.URL}, SegmentSize: 1 << 20, Fetch: tc.fetch})
 			rc, err := alone.Cat(ctx, c, 0, -1)
 			if err == nil {
 				var got []byte
@@ -81,4 +85,11 @@ func TestLyingGateway(t *testing.T) {
 			}
 		})
 	}
+}
+
+func fetchName(f gateway.Fetch) string {
+	if f == gateway.FetchCAR {
+		return "car"
+	}
+	return "blocks"
 }

@@ -24,8 +24,11 @@ type proxy struct {
 	target string
 
 	delay time.Duration // before each answer
-	stall bool          // send half of each CAR, then nothing
-	lie   string        // "flipraw" (a byte of each raw answer), or one of lieCAR's
+	stall bool          // send half of each answer, then nothing
+	// lie is "flipraw" (a byte of each raw answer changed), "truncraw"
+	// (half of it), "404raw" (every other block not found), or one of
+	// lieCAR's.
+	lie string
 
 	mu        sync.Mutex
 	failCode  string
@@ -34,6 +37,7 @@ type proxy struct {
 	inflight  int
 	maxFlight int
 	requests  int
+	cars      int
 	lies      atomic.Int32
 }
 
@@ -59,6 +63,12 @@ func (p *proxy) count() int {
 	return p.requests
 }
 
+func (p *proxy) carRequests() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.cars
+}
+
 func (p *proxy) maxInFlight() int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -68,6 +78,9 @@ func (p *proxy) maxInFlight() int {
 func (p *proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	p.mu.Lock()
 	p.requests++
+	if r.URL.Query().Get("format") == "car" {
+		p.cars++
+	}
 	p.inflight++
 	p.maxFlight = max(p.maxFlight, p.inflight)
 	fail := p.failCode != "" && !p.failed[r.URL.RequestURI()]
@@ -112,15 +125,26 @@ func (p *proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if resp.StatusCode == http.StatusOK && p.lie != "" {
 		if car {
 			body = p.lieCAR(body)
-		} else if p.lie == "flipraw" && len(body) > 0 {
-			body = bytes.Clone(body)
-			body[len(body)/2] ^= 0x55
-			p.lies.Add(1)
+		} else if len(body) > 0 {
+			switch p.lie {
+			case "flipraw":
+				body = bytes.Clone(body)
+				body[len(body)/2] ^= 0x55
+				p.lies.Add(1)
+			case "truncraw":
+				body = body[:len(body)/2]
+				p.lies.Add(1)
+			case "404raw":
+				if p.lies.Add(1)%2 == 0 {
+					http.Error(w, "no such block", http.StatusNotFound)
+					return
+				}
+			}
 		}
 	}
 	w.Header().Set("Content-Type", resp.Header.Get("Content-Type"))
 	w.WriteHeader(resp.StatusCode)
-	if p.stall && car {
+	if p.stall {
 		w.Write(body[:len(body)/2])
 		w.(http.Flusher).Flush()
 		<-r.Context().Done()
