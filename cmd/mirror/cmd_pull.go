@@ -7,19 +7,21 @@ import (
 	"fmt"
 
 	"github.com/ipfs-mirror/mirror/mirror/ipfs"
+	"github.com/ipfs-mirror/mirror/mirror/ipfs/open"
 	"github.com/ipfs-mirror/mirror/mirror/oci"
 	"github.com/ipfs-mirror/mirror/mirror/registry"
 )
 
 // PullCmd is `mirror pull`.
 type PullCmd struct {
-	Platform []string `short:"p" placeholder:"OS/ARCH[/VARIANT]" help:"Keep only these platforms (repeatable). docker-archive: defaults to the host's."`
-	Jobs     int      `short:"j" default:"4" help:"Blobs pushed at once to a registry."`
-	Key      []string `placeholder:"PRIV.pem[:PASSWORD]" help:"Decrypt encrypted layers with this key (repeatable). Without keys an encrypted image is copied as is."`
-	URLs     string   `name:"urls" enum:",keep,strip" default:"" help:"keep: write the IPFS-enabled manifests byte for byte (digests as on IPFS); strip: the url-free rewrite, same blobs (default: strip for a registry, keep for oci: and docker-archive:)."`
-	Force    bool     `help:"Replace an existing docker-archive: file (an archive holds one image; without it, pull refuses, as skopeo does)."`
-	Image    string   `arg:"" name:"ipfs://CID" help:"The image: ipfs://CID or a bare CID."`
-	Dest     string   `arg:"" help:"oci:DIR[:TAG], docker-archive:FILE[:NAME:TAG] or a registry reference with a tag."`
+	Platform     []string `short:"p" placeholder:"OS/ARCH[/VARIANT]" help:"Keep only these platforms (repeatable). docker-archive: defaults to the host's."`
+	Jobs         int      `short:"j" default:"4" help:"Blobs pushed at once to a registry."`
+	Key          []string `placeholder:"PRIV.pem[:PASSWORD]" help:"Decrypt encrypted layers with this key (repeatable). Without keys an encrypted image is copied as is."`
+	URLs         string   `name:"urls" enum:",keep,strip" default:"" help:"keep: write the IPFS-enabled manifests byte for byte (digests as on IPFS); strip: the url-free rewrite, same blobs (default: strip for a registry, keep for oci: and docker-archive:)."`
+	Force        bool     `help:"Replace an existing docker-archive: file (an archive holds one image; without it, pull refuses, as skopeo does)."`
+	Image        string   `arg:"" name:"ipfs://CID" help:"The image: ipfs://CID or a bare CID."`
+	Dest         string   `arg:"" help:"oci:DIR[:TAG], docker-archive:FILE[:NAME:TAG] or a registry reference with a tag."`
+	GatewayFlags `embed:""`
 }
 
 // Run pulls.
@@ -48,7 +50,7 @@ func (c *PullCmd) Run(ctx context.Context, g *Globals) error {
 	if err != nil {
 		return err
 	}
-	store, err := g.OpenStore(ctx)
+	store, err := c.openStore(ctx, g, open.Options{})
 	if err != nil {
 		return err
 	}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -55,7 +56,11 @@ func (g *Globals) openStore(ctx context.Context, o open.Options) (ipfs.Store, er
 	}
 	o.API, o.Headers, o.Holder = g.IPFSAPI, headers, strings.TrimSpace("mirror "+g.command)
 	g.NodeFlags.apply(&o)
-	return open.Store(ctx, o)
+	s, err := open.Store(ctx, o)
+	if errors.Is(err, open.ErrTwoStores) || errors.Is(err, open.ErrBadGateway) {
+		return nil, usageError{err}
+	}
+	return s, err
 }
 
 func redactHeader(h string) string {

@@ -64,9 +64,10 @@ const (
 	DefaultIdleTimeout   = 30 * time.Second
 	DefaultNodeCache     = 8 << 20
 
-	// MaxBlockSize bounds one block (bitswap's limit is 2 MiB; the format's
-	// blocks are at most 256 KiB of data or a node of 174 links).
-	MaxBlockSize = 2 << 20
+	// MaxBlockSize bounds one block (ipfs.MaxBlockSize: bitswap's and
+	// kubo's limit; the format's blocks are at most 256 KiB of data or a
+	// node of 174 links).
+	MaxBlockSize = ipfs.MaxBlockSize
 	maxBackoff   = 5 * time.Second
 )
 
@@ -144,7 +145,11 @@ type Store struct {
 	cancel context.CancelFunc
 }
 
-var _ ipfs.Store = (*Store)(nil)
+var (
+	_ ipfs.Store       = (*Store)(nil)
+	_ ipfs.Describer   = (*Store)(nil)
+	_ ipfs.BlockGetter = (*Store)(nil)
+)
 
 // New checks the gateway URLs and returns a Store. It does not contact
 // the gateways; use Ping for that.
@@ -243,10 +248,33 @@ func (s *Store) Gateways() []string {
 	return out
 }
 
+// Describe implements ipfs.Describer: "trustless gateway URL" or
+// "trustless gateways URL, URL" (passwords masked).
+func (s *Store) Describe() string {
+	if len(s.gws) == 1 {
+		return "trustless gateway " + s.gws[0].name
+	}
+	return "trustless gateways " + strings.Join(s.Gateways(), ", ")
+}
+
+// GetBlock implements ipfs.BlockGetter: the block c names, from the first
+// gateway that sends bytes matching c.
+func (s *Store) GetBlock(ctx context.Context, c cid.Cid) ([]byte, error) {
+	if s.ctx.Err() != nil {
+		return nil, ErrClosed
+	}
+	b, err := s.block(ctx, c, "")
+	if err != nil {
+		return nil, err
+	}
+	return b.RawData(), nil
+}
+
 // Ping asks every gateway for the empty identity block (bafkqaaa), which
 // a trustless gateway answers without looking anything up. It returns nil
-// when at least one answers, else an error wrapping ipfs.ErrUnavailable
-// naming each gateway's failure.
+// when at least one answers over HTTP at all (a gateway that does not do
+// identity CIDs may still serve the rest), else an error wrapping
+// ipfs.ErrUnavailable naming each gateway's failure.
 func (s *Store) Ping(ctx context.Context) error {
 	empty := cid.NewCidV1(cid.Raw, identityEmpty)
 	var fails []string
@@ -255,7 +283,8 @@ func (s *Store) Ping(ctx context.Context) error {
 			_, err := io.Copy(io.Discard, io.LimitReader(body, 1<<10))
 			return err
 		})
-		if err == nil {
+		var f *fault
+		if err == nil || (errors.As(err, &f) && f.kind != kindUnreachable) {
 			return nil
 		}
 		if ctx.Err() != nil {

@@ -148,6 +148,26 @@ func testCat(t *testing.T, k *rig.Kubo, s *gateway.Store) {
 	}
 }
 
+// TestCapabilities: Describe names the gateways (no password), GetBlock
+// returns a verified block.
+func TestCapabilities(t *testing.T) {
+	k := rig.StartKubo(t, rig.KuboOptions{})
+	data := payload(3, 1000)
+	c := add(t, k, data, false)
+	s, _ := newStore(t, gateway.Options{Gateways: []string{k.GatewayURL()}})
+	if d := ipfs.Describe(s); d != "trustless gateway "+k.GatewayURL() {
+		t.Errorf("Describe = %q", d)
+	}
+	b, err := s.GetBlock(context.Background(), c)
+	if err != nil || !bytes.Equal(b, data) {
+		t.Errorf("GetBlock: %v", err)
+	}
+	two, _ := newStore(t, gateway.Options{Gateways: []string{"https://user:secret@gw.example", "http://127.0.0.1:8080/"}})
+	if d := ipfs.Describe(two); strings.Contains(d, "secret") || !strings.Contains(d, "gateways https://user:") || !strings.HasSuffix(d, ", http://127.0.0.1:8080") {
+		t.Errorf("Describe = %q", d)
+	}
+}
+
 func TestReadOnly(t *testing.T) {
 	s, _ := newStore(t, gateway.Options{Gateways: []string{"http://127.0.0.1:1"}})
 	ctx := context.Background()
