@@ -7,7 +7,7 @@
 // request, which goes to the next gateway.
 //
 // Cat of a file reads its root block (format=raw), then splits the range
-// asked for into segments (2 MiB) fetched concurrently, across gateways
+// asked for into segments (1 MiB) fetched concurrently, across gateways
 // and connections, and handed out in order; the bytes held ahead of the
 // readers are bounded for the whole store. A segment is fetched by default
 // as raw blocks: its inner nodes (cached), then its leaves, each block
@@ -54,7 +54,7 @@ var ErrClosed = errors.New("gateway: store closed")
 // Defaults of Options.
 const (
 	DefaultPerGateway    = 8
-	DefaultSegmentSize   = 2 << 20
+	DefaultSegmentSize   = 1 << 20
 	DefaultWindow        = 8
 	DefaultMaxBuffer     = 32 << 20
 	DefaultRetries       = 2
