@@ -36,6 +36,7 @@ var layers = map[string]int{
 	// 2: what builds on the format; choosing a store; registry access
 	"mirror/ipfs/open":    2,
 	"manifests/pinhandle": 2,
+	"manifests/upstream":  2,
 	"manifests/treegen":   2,
 	"convert":             2,
 	"mirror/registry":     2,
