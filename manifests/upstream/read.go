@@ -188,3 +188,20 @@ func (l *loader) visit(d ocispec.Descriptor, depth int, required bool) error {
 	}
 	return nil
 }
+
+// Input is what Build takes to make this layout again (the same CID):
+// index.json's entries, the documents held, and the configs and layers
+// their manifests name, by the CIDs the layout links. A config or layer a
+// manifest names that the layout lacks is an error.
+func (im *Image) Input() (Input, error) {
+	in := Input{Index: slices.Clone(im.Index), Docs: im.Docs()}
+	var err error
+	in.Blobs, err = namedBlobs(in.Docs, func(d ocispec.Descriptor) (ocidir.Blob, bool) {
+		c, ok := im.blobs[d.Digest]
+		return ocidir.Blob{Digest: d.Digest, Size: d.Size, CID: c}, ok
+	})
+	if err != nil {
+		return Input{}, fmt.Errorf("%w: layout %s: %w", ErrNotUpstream, im.CID, err)
+	}
+	return in, nil
+}

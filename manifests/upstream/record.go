@@ -97,30 +97,13 @@ func (r *Recorder) Input(blobs []ocidir.Blob) (Input, error) {
 		have[b.Digest] = b
 	}
 	in := Input{Index: []ocispec.Descriptor{top.Descriptor()}, Docs: docs}
-	linked := map[digest.Digest]bool{}
-	for _, d := range docs {
-		if !manifests.IsManifest(d.MediaType) {
-			continue
-		}
-		c, err := parseChildren(d.Bytes)
-		if err != nil {
-			return Input{}, fmt.Errorf("%w: manifest %s: %v", ErrInvalid, d.Digest, err)
-		}
-		named := slices.Clone(c.Layers)
-		if c.Config != nil {
-			named = append(named, *c.Config)
-		}
-		for _, n := range named {
-			if linked[n.Digest] {
-				continue
-			}
-			b, ok := have[n.Digest]
-			if !ok {
-				return Input{}, fmt.Errorf("%w: manifest %s names %s, which was not written", ErrInvalid, d.Digest, n.Digest)
-			}
-			linked[n.Digest] = true
-			in.Blobs = append(in.Blobs, b)
-		}
+	var err error
+	in.Blobs, err = namedBlobs(docs, func(d ocispec.Descriptor) (ocidir.Blob, bool) {
+		b, ok := have[d.Digest]
+		return b, ok
+	})
+	if err != nil {
+		return Input{}, fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
 	return in, nil
 }

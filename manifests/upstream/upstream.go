@@ -154,3 +154,35 @@ func parseChildren(raw []byte) (children, error) {
 	err := json.Unmarshal(raw, &c)
 	return c, err
 }
+
+// namedBlobs lists, once each, the configs and layers the manifests among
+// docs name, as find gives them; one find lacks is an error.
+func namedBlobs(docs []Doc, find func(ocispec.Descriptor) (ocidir.Blob, bool)) ([]ocidir.Blob, error) {
+	var out []ocidir.Blob
+	seen := map[digest.Digest]bool{}
+	for _, d := range docs {
+		if !manifests.IsManifest(d.MediaType) {
+			continue
+		}
+		c, err := parseChildren(d.Bytes)
+		if err != nil {
+			return nil, fmt.Errorf("manifest %s: %w", d.Digest, err)
+		}
+		named := slices.Clone(c.Layers)
+		if c.Config != nil {
+			named = append(named, *c.Config)
+		}
+		for _, n := range named {
+			if seen[n.Digest] {
+				continue
+			}
+			b, ok := find(n)
+			if !ok {
+				return nil, fmt.Errorf("manifest %s names %s, which is not there", d.Digest, n.Digest)
+			}
+			seen[n.Digest] = true
+			out = append(out, b)
+		}
+	}
+	return out, nil
+}
