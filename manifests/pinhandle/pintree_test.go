@@ -11,6 +11,7 @@ import (
 	"github.com/ipfs/go-cid"
 
 	"github.com/ipfs-mirror/mirror/manifests"
+	"github.com/ipfs-mirror/mirror/manifests/ocidir"
 	"github.com/ipfs-mirror/mirror/manifests/pinhandle"
 )
 
@@ -33,7 +34,7 @@ func TestPinTree(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h, err := pinhandle.Builder(s)(ctx, res)
+	h, err := pinhandle.Builder(s)(ctx, res, ocidir.Node{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -263,7 +263,7 @@ func TestSyncCARFromTee(t *testing.T) {
 		roots, blocks := readCAR(t, filepath.Join(r.cars, CARName(e.Source, e.Mode)))
 		root, _ := ipfs.ParseCID(e.CID)
 		ref := filepath.Join(t.TempDir(), "ref.car")
-		if _, err := ExportCAR(context.Background(), node.Store, root, ref, ""); err != nil {
+		if _, err := ExportCAR(context.Background(), node.Store, root, cid.Undef, ref, ""); err != nil {
 			t.Fatal(err)
 		}
 		wantRoots, wantBlocks := readCAR(t, ref)

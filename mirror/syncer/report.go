@@ -46,6 +46,7 @@ type ImageReport struct {
 	CID          string                `json:"cid,omitempty"`
 	Configs      []string              `json:"configs,omitempty"`
 	Pin          string                `json:"pin,omitempty"`
+	Upstream     string                `json:"upstream,omitempty"`
 	Platforms    []string              `json:"platforms"`
 	Push         []lockfile.PushTarget `json:"push,omitempty"`
 	BlobsAdded   int                   `json:"blobsAdded"`
@@ -219,5 +220,5 @@ func (p *reporter) close(start time.Time) *Report {
 }
 
 func fillFromLock(r *ImageReport, e *lockfile.Entry) {
-	r.SourceDigest, r.CID, r.Configs, r.Pin, r.Push = e.Digest, e.CID, e.Configs, e.Pin, e.Push
+	r.SourceDigest, r.CID, r.Configs, r.Pin, r.Upstream, r.Push = e.Digest, e.CID, e.Configs, e.Pin, e.Upstream, e.Push
 }
