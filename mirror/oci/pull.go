@@ -115,9 +115,16 @@ func Pull(ctx context.Context, store ipfs.Store, root cid.Cid, dest string, o Pu
 	if ref.Kind == registry.KindDockerArchive && ref.Tag == "" {
 		ref.Tag = "localhost:5050/ipfs/" + root.String() + ":latest"
 	}
+	return write(ctx, root, node, ref, o)
+}
+
+// write writes node, read from the tree under root, to ref, reporting
+// its blobs through o.OnEvent.
+func write(ctx context.Context, root cid.Cid, node manifests.Node, ref registry.Ref, o PullOptions) (*PullResult, error) {
 	res := &PullResult{Root: root, Dest: ref.String()}
 	obs := newPullObserver(o.OnEvent, "ipfs://"+root.String())
 	node = obs.wrap(node)
+	var err error
 	switch ref.Kind {
 	case registry.KindOCI:
 		res.Digest, err = writeLayout(ref, node)

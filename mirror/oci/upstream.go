@@ -92,20 +92,7 @@ func PullUpstream(ctx context.Context, store ipfs.Store, c cid.Cid, dest string,
 			return nil, err
 		}
 	}
-	res := &PullResult{Root: c, Dest: ref.String()}
-	obs := newPullObserver(o.OnEvent, "ipfs://"+c.String())
-	node = obs.wrap(node)
-	switch ref.Kind {
-	case registry.KindOCI:
-		res.Digest, err = writeLayout(ref, node)
-	case registry.KindRegistry:
-		res.Digest, err = writeRegistry(ctx, ref, node, o)
-	}
-	if err != nil {
-		return nil, err
-	}
-	obs.finish(node, res.Digest)
-	return res, nil
+	return write(ctx, c, node, ref, o) // docker-archive: was refused above
 }
 
 // upstreamNode reads an upstream layout's blobs.
