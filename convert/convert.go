@@ -32,6 +32,7 @@ import (
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/ipfs-mirror/mirror/convert/modes"
+	"github.com/ipfs-mirror/mirror/manifests"
 )
 
 // Options gathers the options of every mode; ForMode uses the part its mode
@@ -47,7 +48,7 @@ type Options struct {
 // with ErrExclusiveModes, as nerdctl refuses it: an encrypted blob cannot be
 // lazily pulled. Anything else is ErrUnknownMode. For encrypted the
 // recipients are checked now (ErrNoRecipients, ErrUnsupportedRecipient, ...).
-func ForMode(mode modes.Mode, opts Options) (func(context.Context, v1.Image) (v1.Image, error), error) {
+func ForMode(mode modes.Mode, opts Options) (manifests.ImageConverter, error) {
 	parts := strings.FieldsFunc(string(mode), func(r rune) bool { return r == '+' || r == ',' || r == ' ' })
 	has := map[modes.Mode]bool{}
 	for _, p := range parts {
@@ -100,7 +101,7 @@ const annotationRefDigest = "vnd.docker.reference.digest"
 // result). Like the image conversions it is lazy: f runs on first use of the
 // result, child after child. The result implements io.Closer; Close closes
 // every converted child.
-func ConvertIndex(ctx context.Context, idx v1.ImageIndex, f func(context.Context, v1.Image) (v1.Image, error)) (v1.ImageIndex, error) {
+func ConvertIndex(ctx context.Context, idx v1.ImageIndex, f manifests.ImageConverter) (v1.ImageIndex, error) {
 	im, err := idx.IndexManifest()
 	if err != nil {
 		return nil, fmt.Errorf("reading index: %w", err)
@@ -112,7 +113,7 @@ type index struct {
 	ctx         context.Context
 	src         v1.ImageIndex
 	srcManifest *v1.IndexManifest
-	f           func(context.Context, v1.Image) (v1.Image, error)
+	f           manifests.ImageConverter
 
 	mu       sync.Mutex
 	done     bool

@@ -18,11 +18,11 @@ import (
 // Top returns the root descriptor's target as a go-containerregistry
 // v1.ImageIndex or v1.Image, backed by IPFS: every blob read through it is
 // verified. ctx is used for the reads the returned value makes.
-func (t *Tree) Top(ctx context.Context) (any, error) {
+func (t *Tree) Top(ctx context.Context) (Node, error) {
 	return t.node(ctx, t.RootDescriptor)
 }
 
-func (t *Tree) node(ctx context.Context, d ocispec.Descriptor) (any, error) {
+func (t *Tree) node(ctx context.Context, d ocispec.Descriptor) (Node, error) {
 	switch {
 	case IsIndex(d.MediaType):
 		return &ipfsIndex{t: t, ctx: ctx, d: d}, nil

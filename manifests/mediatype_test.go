@@ -56,7 +56,7 @@ func TestWriteInfersAbsentMediaType(t *testing.T) {
 	}
 	img = mutate.MediaType(img, types.OCIManifestSchema1)
 	idx := mutate.IndexMediaType(mutate.AppendManifests(empty.Index, mutate.IndexAddendum{Add: img}), "")
-	for name, src := range map[string]any{"index": noMediaType{idx}, "image": noMediaTypeImage{img}} {
+	for name, src := range map[string]Node{"index": noMediaType{idx}, "image": noMediaTypeImage{img}} {
 		t.Run(name, func(t *testing.T) {
 			store := newMemStore()
 			res, err := NewWriter(store, 2, nil).Write(context.Background(), src, Options{})

@@ -26,14 +26,14 @@ import (
 // those URLs (an address the image's author chose); CNCF distribution
 // refuses a manifest whose ordinary layers carry urls. The rewrite is what
 // they can take.
-func StripURLs(node any) (any, error) {
+func StripURLs(node Node) (Node, error) {
 	return StripURLsContext(context.Background(), node)
 }
 
 // StripURLsContext is StripURLs that stops when ctx is done. Each distinct
 // document is rewritten once, however often the tree lists it.
-func StripURLsContext(ctx context.Context, node any) (any, error) {
-	s := &stripper{ctx: ctx, done: map[v1.Hash]any{}}
+func StripURLsContext(ctx context.Context, node Node) (Node, error) {
+	s := &stripper{ctx: ctx, done: map[v1.Hash]Node{}}
 	switch n := node.(type) {
 	case v1.Image:
 		return s.image(n)
@@ -47,7 +47,7 @@ func StripURLsContext(ctx context.Context, node any) (any, error) {
 // original digest.
 type stripper struct {
 	ctx  context.Context
-	done map[v1.Hash]any
+	done map[v1.Hash]Node
 }
 
 func dropIPFS(urls []string) []string {
@@ -173,7 +173,7 @@ type strippedIndex struct {
 	orig     v1.ImageIndex
 	raw      []byte
 	mt       types.MediaType
-	children map[v1.Hash]any
+	children map[v1.Hash]Node
 }
 
 func (st *stripper) index(idx v1.ImageIndex) (v1.ImageIndex, error) {
@@ -192,27 +192,17 @@ func (st *stripper) index(idx v1.ImageIndex) (v1.ImageIndex, error) {
 	if err := json.Unmarshal(raw, &doc); err != nil {
 		return nil, err
 	}
-	s := &strippedIndex{orig: idx, mt: types.MediaType(MediaTypeOf(string(mt), raw)), children: map[v1.Hash]any{}}
+	s := &strippedIndex{orig: idx, mt: types.MediaType(MediaTypeOf(string(mt), raw)), children: map[v1.Hash]Node{}}
 	for i, m := range doc.Manifests {
 		h, err := v1.NewHash(m.Digest.String())
 		if err != nil {
 			return nil, err
 		}
-		var child interface {
-			Digest() (v1.Hash, error)
-			Size() (int64, error)
-		}
+		var child Node
 		prev, seen := st.done[h]
 		switch {
 		case seen && (IsIndex(m.MediaType) || IsManifest(m.MediaType)):
-			c, ok := prev.(interface {
-				Digest() (v1.Hash, error)
-				Size() (int64, error)
-			})
-			if !ok {
-				return nil, fmt.Errorf("%s is listed as %s and as another type", h, m.MediaType)
-			}
-			child = c
+			child = prev
 		case IsIndex(m.MediaType):
 			ci, err := idx.ImageIndex(h)
 			if err != nil {

@@ -86,8 +86,10 @@ type Event struct {
 	State  BlobState
 }
 
-// ImageConverter transforms each platform image before it is written (the
-// eStargz and encryption modes). It must be safe for concurrent use.
+// ImageConverter is the one image→image function: it transforms each
+// platform image before it is written (the eStargz and encryption modes of
+// push and sync, decryption on pull; convert.ForMode returns one). It must
+// be safe for concurrent use.
 type ImageConverter func(ctx context.Context, img v1.Image) (v1.Image, error)
 
 // Options tune one Write.
@@ -135,7 +137,7 @@ func NewWriter(store ipfs.Store, jobs int, onEvent func(Event)) *Writer {
 // descriptor, and returns the root CID. The root descriptor has mediaType,
 // digest, size and urls only: no annotations of the source reach it, so
 // one image has one root CID whatever it was called where it came from.
-func (w *Writer) Write(ctx context.Context, src any, opts Options) (*Result, error) {
+func (w *Writer) Write(ctx context.Context, src Node, opts Options) (*Result, error) {
 	t := &tree{w: w, opts: opts, blobs: map[digest.Digest]Blob{}, platforms: map[string]bool{}, docs: map[digest.Digest]*docEntry{}}
 	var (
 		top *ocispec.Descriptor

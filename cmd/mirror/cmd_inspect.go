@@ -11,11 +11,13 @@ import (
 	"github.com/ipfs-mirror/mirror/manifests"
 	"github.com/ipfs-mirror/mirror/manifests/pinhandle"
 	"github.com/ipfs-mirror/mirror/mirror/ipfs"
+	"github.com/ipfs-mirror/mirror/mirror/ipfs/open"
 )
 
 // InspectCmd is `mirror inspect`.
 type InspectCmd struct {
-	Image string `arg:"" name:"ipfs://CID" help:"The image: ipfs://CID or a bare CID."`
+	Image        string `arg:"" name:"ipfs://CID" help:"The image: ipfs://CID or a bare CID."`
+	GatewayFlags `embed:""`
 }
 
 // Run inspects.
@@ -26,7 +28,7 @@ func (c *InspectCmd) Run(ctx context.Context, g *Globals) error {
 	if err != nil {
 		return usageError{err}
 	}
-	store, err := g.OpenStore(ctx)
+	store, err := c.openStore(ctx, g, open.Options{})
 	if err != nil {
 		return err
 	}

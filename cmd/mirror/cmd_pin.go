@@ -7,7 +7,6 @@ import (
 	"fmt"
 
 	"github.com/ipfs/go-cid"
-	"golang.org/x/sync/errgroup"
 
 	"github.com/ipfs-mirror/mirror/manifests"
 	"github.com/ipfs-mirror/mirror/manifests/pinhandle"
@@ -93,11 +92,11 @@ func (c *PinCmd) pin(ctx context.Context, store ipfs.Store, v cid.Cid) (pinOutpu
 	if err != nil {
 		return pinOutput{}, err
 	}
-	in, err := pinhandle.FromTree(tree, "")
-	if err != nil {
-		return pinOutput{}, err
-	}
 	if c.Handle {
+		in, err := pinhandle.FromTree(tree, "")
+		if err != nil {
+			return pinOutput{}, err
+		}
 		h, err := pinhandle.Build(ctx, store, in)
 		if err != nil {
 			return pinOutput{}, err
@@ -107,19 +106,8 @@ func (c *PinCmd) pin(ctx context.Context, store ipfs.Store, v cid.Cid) (pinOutpu
 		}
 		return pinOutput{Pinned: h.String(), Root: v.String(), Handle: h.String(), Blobs: len(in.Blobs)}, nil
 	}
-	eg, ectx := errgroup.WithContext(ctx)
-	eg.SetLimit(max(c.Jobs, 1))
-	for _, b := range in.Blobs {
-		eg.Go(func() error {
-			if err := store.Pin(ectx, b.CID); err != nil {
-				return fmt.Errorf("pinning blob %s: %w", b.Digest, err)
-			}
-			return nil
-		})
-	}
-	eg.Go(func() error { return store.Pin(ectx, v) })
-	if err := eg.Wait(); err != nil {
+	if _, err := pinhandle.PinTree(ctx, store, tree, pinhandle.PinTreeOptions{Jobs: c.Jobs}); err != nil {
 		return pinOutput{}, err
 	}
-	return pinOutput{Pinned: v.String(), Root: v.String(), Blobs: len(in.Blobs)}, nil
+	return pinOutput{Pinned: v.String(), Root: v.String(), Blobs: len(tree.Descs)}, nil
 }

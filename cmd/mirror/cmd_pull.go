@@ -7,19 +7,22 @@ import (
 	"fmt"
 
 	"github.com/ipfs-mirror/mirror/mirror/ipfs"
+	"github.com/ipfs-mirror/mirror/mirror/ipfs/open"
 	"github.com/ipfs-mirror/mirror/mirror/oci"
 	"github.com/ipfs-mirror/mirror/mirror/registry"
 )
 
 // PullCmd is `mirror pull`.
 type PullCmd struct {
-	Platform []string `short:"p" placeholder:"OS/ARCH[/VARIANT]" help:"Keep only these platforms (repeatable). docker-archive: defaults to the host's."`
-	Jobs     int      `short:"j" default:"4" help:"Blobs pushed at once to a registry."`
-	Key      []string `placeholder:"PRIV.pem[:PASSWORD]" help:"Decrypt encrypted layers with this key (repeatable). Without keys an encrypted image is copied as is."`
-	URLs     string   `name:"urls" enum:",keep,strip" default:"" help:"keep: write the IPFS-enabled manifests byte for byte (digests as on IPFS); strip: the url-free rewrite, same blobs (default: strip for a registry, keep for oci: and docker-archive:)."`
-	Force    bool     `help:"Replace an existing docker-archive: file (an archive holds one image; without it, pull refuses, as skopeo does)."`
-	Image    string   `arg:"" name:"ipfs://CID" help:"The image: ipfs://CID or a bare CID."`
-	Dest     string   `arg:"" help:"oci:DIR[:TAG], docker-archive:FILE[:NAME:TAG] or a registry reference with a tag."`
+	Platform        []string `short:"p" placeholder:"OS/ARCH[/VARIANT]" help:"Keep only these platforms (repeatable). docker-archive: defaults to the host's."`
+	Jobs            int      `short:"j" default:"4" help:"Blobs pushed at once to a registry."`
+	Key             []string `placeholder:"PRIV.pem[:PASSWORD]" help:"Decrypt encrypted layers with this key (repeatable). Without keys an encrypted image is copied as is."`
+	URLs            string   `name:"urls" enum:",keep,strip" default:"" help:"keep: write the IPFS-enabled manifests byte for byte (digests as on IPFS); strip: the url-free rewrite, same blobs (default: strip for a registry, keep for oci: and docker-archive:)."`
+	Force           bool     `help:"Replace an existing docker-archive: file (an archive holds one image; without it, pull refuses, as skopeo does)."`
+	PreserveDigests bool     `name:"preserve-digests" help:"Write the source's own index and manifests byte for byte, so DEST has the upstream digests (signatures still verify). ipfs://CID is then a lockfile entry's upstream: or pin: CID; DEST a registry or oci:; with --platform, one kept platform's manifest."`
+	Image           string   `arg:"" name:"ipfs://CID" help:"The image: ipfs://CID or a bare CID."`
+	Dest            string   `arg:"" help:"oci:DIR[:TAG], docker-archive:FILE[:NAME:TAG] or a registry reference with a tag."`
+	GatewayFlags    `embed:""`
 }
 
 // Run pulls.
@@ -44,18 +47,29 @@ func (c *PullCmd) Run(ctx context.Context, g *Globals) error {
 		}
 		return err
 	}
+	if c.PreserveDigests && (len(c.Key) > 0 || c.URLs != "") {
+		return usageError{errors.New("--preserve-digests writes the upstream documents as they are: --key and --urls do not apply")}
+	}
 	decrypt, err := decrypter(c.Key)
 	if err != nil {
 		return err
 	}
-	store, err := g.OpenStore(ctx)
+	store, err := c.openStore(ctx, g, open.Options{})
 	if err != nil {
 		return err
 	}
 	defer store.Close()
 	pr := newPrinter(g, false)
 	pr.Message("start", fmt.Sprintf("pulling ipfs://%s to %s", root, c.Dest), nil)
-	res, err := oci.Pull(ctx, store, root, c.Dest, oci.PullOptions{Registry: g.Registry(), Platforms: platforms, Jobs: c.Jobs, URLs: c.URLs, Transform: decrypt, OnEvent: pr.Event, Overwrite: c.Force})
+	var res *oci.PullResult
+	if c.PreserveDigests {
+		res, err = oci.PullUpstream(ctx, store, root, c.Dest, oci.PullOptions{Registry: g.Registry(), Platforms: platforms, Jobs: c.Jobs, OnEvent: pr.Event, Overwrite: c.Force})
+		if errors.Is(err, oci.ErrNoUpstream) || errors.Is(err, oci.ErrPartialUpstream) {
+			err = usageError{err}
+		}
+	} else {
+		res, err = oci.Pull(ctx, store, root, c.Dest, oci.PullOptions{Registry: g.Registry(), Platforms: platforms, Jobs: c.Jobs, URLs: c.URLs, Transform: decrypt, OnEvent: pr.Event, Overwrite: c.Force})
+	}
 	pr.Finish()
 	if err != nil {
 		return err

@@ -29,6 +29,7 @@ type ServeCmd struct {
 	CacheMiB     int           `name:"cache-mib" default:"64" env:"MIRROR_SERVE_CACHE_MIB" help:"Memory bound of the cached trees' documents, in MiB (small blobs have 32 MiB more)."`
 	BlobCache    string        `name:"blob-cache" env:"MIRROR_SERVE_BLOB_CACHE" placeholder:"DIR" help:"Keep blobs verified once in this directory and serve them from there (default: $XDG_CACHE_HOME/mirror/serve-blobs; 'none' turns it off)."`
 	BlobCacheGiB float64       `name:"blob-cache-gib" default:"4" env:"MIRROR_SERVE_BLOB_CACHE_GIB" help:"Disk bound of --blob-cache, in GiB (least recently used blobs go first)."`
+	GatewayFlags `embed:""`
 }
 
 // Run serves until the command's context ends (SIGINT, SIGTERM, --timeout).
@@ -53,7 +54,7 @@ func (c *ServeCmd) Run(ctx context.Context, g *Globals) error {
 	log := slog.New(h)
 	// An embedded node serves its RPC API while serve runs, so that other
 	// mirror commands (and the ipfs CLI) share it through $IPFS_PATH/api.
-	store, err := g.openStore(ctx, open.Options{ServeAPI: true})
+	store, err := c.openStore(ctx, g, open.Options{ServeAPI: true})
 	if err != nil {
 		return err
 	}
@@ -105,6 +106,6 @@ func (c *ServeCmd) Run(ctx context.Context, g *Globals) error {
 	if !addr.IP.IsLoopback() {
 		log.Warn("listening beyond loopback: anyone who can reach this address can read every image your IPFS node can fetch", "addr", addr.String())
 	}
-	log.Info("serving", "addr", addr.String(), "blob_cache", opts.BlobCacheDir, "locks", c.Lock, "strip_urls", c.StripURLs, "allow_ipns", c.AllowIPNS, "read_timeout", c.ReadTimeout)
+	log.Info("serving", "addr", addr.String(), "store", ipfs.Describe(store), "blob_cache", opts.BlobCacheDir, "locks", c.Lock, "strip_urls", c.StripURLs, "allow_ipns", c.AllowIPNS, "read_timeout", c.ReadTimeout)
 	return srv.Serve(ctx, ln)
 }

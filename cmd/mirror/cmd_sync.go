@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"html"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -25,7 +26,8 @@ type SyncCmd struct {
 	List        string        `arg:"" name:"MIRRORS.yaml" help:"The mirror list."`
 	Lock        string        `help:"The lockfile (default: mirrors.lock next to the list)."`
 	Jobs        int           `short:"j" default:"4" help:"Images and blob transfers in flight (one bound for both)."`
-	DryRun      bool          `help:"Print the plan (new / changed / unchanged / removed) and write nothing."`
+	DryRun      bool          `help:"Print the plan (new / changed / unchanged / removed; with --prune, what would be unpinned) and write nothing."`
+	Prune       bool          `help:"Unpin what the entries that left the list had pinned, except what an entry still in the lockfile pins (also: prune: true in the list); ipfs repo gc then frees it."`
 	Only        string        `placeholder:"REGEX" help:"Only entries whose source matches."`
 	Summary     string        `placeholder:"FILE" help:"Append a Markdown summary to FILE (e.g. $$GITHUB_STEP_SUMMARY)." env:"MIRROR_SUMMARY"`
 	Report      string        `placeholder:"FILE" help:"Also write the --json report to FILE."`
@@ -101,6 +103,7 @@ func (c *SyncCmd) Run(ctx context.Context, g *Globals) error {
 		Retry:    registry.RetryOptions{Attempts: c.Retries, MaxDelay: c.MaxDelay, Rate: c.RateLimit},
 		Jobs:     c.Jobs,
 		DryRun:   c.DryRun,
+		Prune:    c.Prune,
 		Only:     only,
 		LockPath: lockPath,
 		Convert:  convertFor(g),
@@ -110,7 +113,6 @@ func (c *SyncCmd) Run(ctx context.Context, g *Globals) error {
 		opts.PinHandle = pinhandle.Builder(store)
 	}
 	opts.CARDir = c.CAR
-	g.configureSync(&opts)
 	rep, runErr := syncer.Sync(ctx, store, cfg, lock, opts)
 	out.done(rep)
 	c.annotate(g, runErr, rep)
@@ -210,9 +212,34 @@ func (p *syncPrinter) done(rep *syncer.Report) {
 	if rep == nil {
 		return
 	}
+	unpinned := "unpinned"
+	if rep.DryRun {
+		unpinned = "would unpin"
+	}
 	for _, r := range rep.Images {
-		if r.Status == syncer.StatusRemoved {
+		if r.Status != syncer.StatusRemoved {
+			continue
+		}
+		if rep.Prune == nil || rep.Prune.Skipped != "" {
 			fmt.Fprintf(p.g.stderr, "%-9s %s (%s)\n", r.Status, r.Source, r.Mode)
+			continue
+		}
+		fmt.Fprintf(p.g.stderr, "%-9s %s (%s): %s %d CIDs, %d kept (pinned by entries still in the lockfile)\n", r.Status, r.Source, r.Mode, unpinned, len(r.Unpinned), r.PinsKept)
+		for _, c := range r.Unpinned {
+			fmt.Fprintf(p.g.stderr, "  %s %s\n", unpinned, c)
+		}
+		if r.Warning != "" {
+			fmt.Fprintf(p.g.stderr, "  warning: %s\n", r.Warning)
+		}
+	}
+	if pr := rep.Prune; pr != nil {
+		switch {
+		case pr.Skipped != "":
+			fmt.Fprintf(p.g.stderr, "prune: nothing unpinned: %s\n", pr.Skipped)
+		case rep.DryRun:
+			fmt.Fprintf(p.g.stderr, "prune: would unpin %d CIDs, %d kept; dry run: nothing unpinned\n", len(pr.Unpinned), pr.Kept)
+		default:
+			fmt.Fprintf(p.g.stderr, "prune: unpinned %d CIDs, %d kept; `ipfs repo gc` on the node frees what no pin keeps\n", len(pr.Unpinned), pr.Kept)
 		}
 	}
 	counts := map[syncer.Status]int{}
@@ -259,7 +286,35 @@ func markdownSummary(rep *syncer.Report, list string) string {
 		fmt.Fprintf(&b, "| %s | `%s` | %s | %s | %s |\n", status, r.Source, r.Mode, dg, cid)
 	}
 	b.WriteString("\n")
+	if pr := rep.Prune; pr != nil {
+		markdownPrune(&b, rep)
+	}
 	return b.String()
+}
+
+// markdownPrune is the summary's prune section: the counts, and the CIDs
+// unpinned for each removed entry.
+func markdownPrune(b *strings.Builder, rep *syncer.Report) {
+	pr := rep.Prune
+	if pr.Skipped != "" {
+		fmt.Fprintf(b, "Prune: nothing unpinned: %s.\n\n", pr.Skipped)
+		return
+	}
+	verb := "unpinned"
+	if rep.DryRun {
+		verb = "would be unpinned"
+	}
+	fmt.Fprintf(b, "Prune: %d CIDs %s, %d kept (pinned by entries still in the lockfile).\n\n", len(pr.Unpinned), verb, pr.Kept)
+	for _, r := range rep.Images {
+		if r.Status != syncer.StatusRemoved || len(r.Unpinned) == 0 {
+			continue
+		}
+		fmt.Fprintf(b, "<details><summary><code>%s</code> (%s): %d CIDs</summary>\n\n", html.EscapeString(r.Source), r.Mode, len(r.Unpinned))
+		for _, c := range r.Unpinned {
+			fmt.Fprintf(b, "- `%s`\n", c)
+		}
+		b.WriteString("\n</details>\n\n")
+	}
 }
 
 func shortDigest(d string) string {

@@ -14,6 +14,7 @@ import (
 	"github.com/ipfs/go-cid"
 
 	"github.com/ipfs-mirror/mirror/mirror/ipfs"
+	"github.com/ipfs-mirror/mirror/mirror/ipfs/open"
 	"github.com/ipfs-mirror/mirror/mirror/lockfile"
 	"github.com/ipfs-mirror/mirror/mirror/verify"
 )
@@ -29,6 +30,10 @@ type VerifyCmd struct {
 	Report       string        `placeholder:"FILE" help:"Also write the --json report to FILE."`
 
 	GitHubAnnotations bool `name:"github-annotations" env:"MIRROR_GITHUB_ANNOTATIONS" help:"Print GitHub workflow commands (::error file=…,line=…::) for failed entries, on stderr."`
+
+	// With --gateway, verify answers: can every image be fetched whole
+	// from these gateways right now?
+	GatewayFlags `embed:""`
 }
 
 // Run verifies.
@@ -62,7 +67,10 @@ func (c *VerifyCmd) Run(ctx context.Context, g *Globals) error {
 		}
 		lock.Images = kept
 	}
-	store, err := g.OpenStore(ctx)
+	if c.Pin && len(c.Gateway) > 0 {
+		return usageError{fmt.Errorf("--pin needs an IPFS node to pin on; gateways are read-only (drop --pin, or --gateway)")}
+	}
+	store, err := c.openStore(ctx, g, open.Options{})
 	if err != nil {
 		return err
 	}

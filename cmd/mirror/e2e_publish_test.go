@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -303,4 +304,59 @@ func treeCIDs(t *testing.T, k *rig.Kubo, root string) []treeCID {
 	}
 	visit(root)
 	return out
+}
+
+// TestE2EPublishEmbeddedIPNS: with no daemon, publish --ipns-key publishes
+// through the embedded node, with a key of its repo's keystore: the record
+// stays in the repo (the ipfs CLI resolves it there), an unknown key is a
+// usage error naming `ipfs key gen`. serve --allow-ipns on the embedded
+// node resolves names through it.
+func TestE2EPublishEmbeddedIPNS(t *testing.T) {
+	reg := rig.StartRegistry(t, rig.RegistryOptions{})
+	rig.Push(t, reg.Host+"/pub/embedded:1.0", rig.Image(t, rig.ImageSpec{Layers: []v1.Layer{rig.Layer(t, 1400, 300<<10, false)}}))
+	dir := t.TempDir()
+	list := writeList(t, dir, "version: 1\nimages:\n  - source: "+reg.Host+"/pub/embedded\n    tags: [\"1.0\"]\n")
+	lockPath := filepath.Join(dir, "mirrors.lock")
+	repo := filepath.Join(t.TempDir(), "ipfs")
+	env := []string{"IPFS_PATH=" + repo}
+	mustRun(t, env, "sync", list)
+	lock := readLock(t, lockPath)
+
+	bin := rig.Tool(t, "MIRROR_IPFS_BIN", "ipfs")
+	ipfsCLI := func(args ...string) string {
+		t.Helper()
+		cmd := exec.Command(bin, args...)
+		cmd.Env = append(os.Environ(), "IPFS_PATH="+repo, "IPFS_TELEMETRY=off")
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("ipfs %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+		return strings.TrimSpace(string(out))
+	}
+	ipfsCLI("key", "gen", "lockfile")
+	res := mustRun(t, env, "publish", "--with-list", list, "--ipns-key", "lockfile", lockPath)
+	lines := strings.Split(strings.TrimSpace(res.stdout), "\n")
+	if len(lines) != 2 || !strings.HasPrefix(lines[1], "/ipns/k51") {
+		t.Fatalf("publish --ipns-key on the embedded node: stdout %q\nstderr: %s", res.stdout, res.stderr)
+	}
+	if got := ipfsCLI("name", "resolve", "--offline", lines[1]); got != "/ipfs/"+lines[0] {
+		t.Errorf("%s resolves to %s in the repo, want /ipfs/%s", lines[1], got, lines[0])
+	}
+	if r := mirrorRun(t, env, "publish", "--ipns-key", "nokey", lockPath); r.code != ExitUsage || !strings.Contains(r.stderr, "ipfs key gen nokey") {
+		t.Errorf("unknown IPNS key on the embedded node: exit %d: %s", r.code, r.stderr)
+	}
+
+	// serve holds the repo and serves its API: the ipfs CLI publishes an
+	// image's root through it; serve resolves the name with the node.
+	srv := startServe(t, env, "--allow-ipns")
+	ipfsCLI("key", "gen", "image")
+	name := ipfsCLI("name", "publish", "--allow-offline", "--key=image", "--quieter", "/ipfs/"+lock.Images[0].CID)
+	resp := serveReq(t, "GET", "http://"+srv.host+"/v2/ipns/"+name+"/manifests/latest", nil)
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Errorf("serve on the embedded node: GET ipns/%s: %d\n%s", name, resp.StatusCode, srv.stderr())
+	}
+	if code := srv.stop(t); code != 0 {
+		t.Errorf("serve exited %d", code)
+	}
 }

@@ -10,7 +10,8 @@ import (
 )
 
 // Secrets never reach an output: the password of an --ipfs-api URL (also
-// one from ipfs.api in mirrors.yaml after ${ENV} expansion), a --key
+// one from ipfs.api in mirrors.yaml after ${ENV} expansion) or of a
+// --gateway / MIRROR_GATEWAY URL, a --key
 // password and --ipfs-api-header values. Each failing (and some working)
 // run here carries a secret; stdout, stderr, --summary, --report and the
 // GitHub annotations are all searched for it. Before, the URL password was
@@ -71,6 +72,8 @@ func TestE2ESecretsNeverPrinted(t *testing.T) {
 		{"pull, pass= password, missing file", nil, []string{"pull", "--key", filepath.Join(dir, "missing.pem") + ":pass=" + secret, root, "oci:x"}, ExitUsage},
 		{"pull, no key file", nil, []string{"pull", "--key", ":" + secret, root, "oci:x"}, ExitUsage},
 		{"pull, --key= form", nil, []string{"pull", "--key=:" + secret, root, "oci:x"}, ExitUsage},
+		{"inspect, unreachable --gateway", nil, []string{"inspect", "--gateway", "http://user:" + secret + "@127.0.0.1:1", root}, ExitIPFS},
+		{"verify through MIRROR_GATEWAY with a password", []string{"MIRROR_GATEWAY=" + strings.Replace(k.GatewayURL(), "://", "://user:"+secret+"@", 1)}, []string{"-v", "verify", "--summary", "SUMMARY", "--report", "REPORT", lock}, 0},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -63,7 +63,8 @@ func exitCode(ctx context.Context, err error) int {
 		return ExitUsage
 	case errors.Is(err, lockfile.ErrLocked):
 		return ExitLocked
-	case errors.Is(err, manifests.ErrDigestMismatch), errors.Is(err, verify.ErrWrongImage):
+	case errors.Is(err, manifests.ErrDigestMismatch), errors.Is(err, verify.ErrWrongImage),
+		errors.Is(err, ipfs.ErrIntegrity):
 		return ExitIntegrity
 	case errors.Is(err, ipfs.ErrUnavailable), errors.Is(err, ipfs.ErrNotFound), errors.Is(err, manifests.ErrNotIPFSImage):
 		return ExitIPFS

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -14,7 +15,6 @@ import (
 	"github.com/ipfs-mirror/mirror/mirror/ipfs"
 	"github.com/ipfs-mirror/mirror/mirror/ipfs/open"
 	"github.com/ipfs-mirror/mirror/mirror/registry"
-	"github.com/ipfs-mirror/mirror/mirror/syncer"
 )
 
 // Globals are the flags every command takes.
@@ -29,7 +29,6 @@ type Globals struct {
 
 	stdout, stderr io.Writer
 	command        string // "serve", "compose rewrite": for the repo's holder record
-	syncHooks      []func(*syncer.Options)
 	// secrets are masked in every output (stdout and stderr are
 	// redacting writers over them; files go through mask).
 	secrets *redact.Set
@@ -57,7 +56,11 @@ func (g *Globals) openStore(ctx context.Context, o open.Options) (ipfs.Store, er
 	}
 	o.API, o.Headers, o.Holder = g.IPFSAPI, headers, strings.TrimSpace("mirror "+g.command)
 	g.NodeFlags.apply(&o)
-	return open.Store(ctx, o)
+	s, err := open.Store(ctx, o)
+	if errors.Is(err, open.ErrTwoStores) || errors.Is(err, open.ErrBadGateway) {
+		return nil, usageError{err}
+	}
+	return s, err
 }
 
 func redactHeader(h string) string {
@@ -115,12 +118,4 @@ func terminalFile(w io.Writer) *os.File {
 		return nil
 	}
 	return f
-}
-
-// configureSync is where optional features (pin handles, CAR export) add
-// their hooks to a sync.
-func (g *Globals) configureSync(o *syncer.Options) {
-	for _, f := range g.syncHooks {
-		f(o)
-	}
 }

@@ -11,7 +11,6 @@ import (
 	"github.com/ipfs-mirror/mirror/convert/modes"
 	"github.com/ipfs-mirror/mirror/manifests"
 	"github.com/ipfs-mirror/mirror/mirror/config"
-	"github.com/ipfs-mirror/mirror/mirror/oci"
 	"github.com/ipfs-mirror/mirror/mirror/syncer"
 )
 
@@ -95,7 +94,7 @@ func convertFor(_ *Globals) syncer.Converter {
 
 // decrypter returns pull's decryption (nil without keys: an encrypted image
 // is copied as it is, like nerdctl pull --unpack=false).
-func decrypter(keys []string) (oci.ImageTransform, error) {
+func decrypter(keys []string) (manifests.ImageConverter, error) {
 	if len(keys) == 0 {
 		return nil, nil
 	}

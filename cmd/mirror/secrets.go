@@ -9,10 +9,14 @@ import (
 
 // secretsOf collects the secrets a command line and its environment carry,
 // before parsing (so that even a parse error cannot print them): the
-// password of an --ipfs-api / $IPFS_API URL, --ipfs-api-header values and
-// --key passwords. The CLI masks them in every output.
+// password of an --ipfs-api / $IPFS_API URL or of a --gateway /
+// $MIRROR_GATEWAY URL, --ipfs-api-header values and --key passwords. The
+// CLI masks them in every output.
 func secretsOf(args []string, getenv func(string) string) []string {
 	out := redact.URLPassword(getenv("IPFS_API"))
+	for _, u := range strings.Split(getenv("MIRROR_GATEWAY"), ",") {
+		out = append(out, redact.URLPassword(u)...)
+	}
 	for i := 0; i < len(args); i++ {
 		a := args[i]
 		if a == "--" {
@@ -20,7 +24,7 @@ func secretsOf(args []string, getenv func(string) string) []string {
 		}
 		name, val, hasVal := strings.Cut(a, "=")
 		switch name {
-		case "--ipfs-api", "--ipfs-address", "--ipfs-api-header", "--key":
+		case "--ipfs-api", "--ipfs-address", "--ipfs-api-header", "--key", "--gateway":
 		default:
 			continue
 		}
@@ -34,6 +38,10 @@ func secretsOf(args []string, getenv func(string) string) []string {
 		switch name {
 		case "--ipfs-api", "--ipfs-address":
 			out = append(out, redact.URLPassword(val)...)
+		case "--gateway":
+			for _, u := range strings.Split(val, ",") {
+				out = append(out, redact.URLPassword(u)...)
+			}
 		case "--ipfs-api-header":
 			if _, v, ok := strings.Cut(val, ":"); ok {
 				out = append(out, strings.TrimSpace(v))

@@ -32,9 +32,11 @@ var layers = map[string]int{
 	"mirror/ipfs/embedded": 1,
 	"mirror/ipfs/gateway":  1,
 	"manifests":            1,
+	"manifests/ocidir":     1,
 	// 2: what builds on the format; choosing a store; registry access
 	"mirror/ipfs/open":    2,
 	"manifests/pinhandle": 2,
+	"manifests/upstream":  2,
 	"manifests/treegen":   2,
 	"convert":             2,
 	"mirror/registry":     2,

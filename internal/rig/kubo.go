@@ -129,6 +129,18 @@ func (k *Kubo) start(o KuboOptions) {
 	t.Cleanup(k.Stop)
 }
 
+// GatewayURL is the base URL of the daemon's HTTP gateway
+// (http://127.0.0.1:PORT), read from the gateway file kubo writes to its
+// repo.
+func (k *Kubo) GatewayURL() string {
+	k.t.Helper()
+	b, err := os.ReadFile(filepath.Join(k.Repo, "gateway"))
+	if err != nil {
+		k.t.Fatalf("kubo's gateway address: %v", err)
+	}
+	return strings.TrimSpace(string(b))
+}
+
 // Log returns what the daemon printed.
 func (k *Kubo) Log() string {
 	k.mu.Lock()

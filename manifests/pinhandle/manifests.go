@@ -10,6 +10,7 @@ import (
 	"github.com/opencontainers/go-digest"
 
 	"github.com/ipfs-mirror/mirror/manifests"
+	"github.com/ipfs-mirror/mirror/manifests/ocidir"
 	"github.com/ipfs-mirror/mirror/mirror/ipfs"
 )
 
@@ -44,11 +45,13 @@ func FromTree(t *manifests.Tree, refName string) (Input, error) {
 }
 
 // Builder returns a function that builds the pin handle of every image
-// written to store: what mirror.SyncOptions.PinHandle takes. With a store
-// that pins the handle comes back pinned; with a car.Store, name it as the
-// CAR's root.
-func Builder(store ipfs.Store) func(ctx context.Context, r *manifests.Result) (cid.Cid, error) {
-	return func(ctx context.Context, r *manifests.Result) (cid.Cid, error) {
-		return Build(ctx, store, FromResult(r, ""))
+// written to store, linking its upstream documents when up's CID is set:
+// what syncer.Options.PinHandle takes. With a store that pins the handle
+// comes back pinned; with a car.Store, name it as the CAR's root.
+func Builder(store ipfs.Store) func(ctx context.Context, r *manifests.Result, up ocidir.Node) (cid.Cid, error) {
+	return func(ctx context.Context, r *manifests.Result, up ocidir.Node) (cid.Cid, error) {
+		in := FromResult(r, "")
+		in.Upstream = up
+		return Build(ctx, store, in)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/random"
 
 	"github.com/ipfs-mirror/mirror/manifests"
+	"github.com/ipfs-mirror/mirror/manifests/ocidir"
 	"github.com/ipfs-mirror/mirror/manifests/pinhandle"
 )
 
@@ -24,7 +25,7 @@ func TestFromResultAndTree(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h1, err := pinhandle.Builder(s)(ctx, res)
+	h1, err := pinhandle.Builder(s)(ctx, res, ocidir.Node{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,10 +6,9 @@ import (
 	"fmt"
 	"io"
 
-	"github.com/ipfs/boxo/ipld/merkledag"
-	ft "github.com/ipfs/boxo/ipld/unixfs"
 	"github.com/ipfs/go-cid"
 
+	"github.com/ipfs-mirror/mirror/manifests/ocidir"
 	"github.com/ipfs-mirror/mirror/mirror/ipfs"
 )
 
@@ -37,37 +36,59 @@ func readSmall(ctx context.Context, store ipfs.Store, c cid.Cid) ([]byte, error)
 // blob, any other directory). The store must be able to return blocks
 // (car, embedded, kubo).
 func RootOf(ctx context.Context, store ipfs.Store, c cid.Cid) (cid.Cid, error) {
-	if c.Type() != cid.DagProtobuf {
-		return cid.Undef, fmt.Errorf("%s: %w (codec %#x, not dag-pb)", c, ErrNotHandle, c.Type())
-	}
-	get := getBlockFunc(store)
-	if get == nil {
-		return cid.Undef, errors.New("pin handle: this store cannot read blocks")
-	}
-	data, err := get(ctx, c)
+	links, err := handleLinks(ctx, store, c)
 	if err != nil {
 		return cid.Undef, err
-	}
-	pn, err := merkledag.DecodeProtobuf(data)
-	if err != nil {
-		return cid.Undef, fmt.Errorf("%s: %w: %v", c, ErrNotHandle, err)
-	}
-	fsn, err := ft.FSNodeFromBytes(pn.Data())
-	if err != nil || fsn.Type() != ft.TDirectory {
-		return cid.Undef, fmt.Errorf("%s: %w: not a UnixFS directory", c, ErrNotHandle)
-	}
-	links := map[string]cid.Cid{}
-	for _, l := range pn.Links() {
-		links[l.Name] = l.Cid
-	}
-	for _, name := range []string{LayoutFile, IndexFile, BlobsDir} {
-		if _, ok := links[name]; !ok {
-			return cid.Undef, fmt.Errorf("%s: %w: no %s", c, ErrNotHandle, name)
-		}
 	}
 	root, ok := links[RootFile]
 	if !ok {
 		return cid.Undef, fmt.Errorf("%s: %w: an OCI layout without %s", c, ErrNotHandle, RootFile)
 	}
 	return root, nil
+}
+
+// UpstreamOf returns the upstream documents' directory a pin handle links
+// (UpstreamDir): ErrNotHandle when c is not a pin handle, ipfs.ErrNotFound
+// when the handle links none (an image written in another mode than
+// plain, or before upstream documents were kept).
+func UpstreamOf(ctx context.Context, store ipfs.Store, c cid.Cid) (cid.Cid, error) {
+	links, err := handleLinks(ctx, store, c)
+	if err != nil {
+		return cid.Undef, err
+	}
+	if _, ok := links[RootFile]; !ok {
+		return cid.Undef, fmt.Errorf("%s: %w: an OCI layout without %s", c, ErrNotHandle, RootFile)
+	}
+	up, ok := links[UpstreamDir]
+	if !ok {
+		return cid.Undef, fmt.Errorf("pin handle %s links no upstream documents: %w", c, ipfs.ErrNotFound)
+	}
+	return up, nil
+}
+
+// handleLinks reads the top directory of a would-be pin handle.
+func handleLinks(ctx context.Context, store ipfs.Store, c cid.Cid) (map[string]cid.Cid, error) {
+	if c.Type() != cid.DagProtobuf {
+		return nil, fmt.Errorf("%s: %w (codec %#x, not dag-pb)", c, ErrNotHandle, c.Type())
+	}
+	if _, ok := store.(ipfs.BlockGetter); !ok {
+		return nil, errors.New("pin handle: this store cannot read blocks")
+	}
+	entries, err := ocidir.ReadDir(ctx, store, c, 64)
+	if errors.Is(err, ocidir.ErrNotLayout) || errors.Is(err, ocidir.ErrLimit) {
+		return nil, fmt.Errorf("%s: %w: %v", c, ErrNotHandle, err)
+	}
+	if err != nil {
+		return nil, err
+	}
+	links := map[string]cid.Cid{}
+	for _, e := range entries {
+		links[e.Name] = e.CID
+	}
+	for _, name := range []string{LayoutFile, IndexFile, BlobsDir} {
+		if _, ok := links[name]; !ok {
+			return nil, fmt.Errorf("%s: %w: no %s", c, ErrNotHandle, name)
+		}
+	}
+	return links, nil
 }

@@ -45,6 +45,10 @@ type File struct {
 	// again. Nil when the list has no immutable_tags.
 	ImmutableTags *regexp.Regexp
 
+	// Prune makes every sync of the list release (unpin) what the
+	// entries that left it had pinned, as `mirror sync --prune` does.
+	Prune bool `json:",omitempty"`
+
 	// Images are the resolved entries, in the order of the list; an entry
 	// with compose: is replaced by one Image per distinct image its
 	// services name, sorted by reference.

@@ -104,8 +104,9 @@ var errorCases = []struct{ name, in, want string }{
 	{"version not an int", "version: \"1\"\nimages:\n  - source: alpine:3\n", "mirrors.yaml:1:10: version: expected an integer, got a string"},
 	{"missing images", v, "mirrors.yaml:1:1: images: required field is missing"},
 	{"images empty", v + "images: []\n", "mirrors.yaml:2:9: images: must not be empty"},
+	{"prune not a boolean", v + "prune: yes please\nimages:\n  - source: a:1\n", "mirrors.yaml:2:8: prune: expected a boolean, got a string"},
 	{"images a mapping", v + "images: {source: a}\n", "mirrors.yaml:2:9: images: expected a sequence, got a mapping"},
-	{"unknown top field", v + "mirrors: []\nimages:\n  - source: a:1\n", "mirrors.yaml:2:1: mirrors: unknown field (want one of: version, ipfs, defaults, immutable_tags, images)"},
+	{"unknown top field", v + "mirrors: []\nimages:\n  - source: a:1\n", "mirrors.yaml:2:1: mirrors: unknown field (want one of: version, ipfs, defaults, immutable_tags, prune, images)"},
 	{"unknown entry field", v + "images:\n  - source: a\n    tag: [\"1\"]\n", "mirrors.yaml:3:13: images[0].source: \"a\" names no tag or digest: add tags, or :TAG or @DIGEST to the source\n" +
 		"mirrors.yaml:4:5: images[0].tag: unknown field (want one of: source, compose, tags, modes, platforms, push, encrypt, estargz, referrers, verify)"},
 	{"duplicate key", v + "images:\n  - source: a:1\n    source: a:2\n", "mirrors.yaml:4:5: images[0].source: duplicate key (first at line 3)"},
@@ -215,7 +216,7 @@ images:
 `
 	_, err := parseTest(in)
 	want := []string{
-		`mirrors.yaml:2:1: bogus: unknown field (want one of: version, ipfs, defaults, immutable_tags, images)`,
+		`mirrors.yaml:2:1: bogus: unknown field (want one of: version, ipfs, defaults, immutable_tags, prune, images)`,
 		`mirrors.yaml:4:11: defaults.modes[0]: unknown mode "fast" (want plain, estargz or encrypted)`,
 		`mirrors.yaml:7:20: images[0].tags.semver: invalid semver range "~>": improper constraint: "~>"`,
 		`bad/compose.yaml:3:12: services.web.image: invalid reference "Nginx:1": repository can only contain the characters ` + "`abcdefghijklmnopqrstuvwxyz0123456789_-./`" + `: Nginx`,
@@ -273,7 +274,7 @@ images:
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !f.IsImmutable("v1.2.3") || f.IsImmutable("latest") || !f.IPFS.Pin || f.IPFS.API != "" {
+	if !f.IsImmutable("v1.2.3") || f.IsImmutable("latest") || !f.IPFS.Pin || f.IPFS.API != "" || f.Prune {
 		t.Errorf("file settings: %+v", f)
 	}
 	alpine, oci, app := f.Images[0], f.Images[1], f.Images[2]

@@ -81,7 +81,7 @@ func Parse(filename string, data []byte, opts ...ParseOption) (*File, error) {
 }
 
 var (
-	topFields      = []string{"version", "ipfs", "defaults", "immutable_tags", "images"}
+	topFields      = []string{"version", "ipfs", "defaults", "immutable_tags", "prune", "images"}
 	ipfsFields     = []string{"api", "pin"}
 	defaultsFields = []string{"modes", "platforms", "push", "encrypt", "estargz", "referrers", "verify"}
 	entryFields    = []string{"source", "compose", "tags", "modes", "platforms", "push", "encrypt", "estargz", "referrers", "verify"}
@@ -132,6 +132,12 @@ func (p *parser) parseFile(data []byte) *File {
 			} else {
 				f.ImmutableTags = re
 			}
+		}
+	}
+
+	if kv, ok := m["prune"]; ok {
+		if b, ok := p.boolean(kv.v, "prune"); ok {
+			f.Prune = b
 		}
 	}
 

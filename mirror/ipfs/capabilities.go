@@ -23,7 +23,11 @@ import (
 //	BatchHolder       ✓
 //	NamePublisher     ✓       ✓
 //	NameResolver      ✓       ✓
+//	Unpinner          ✓       ✓
 //	APIServer                 ✓
+//
+// A CAR file has no pins (the CAR's root is what a pinning service or
+// `ipfs dag import` pins), so the car store is no Unpinner.
 
 // Describer says what a store is, for messages: "kubo RPC API at URL",
 // "embedded IPFS node on REPO (offline)", "CAR file PATH". Describe never
@@ -84,6 +88,19 @@ type NamePublisher interface {
 type NameResolver interface {
 	ResolveIPNS(ctx context.Context, name string) (cid.Cid, error)
 }
+
+// Unpinner is implemented by stores that can drop a pin they made: Unpin
+// removes c's own pin (recursive, or direct); a CID that has none (never
+// pinned, already unpinned, or kept only as part of something else) is
+// ErrNotPinned. Unpinning deletes nothing: the node's garbage collection
+// (`ipfs repo gc`) removes the blocks no pin keeps any more. Sync uses it
+// to release what entries that left the list had pinned (--prune).
+type Unpinner interface {
+	Unpin(ctx context.Context, c cid.Cid) error
+}
+
+// ErrNotPinned is returned by Unpin for a CID that has no pin of its own.
+var ErrNotPinned = errors.New("ipfs: not pinned (or pinned only as part of something else)")
 
 // APIServer is implemented by a store that serves a kubo RPC API of its
 // own while open (the embedded node under `mirror serve`); APIAddr is its

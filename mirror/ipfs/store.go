@@ -37,6 +37,10 @@ var ErrNotFound = errors.New("ipfs: content not found")
 // ErrUnavailable is returned when no IPFS node can be reached.
 var ErrUnavailable = errors.New("ipfs: no IPFS API reachable")
 
+// ErrIntegrity is returned when a store was sent bytes that do not match
+// the CID that names them (an untrusted source such as an HTTP gateway).
+var ErrIntegrity = errors.New("ipfs: content does not match its CID")
+
 // Store is what mirror needs from an IPFS node. Every method takes a context
 // and must return promptly once it is cancelled.
 type Store interface {

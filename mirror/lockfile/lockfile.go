@@ -1,7 +1,7 @@
 // Package lockfile reads and writes mirrors.lock, the record of what mirror
 // sync stored: for each source image and mode, the resolved source digest,
-// the platforms kept, the root CID of the IPFS-enabled image and where it
-// was pushed.
+// the platforms kept, the root CID of the IPFS-enabled image, the CID of
+// the source's own documents and where it was pushed.
 //
 // The output is deterministic: entries sorted by source then mode, platforms
 // and push targets sorted, no timestamps, a fixed field order. The same
@@ -54,6 +54,12 @@ type Entry struct {
 	// Pin is the CID of a pin-handle directory linking every blob of the
 	// image; empty when there is none.
 	Pin string
+	// Upstream is the CID of the directory of the source's own documents
+	// (manifests/upstream: its index and kept manifests byte for byte,
+	// under their upstream digests, with links to the same configs and
+	// layers). Only plain-mode copies of registry images have one; empty
+	// in lockfiles written before they were kept.
+	Upstream string
 	// Push are the registry references the converted image was pushed to.
 	Push []PushTarget
 }

@@ -208,7 +208,7 @@ func TestReadErrors(t *testing.T) {
 		{"version string", "version: \"1\"\nimages: []\n", "m.lock:1:10: version: expected an integer"},
 		{"unknown top", "version: 1\nimages: []\ncreated: today\n", "m.lock:3:1: created: unknown field (want one of: version, images)"},
 		{"no images", "version: 1\n", "m.lock:1:1: images: required field is missing"},
-		{"unknown entry field", "version: 1\nimages:\n" + entry + "    size: 3\n", "m.lock:8:5: images[0].size: unknown field (want one of: source, mode, digest, platforms, cid, configs, pin, push)"},
+		{"unknown entry field", "version: 1\nimages:\n" + entry + "    size: 3\n", "m.lock:8:5: images[0].size: unknown field (want one of: source, mode, digest, platforms, cid, configs, pin, upstream, push)"},
 		{"bad mode", "version: 1\nimages:\n" + strings.Replace(entry, "mode: plain", "mode: zstd", 1), "m.lock:4:11: images[0].mode: unknown mode \"zstd\" (want plain, estargz or encrypted)"},
 		{"bad digest", "version: 1\nimages:\n" + strings.Replace(entry, digA, "sha256:abc", 1), "m.lock:5:13: images[0].digest: invalid digest \"sha256:abc\": invalid checksum digest length"},
 		{"bad cid", "version: 1\nimages:\n" + strings.Replace(entry, cidA, "bafynotacid", 1), "m.lock:7:10: images[0].cid: \"bafynotacid\" is not a CID: length greater than remaining number of bytes in buffer"},
@@ -363,5 +363,35 @@ func assertNoTemp(t *testing.T, dir string) {
 		if e.Name() != "mirrors.lock" {
 			t.Errorf("temporary file left: %s", e.Name())
 		}
+	}
+}
+
+// TestUpstreamField: upstream: is written after pin: and before push:,
+// reads back, is optional (older lockfiles read as before, see the golden
+// files), and a malformed one is a positioned error.
+func TestUpstreamField(t *testing.T) {
+	f := New()
+	f.Put(Entry{
+		Source: "docker.io/library/alpine:3.20", Mode: "plain", Digest: digA, Platforms: []string{}, CID: cidA, Pin: pinA,
+		Upstream: pinA, Push: []PushTarget{{Ref: "r.example.com/a:1", Digest: digD}},
+	})
+	b := f.Marshal()
+	want := "    pin: " + pinA + "\n    upstream: " + pinA + "\n    push:\n"
+	if !strings.Contains(string(b), want) {
+		t.Errorf("marshalled:\n%s\nwant it to contain\n%s", b, want)
+	}
+	g, err := Parse("m.lock", b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e, ok := g.Lookup("docker.io/library/alpine:3.20", "plain"); !ok || e.Upstream != pinA {
+		t.Errorf("read back: %+v", e)
+	}
+	if err := g.Validate(); err != nil {
+		t.Error(err)
+	}
+	bad := strings.Replace(string(b), "upstream: "+pinA, "upstream: notacid", 1)
+	if _, err := Parse("m.lock", []byte(bad)); err == nil || !strings.Contains(err.Error(), "m.lock:10:15: images[0].upstream: \"notacid\" is not a CID") {
+		t.Errorf("bad upstream: %v", err)
 	}
 }

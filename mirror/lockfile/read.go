@@ -68,6 +68,9 @@ func (f *File) Validate() error {
 		if e.Pin != "" {
 			add("pin", checkCID(e.Pin))
 		}
+		if e.Upstream != "" {
+			add("upstream", checkCID(e.Upstream))
+		}
 		for j, t := range e.Push {
 			add("push["+strconv.Itoa(j)+"].ref", checkRef(t.Ref))
 			add("push["+strconv.Itoa(j)+"].digest", checkDigest(t.Digest))
@@ -274,7 +277,7 @@ func (r *reader) str(m map[string]*yaml.Node, parent *yaml.Node, field, key stri
 
 func (r *reader) entry(n *yaml.Node, field string) (Entry, bool) {
 	before := len(r.errs)
-	m, ok := r.fields(n, field, "source", "mode", "digest", "platforms", "cid", "configs", "pin", "push")
+	m, ok := r.fields(n, field, "source", "mode", "digest", "platforms", "cid", "configs", "pin", "upstream", "push")
 	if !ok {
 		return Entry{}, false
 	}
@@ -285,6 +288,7 @@ func (r *reader) entry(n *yaml.Node, field string) (Entry, bool) {
 		CID:    r.str(m, n, field, "cid", true, checkCID),
 		Pin:    r.str(m, n, field, "pin", false, checkCID),
 	}
+	e.Upstream = r.str(m, n, field, "upstream", false, checkCID)
 	if pn, ok := m["platforms"]; !ok {
 		r.errorf(n, field+".platforms", "required field is missing")
 	} else if pn.Kind != yaml.SequenceNode {

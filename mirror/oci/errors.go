@@ -14,4 +14,10 @@ var (
 	// ErrDestinationExists: a pull would overwrite a file it was not told
 	// to (PullOptions.Overwrite).
 	ErrDestinationExists = errors.New("destination exists")
+	// ErrNoUpstream: PullUpstream was given a CID with no upstream
+	// documents (an IPFS-enabled root, an entry of another mode).
+	ErrNoUpstream = errors.New("no upstream documents")
+	// ErrPartialUpstream: the upstream index names manifests the mirror
+	// did not keep, so it cannot be written with its digest.
+	ErrPartialUpstream = errors.New("the mirror keeps only some of the upstream index's manifests")
 )

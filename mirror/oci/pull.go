@@ -26,9 +26,6 @@ import (
 	"github.com/ipfs-mirror/mirror/mirror/registry"
 )
 
-// ImageTransform rewrites a pulled image before it is written (decryption).
-type ImageTransform func(ctx context.Context, img v1.Image) (v1.Image, error)
-
 // PullOptions configure Pull.
 type PullOptions struct {
 	Registry registry.Options
@@ -36,8 +33,8 @@ type PullOptions struct {
 	// platform when the image has several).
 	Platforms []v1.Platform
 	// Transform, when set, rewrites every image (e.g. decrypt).
-	Transform ImageTransform
-	// Jobs bounds parallel blob copies to a registry.
+	Transform manifests.ImageConverter
+	// Jobs bounds parallel blob copies to a registry (< 1 means 4).
 	Jobs int
 	// URLs is "keep" (the IPFS-enabled documents byte for byte, digests as
 	// on IPFS), "strip" (the url-free rewrite: same blobs, ipfs:// URLs
@@ -118,9 +115,16 @@ func Pull(ctx context.Context, store ipfs.Store, root cid.Cid, dest string, o Pu
 	if ref.Kind == registry.KindDockerArchive && ref.Tag == "" {
 		ref.Tag = "localhost:5050/ipfs/" + root.String() + ":latest"
 	}
+	return write(ctx, root, node, ref, o)
+}
+
+// write writes node, read from the tree under root, to ref, reporting
+// its blobs through o.OnEvent.
+func write(ctx context.Context, root cid.Cid, node manifests.Node, ref registry.Ref, o PullOptions) (*PullResult, error) {
 	res := &PullResult{Root: root, Dest: ref.String()}
 	obs := newPullObserver(o.OnEvent, "ipfs://"+root.String())
 	node = obs.wrap(node)
+	var err error
 	switch ref.Kind {
 	case registry.KindOCI:
 		res.Digest, err = writeLayout(ref, node)
@@ -136,7 +140,7 @@ func Pull(ctx context.Context, store ipfs.Store, root cid.Cid, dest string, o Pu
 	return res, nil
 }
 
-func selectPlatforms(top any, ps []v1.Platform) (any, error) {
+func selectPlatforms(top manifests.Node, ps []v1.Platform) (manifests.Node, error) {
 	idx, ok := top.(v1.ImageIndex)
 	if !ok || len(ps) == 0 {
 		return top, nil
@@ -176,7 +180,7 @@ func platformIn(p v1.Platform, ps []v1.Platform) bool {
 // transform applies f to the image, or to every image of the index at
 // every level (convert.ConvertIndex: each rewritten child gets its new
 // descriptor, an index without a mediaType field becomes an OCI index).
-func transform(ctx context.Context, node any, f ImageTransform) (any, error) {
+func transform(ctx context.Context, node manifests.Node, f manifests.ImageConverter) (manifests.Node, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -187,16 +191,6 @@ func transform(ctx context.Context, node any, f ImageTransform) (any, error) {
 		return convert.ConvertIndex(ctx, n, f)
 	}
 	return nil, fmt.Errorf("cannot transform %T", node)
-}
-
-func digestOf(node any) (v1.Hash, error) {
-	switch n := node.(type) {
-	case v1.Image:
-		return n.Digest()
-	case v1.ImageIndex:
-		return n.Digest()
-	}
-	return v1.Hash{}, fmt.Errorf("unexpected %T", node)
 }
 
 // CheckPullDest refuses, before any content is read, a destination a pull
@@ -257,8 +251,8 @@ func looksLikePath(s string) bool {
 // writeLayout stages a fresh layout next to DIR and renames it into place;
 // into an existing layout it moves the verified blobs in, then appends the
 // image to index.json.
-func writeLayout(ref registry.Ref, node any) (v1.Hash, error) {
-	dgst, err := digestOf(node)
+func writeLayout(ref registry.Ref, node manifests.Node) (v1.Hash, error) {
+	dgst, err := node.Digest()
 	if err != nil {
 		return v1.Hash{}, err
 	}
@@ -351,7 +345,7 @@ func writeLayout(ref registry.Ref, node any) (v1.Hash, error) {
 	return dgst, nil
 }
 
-func writeArchive(ref registry.Ref, node any, ps []v1.Platform) (v1.Hash, error) {
+func writeArchive(ref registry.Ref, node manifests.Node, ps []v1.Platform) (v1.Hash, error) {
 	img, ok := node.(v1.Image)
 	if !ok {
 		var err error
@@ -414,8 +408,12 @@ func pickImage(idx v1.ImageIndex, ps []v1.Platform) (v1.Image, error) {
 	return nil, fmt.Errorf("%w %v: a docker archive holds one image; choose with --platform (have %s)", ErrNoMatchingPlatform, want, strings.Join(names, ", "))
 }
 
-func writeRegistry(ctx context.Context, ref registry.Ref, node any, o PullOptions) (v1.Hash, error) {
-	ropts := append(o.Registry.Remote(ctx), remote.WithJobs(max(o.Jobs, 4)))
+func writeRegistry(ctx context.Context, ref registry.Ref, node manifests.Node, o PullOptions) (v1.Hash, error) {
+	jobs := o.Jobs
+	if jobs < 1 {
+		jobs = 4
+	}
+	ropts := append(o.Registry.Remote(ctx), remote.WithJobs(jobs))
 	var err error
 	switch n := node.(type) {
 	case v1.Image:
@@ -426,5 +424,5 @@ func writeRegistry(ctx context.Context, ref registry.Ref, node any, o PullOption
 	if err != nil {
 		return v1.Hash{}, fmt.Errorf("pushing to %s: %w", ref.Ref, err)
 	}
-	return digestOf(node)
+	return node.Digest()
 }

@@ -35,7 +35,7 @@ func newPullObserver(emit func(manifests.Event), image string) *pullObserver {
 }
 
 // wrap returns node with observed layers; node unchanged without a callback.
-func (o *pullObserver) wrap(node any) any {
+func (o *pullObserver) wrap(node manifests.Node) manifests.Node {
 	if o.emit == nil {
 		return node
 	}
@@ -51,7 +51,7 @@ func (o *pullObserver) wrap(node any) any {
 // finish reports the layers never read as existing, then the image. A
 // registry that had the whole image is not even asked for its layers: then
 // every layer of node exists.
-func (o *pullObserver) finish(node any, top v1.Hash) {
+func (o *pullObserver) finish(node manifests.Node, top v1.Hash) {
 	if o.emit == nil {
 		return
 	}
@@ -79,7 +79,7 @@ func (o *pullObserver) finish(node any, top v1.Hash) {
 
 // listLayers lists the layers of every image of node (wrapped: that
 // registers them); nothing is read but the in-memory manifests.
-func listLayers(node any, depth int) {
+func listLayers(node manifests.Node, depth int) {
 	switch n := node.(type) {
 	case v1.Image:
 		_, _ = n.Layers()

@@ -13,6 +13,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
+
+	"github.com/ipfs-mirror/mirror/manifests"
 )
 
 // Kind is the transport of a SOURCE or DEST (and of a mirrors list's
@@ -199,7 +201,7 @@ type Source struct {
 }
 
 // Node returns the index or the image.
-func (s *Source) Node() any {
+func (s *Source) Node() manifests.Node {
 	if s.Index != nil {
 		return s.Index
 	}

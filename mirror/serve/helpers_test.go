@@ -75,7 +75,7 @@ func startEnv(t *testing.T) *env {
 }
 
 // push writes an image or index with the real push path (manifests.Writer).
-func (e *env) push(t testing.TB, node any) *manifests.Result {
+func (e *env) push(t testing.TB, node manifests.Node) *manifests.Result {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()

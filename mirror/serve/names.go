@@ -18,10 +18,11 @@ import (
 
 // lockEntry is what a name:tag points at.
 type lockEntry struct {
-	root   cid.Cid
-	source string
-	mode   string
-	file   string
+	root     cid.Cid
+	upstream cid.Cid // the upstream documents (cid.Undef: none; see upstream.go)
+	source   string
+	mode     string
+	file     string
 }
 
 // nameTable is the merged view of the lockfiles.
@@ -89,6 +90,13 @@ func buildTable(files []string, read func(string) (*lockfile.File, error), log *
 			if err != nil {
 				return nil, fmt.Errorf("%s: %s (%s): %w", path, e.Source, e.Mode, err)
 			}
+			var up cid.Cid
+			if e.Upstream != "" {
+				if up, err = ipfs.ParseCID(e.Upstream); err != nil {
+					return nil, fmt.Errorf("%s: %s (%s): upstream: %w", path, e.Source, e.Mode, err)
+				}
+				up = ipfs.V1(up)
+			}
 			tag = modes.Mode(e.Mode).Tag(tag)
 			if t.repos[repo] == nil {
 				t.repos[repo] = map[string]lockEntry{}
@@ -99,7 +107,7 @@ func buildTable(files []string, read func(string) (*lockfile.File, error), log *
 				}
 				continue
 			}
-			t.repos[repo][tag] = lockEntry{root: ipfs.V1(c), source: e.Source, mode: e.Mode, file: path}
+			t.repos[repo][tag] = lockEntry{root: ipfs.V1(c), upstream: up, source: e.Source, mode: e.Mode, file: path}
 		}
 	}
 	return t, nil

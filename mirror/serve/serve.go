@@ -9,7 +9,8 @@
 //	/v2/ipfs/<CID>/tags/list                    ["latest"]
 //	/v2/ipfs-nourls/<CID>/…                     the url-free rewrite (see below)
 //	/v2/ipns/<name>/…                           only with Options.AllowIPNS
-//	/v2/<repo>/manifests/<tag|digest>           names from lockfiles (Options.Locks)
+//	/v2/<repo>/manifests/<tag|digest>           names from lockfiles (Options.Locks):
+//	                                            the upstream documents when the entry has them (upstream.go)
 //	/v2/<repo>/blobs/<digest>
 //	/v2/<repo>/tags/list, /v2/_catalog
 //
@@ -76,7 +77,9 @@ type Options struct {
 	// /v2/docker.io/library/alpine/manifests/3.20, also reachable as
 	// library/alpine (and as library/alpine?ns=docker.io, as containerd
 	// asks a mirror); a mode other than plain is served under the tag
-	// TAG-MODE (3.20-estargz). A file that changes is re-read.
+	// TAG-MODE (3.20-estargz). An entry with upstream documents (lockfile
+	// upstream:) serves those under its name: by tag and by the upstream
+	// digests, byte for byte (upstream.go). A file that changes is re-read.
 	Locks []string
 	// LockCheckInterval is how often, at most, the lockfiles are checked
 	// for changes (default 1s; a negative value checks on every request).
@@ -177,6 +180,7 @@ type Server struct {
 	disk      *diskCache // nil: no disk cache
 	ipns      *lru[string, ipnsEntry]
 	ipnsing   flight[string, cid.Cid]
+	ups       *upstreams // the upstream view of lockfile names (upstream.go)
 
 	stats struct {
 		resolves, imageHits, blobHits, diskHits, integrity atomic.Int64
@@ -202,6 +206,7 @@ func New(store ipfs.Store, opts Options) (*Server, error) {
 		blobs:    newLRU[digest.Digest, []byte](1<<16, opts.BlobCacheBytes),
 		verified: newLRU[blobKey, struct{}](1<<14, 0),
 		ipns:     newLRU[string, ipnsEntry](1<<10, 0),
+		ups:      newUpstreams(opts),
 	}
 	if s.opts.Names == nil {
 		if nr, ok := store.(ipfs.NameResolver); ok {
@@ -502,6 +507,9 @@ func (s *Server) manifest(w *recorder, r *http.Request, t target, ref string) {
 			writeError(w, r, newError(http.StatusBadRequest, CodeDigestInvalid, "%q is not a valid digest", ref))
 			return
 		}
+		if t.kind == byLock && s.upstreamByDigest(w, r, t, d) {
+			return
+		}
 		var found *doc
 		var foundIn *image
 		var viewErr error
@@ -558,6 +566,10 @@ func (s *Server) manifest(w *recorder, r *http.Request, t target, ref string) {
 		e, ok := s.locks.current().lookup(t.repo, ref)
 		if !ok {
 			writeError(w, r, newError(http.StatusNotFound, CodeManifestUnknown, "%s has no tag %q", t.repo, ref))
+			return
+		}
+		if e.upstream.Defined() {
+			s.upstreamTop(w, r, t, e)
 			return
 		}
 		root = e.root

@@ -11,9 +11,12 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/ipfs/go-cid"
+	"github.com/opencontainers/go-digest"
 
 	"github.com/ipfs-mirror/mirror/convert/modes"
 	"github.com/ipfs-mirror/mirror/manifests"
+	"github.com/ipfs-mirror/mirror/manifests/ocidir"
+	"github.com/ipfs-mirror/mirror/manifests/upstream"
 	"github.com/ipfs-mirror/mirror/mirror/config"
 	"github.com/ipfs-mirror/mirror/mirror/ipfs"
 	"github.com/ipfs-mirror/mirror/mirror/lockfile"
@@ -41,14 +44,21 @@ type Options struct {
 	// Convert provides the non-plain modes; nil means only plain works.
 	Convert Converter
 	// PinHandle, when set, builds a pin handle for each image written and
-	// returns its CID (recorded as the entry's pin). Unchanged entries that
-	// have no pin yet get one built from the stored tree (IPFS reads only).
-	PinHandle func(ctx context.Context, res *manifests.Result) (cid.Cid, error)
+	// returns its CID (recorded as the entry's pin); upstream, when its CID
+	// is set, is the image's upstream documents, which the handle links.
+	// Unchanged entries that have no pin yet get one built from the stored
+	// tree (IPFS reads only).
+	PinHandle func(ctx context.Context, res *manifests.Result, upstream ocidir.Node) (cid.Cid, error)
 	// CARDir, when set, gets one CAR per entry (CARName), rooted at its pin
 	// handle; an unchanged entry whose CAR exists is not exported again.
 	// The CAR of an image written is made from copies of its files kept
 	// in CARDir while it is written, not by reading it back from the node.
 	CARDir string
+	// Prune (or the list's prune: true) unpins what the entries the list
+	// no longer selects had pinned, except what an entry still in the
+	// lockfile pins too (see prune.go); in a dry run it only reports it.
+	// The store must be an ipfs.Unpinner for anything to be unpinned.
+	Prune bool
 	// OnEvent receives progress; may be nil.
 	OnEvent func(Event)
 }
@@ -96,14 +106,9 @@ func Sync(ctx context.Context, store ipfs.Store, cfg *config.File, lock *lockfil
 	removed := p.walk(ctx, o.Jobs, s.listFailed, func(ctx context.Context, img *config.Image, tag string) {
 		s.one(ctx, p, img, tag)
 	})
-	// Entries of the lockfile the list no longer selects.
-	for _, e := range removed {
-		r := &ImageReport{Source: e.Source, Mode: e.Mode, Status: StatusRemoved, SourceDigest: e.Digest, CID: e.CID, Platforms: e.Platforms}
-		if !o.DryRun {
-			s.lock.remove(e.Source, e.Mode)
-		}
-		s.rep.add(r)
-	}
+	// Entries of the lockfile the list no longer selects, and with prune
+	// what they pinned (prune.go).
+	s.drop(ctx, removed, o.Prune || cfg.Prune)
 
 	rep := s.rep.close(start)
 	if !o.DryRun && o.LockPath != "" {
@@ -241,6 +246,12 @@ func (s *syncer) write(ctx context.Context, img *config.Image, tag string, m mod
 		ctx, done = withTee(ctx, s.o.CARDir)
 		defer done()
 	}
+	// A plain copy of a registry image keeps the source's own documents
+	// too, as the writer reads them (upstream.Record: no second GET).
+	var rec *upstream.Recorder
+	if m == modes.Plain && src.Ref.Kind == registry.KindRegistry {
+		src, rec = recorded(src)
+	}
 	res, err := oci.PushSource(ctx, s.w, src, oci.PushOptions{Registry: s.o.Registry, Platforms: ps, Convert: conv, Image: ImageLabel(r.Source, r.Mode)})
 	if err != nil {
 		return err
@@ -253,7 +264,14 @@ func (s *syncer) write(ctx context.Context, img *config.Image, tag string, m mod
 	if r.Configs, err = verify.TreeConfigs(tree); err != nil {
 		return err
 	}
-	if err := s.post(ctx, img, tag, m, res, r); err != nil {
+	var up ocidir.Node
+	if rec != nil {
+		if up, err = buildUpstream(ctx, s.store, rec, res.Result); err != nil {
+			return err
+		}
+		r.Upstream = up.CID.String()
+	}
+	if err := s.post(ctx, img, tag, m, res, up, r); err != nil {
 		return err
 	}
 	s.record(r)
@@ -261,7 +279,38 @@ func (s *syncer) write(ctx context.Context, img *config.Image, tag string, m mod
 }
 
 func (s *syncer) record(r *ImageReport) {
-	s.lock.put(lockfile.Entry{Source: r.Source, Mode: r.Mode, Digest: r.SourceDigest, Platforms: r.Platforms, CID: r.CID, Configs: r.Configs, Pin: r.Pin, Push: r.Push})
+	s.lock.put(lockfile.Entry{Source: r.Source, Mode: r.Mode, Digest: r.SourceDigest, Platforms: r.Platforms, CID: r.CID, Configs: r.Configs, Pin: r.Pin, Upstream: r.Upstream, Push: r.Push})
+}
+
+// recorded is src with its index or image wrapped by upstream.Record.
+func recorded(src *registry.Source) (*registry.Source, *upstream.Recorder) {
+	node, rec := upstream.Record(src.Node(), digest.Digest(src.Digest.String()))
+	cp := *src
+	switch n := node.(type) {
+	case v1.ImageIndex:
+		cp.Index = n
+	case v1.Image:
+		cp.Image = n
+	}
+	return &cp, rec
+}
+
+// buildUpstream stores the documents rec kept as the image's upstream
+// layout, linking the configs and layers res wrote.
+func buildUpstream(ctx context.Context, store ipfs.Store, rec *upstream.Recorder, res *manifests.Result) (ocidir.Node, error) {
+	blobs := make([]ocidir.Blob, 0, len(res.Blobs))
+	for _, b := range res.Blobs {
+		blobs = append(blobs, ocidir.Blob{Digest: b.Digest, Size: b.Size, CID: b.CID})
+	}
+	in, err := rec.Input(blobs)
+	if err != nil {
+		return ocidir.Node{}, fmt.Errorf("keeping the upstream documents: %w", err)
+	}
+	n, err := upstream.Build(ctx, store, in)
+	if err != nil {
+		return ocidir.Node{}, fmt.Errorf("keeping the upstream documents: %w", err)
+	}
+	return n, nil
 }
 
 func parsePlatformList(ss []string) ([]v1.Platform, error) {

@@ -222,11 +222,10 @@ func refFor(img *config.Image, tag string) string {
 		return img.LockSource(tag)
 	case registry.KindOCI:
 		if img.Tag != "" {
-			return "oci:" + img.Path + ":" + img.Tag
+			return img.Kind.Prefix() + img.Path + ":" + img.Tag
 		}
-		return "oci:" + img.Path
 	}
-	return "docker-archive:" + img.Path
+	return img.Kind.Prefix() + img.Path
 }
 
 // planTag plans one entry × tag in all its modes.

@@ -6,14 +6,18 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"sync"
 
 	"github.com/ipfs/go-cid"
+	"github.com/opencontainers/go-digest"
 
 	"github.com/ipfs-mirror/mirror/convert/modes"
 	"github.com/ipfs-mirror/mirror/manifests"
+	"github.com/ipfs-mirror/mirror/manifests/ocidir"
 	"github.com/ipfs-mirror/mirror/manifests/pinhandle"
+	"github.com/ipfs-mirror/mirror/manifests/upstream"
 	"github.com/ipfs-mirror/mirror/mirror/config"
 	"github.com/ipfs-mirror/mirror/mirror/ipfs"
 	"github.com/ipfs-mirror/mirror/mirror/ipfs/car"
@@ -26,9 +30,9 @@ import (
 // this run's options add to it.
 
 // post runs the post-steps of an image just written, filling r.
-func (s *syncer) post(ctx context.Context, img *config.Image, tag string, m modes.Mode, res *oci.PushResult, r *ImageReport) error {
+func (s *syncer) post(ctx context.Context, img *config.Image, tag string, m modes.Mode, res *oci.PushResult, up ocidir.Node, r *ImageReport) error {
 	if s.o.PinHandle != nil {
-		pin, err := s.o.PinHandle(ctx, res.Result)
+		pin, err := s.o.PinHandle(ctx, res.Result, up)
 		if err != nil {
 			return fmt.Errorf("building the pin handle: %w", err)
 		}
@@ -49,7 +53,10 @@ func (s *syncer) post(ctx context.Context, img *config.Image, tag string, m mode
 }
 
 // upgrade gives an unchanged entry what this run's options add: a pin
-// handle it lacks, a CAR not yet exported. Only IPFS is read.
+// handle it lacks, a CAR not yet exported. Only IPFS is read. An entry
+// without upstream documents (from before they were kept) does not get
+// them here: that would take the source's documents, a registry GET a
+// no-op run does not make; it gets them when the image next changes.
 func (s *syncer) upgrade(ctx context.Context, r *ImageReport, e *lockfile.Entry) error {
 	changed := len(e.Configs) == 0 && len(r.Configs) > 0
 	if s.o.PinHandle != nil && r.Pin == "" {
@@ -57,7 +64,11 @@ func (s *syncer) upgrade(ctx context.Context, r *ImageReport, e *lockfile.Entry)
 		if err != nil {
 			return err
 		}
-		h, err := PinHandleOf(ctx, s.store, root, "")
+		up, err := upstreamCID(r.Upstream)
+		if err != nil {
+			return err
+		}
+		h, err := PinHandleOf(ctx, s.store, root, up, "")
 		if err != nil {
 			return fmt.Errorf("building the pin handle: %w", err)
 		}
@@ -91,7 +102,11 @@ func (s *syncer) exportCAR(ctx context.Context, r *ImageReport) error {
 	if t, _ := ctx.Value(teeKey{}).(*tee); t != nil {
 		from = teeView{s.store, t}
 	}
-	if _, err := ExportCAR(ctx, from, root, filepath.Join(s.o.CARDir, CARName(r.Source, r.Mode)), ""); err != nil {
+	up, err := upstreamCID(r.Upstream)
+	if err != nil {
+		return err
+	}
+	if _, err := ExportCAR(ctx, from, root, up, filepath.Join(s.o.CARDir, CARName(r.Source, r.Mode)), ""); err != nil {
 		return fmt.Errorf("exporting the CAR: %w", err)
 	}
 	return nil
@@ -221,10 +236,23 @@ func (v teeView) Cat(ctx context.Context, c cid.Cid, offset, length int64) (io.R
 	}{io.LimitReader(f, length), f}, nil
 }
 
+// upstreamCID parses an entry's upstream field (cid.Undef when empty).
+func upstreamCID(s string) (cid.Cid, error) {
+	if s == "" {
+		return cid.Undef, nil
+	}
+	c, err := ipfs.ParseCID(s)
+	if err != nil {
+		return cid.Undef, fmt.Errorf("the entry's upstream: %w", err)
+	}
+	return c, nil
+}
+
 // PinHandleOf builds (and, on a pinning store, pins) the pin handle of the
 // image root names, from the tree as stored: only its JSON documents are
-// read.
-func PinHandleOf(ctx context.Context, store ipfs.Store, root cid.Cid, refName string) (cid.Cid, error) {
+// read. up, when defined, is the image's upstream documents, which the
+// handle links.
+func PinHandleOf(ctx context.Context, store ipfs.Store, root, up cid.Cid, refName string) (cid.Cid, error) {
 	tree, err := manifests.Resolve(ctx, store, root)
 	if err != nil {
 		return cid.Undef, err
@@ -233,16 +261,19 @@ func PinHandleOf(ctx context.Context, store ipfs.Store, root cid.Cid, refName st
 	if err != nil {
 		return cid.Undef, err
 	}
+	in.Upstream = ocidir.Node{CID: up}
 	return pinhandle.Build(ctx, store, in)
 }
 
 // ExportCAR writes every block of the image root names — root descriptor,
-// documents, config and layer DAGs, and its pin handle — to a CAR file at
-// path, rooted at the pin handle (so `ipfs dag import` or a pinning service
-// that pins the CAR's root keeps the whole image). Blobs are read from
-// store and re-chunked with the format's settings; a CID that does not come
-// out the same is an error. It returns the handle's CID.
-func ExportCAR(ctx context.Context, store ipfs.Store, root cid.Cid, path, refName string) (cid.Cid, error) {
+// documents, config and layer DAGs, its upstream documents when up is
+// defined, and its pin handle — to a CAR file at path, rooted at the pin
+// handle (so `ipfs dag import` or a pinning service that pins the CAR's
+// root keeps the whole image). Blobs are read from store and re-chunked
+// with the format's settings, the upstream layout is rebuilt from its
+// verified documents; a CID that does not come out the same is an error.
+// It returns the handle's CID.
+func ExportCAR(ctx context.Context, store ipfs.Store, root, up cid.Cid, path, refName string) (cid.Cid, error) {
 	tree, err := manifests.Resolve(ctx, store, root)
 	if err != nil {
 		return cid.Undef, err
@@ -273,8 +304,16 @@ func ExportCAR(ctx context.Context, store ipfs.Store, root cid.Cid, path, refNam
 	if err := copyOne(root, "root descriptor"); err != nil {
 		return cid.Undef, err
 	}
+	// In digest order, so that the same tree always gives the same CAR,
+	// byte for byte (a map's order would shuffle the blocks).
+	digests := make([]string, 0, len(tree.Descs))
+	for dg := range tree.Descs {
+		digests = append(digests, string(dg))
+	}
+	sort.Strings(digests)
 	done := map[cid.Cid]bool{}
-	for _, d := range tree.Descs {
+	for _, dg := range digests {
+		d := tree.Descs[digest.Digest(dg)]
 		c, err := manifests.CID(d)
 		if err != nil {
 			return cid.Undef, err
@@ -291,6 +330,13 @@ func ExportCAR(ctx context.Context, store ipfs.Store, root cid.Cid, path, refNam
 	if err != nil {
 		return cid.Undef, err
 	}
+	if up.Defined() {
+		n, err := copyUpstream(ctx, store, cs, up, done, copyOne)
+		if err != nil {
+			return cid.Undef, fmt.Errorf("upstream documents %s: %w", up, err)
+		}
+		in.Upstream = n
+	}
 	handle, err := pinhandle.Build(ctx, cs, in)
 	if err != nil {
 		return cid.Undef, err
@@ -299,6 +345,46 @@ func ExportCAR(ctx context.Context, store ipfs.Store, root cid.Cid, path, refNam
 		return cid.Undef, err
 	}
 	return handle, nil
+}
+
+// copyUpstream rebuilds the upstream layout up in the CAR store: its
+// documents read back verified (upstream.Load), the configs and layers it
+// links copied unless done already. The layout must come out as up.
+func copyUpstream(ctx context.Context, from ipfs.Store, cs *car.Store, up cid.Cid, done map[cid.Cid]bool, copyOne func(cid.Cid, string) error) (ocidir.Node, error) {
+	im, err := upstream.Load(ctx, from, up)
+	if err != nil {
+		return ocidir.Node{}, err
+	}
+	in, err := im.Input()
+	if err != nil {
+		return ocidir.Node{}, err
+	}
+	for _, b := range in.Blobs {
+		if c := ipfs.V1(b.CID); !done[c] {
+			done[c] = true
+			if err := copyOne(c, "blob "+b.Digest.String()); err != nil {
+				return ocidir.Node{}, err
+			}
+		}
+	}
+	n, err := upstream.Build(ctx, cs, in)
+	if err != nil {
+		return ocidir.Node{}, err
+	}
+	if ipfs.V1(n.CID) != ipfs.V1(up) {
+		return ocidir.Node{}, fmt.Errorf("rebuilt as %s: %w", n.CID, manifests.ErrDigestMismatch)
+	}
+	return n, nil
+}
+
+// GetBlock reads a block from the store beneath (the tee keeps files, not
+// blocks), when it can.
+func (v teeView) GetBlock(ctx context.Context, c cid.Cid) ([]byte, error) {
+	g, ok := v.Store.(ipfs.BlockGetter)
+	if !ok {
+		return nil, fmt.Errorf("%s cannot read blocks", ipfs.Describe(v.Store))
+	}
+	return g.GetBlock(ctx, c)
 }
 
 // CARName is the file name sync gives an entry's CAR.

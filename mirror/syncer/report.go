@@ -46,12 +46,20 @@ type ImageReport struct {
 	CID          string                `json:"cid,omitempty"`
 	Configs      []string              `json:"configs,omitempty"`
 	Pin          string                `json:"pin,omitempty"`
+	Upstream     string                `json:"upstream,omitempty"`
 	Platforms    []string              `json:"platforms"`
 	Push         []lockfile.PushTarget `json:"push,omitempty"`
 	BlobsAdded   int                   `json:"blobsAdded"`
 	BytesAdded   int64                 `json:"bytesAdded"`
 	Duration     time.Duration         `json:"durationNs"`
 	Error        string                `json:"error,omitempty"`
+	// Unpinned are the CIDs a prune unpinned for a removed entry (in a
+	// dry run: would unpin), sorted; PinsKept counts those it left pinned
+	// because an entry still in the lockfile pins them too; Warning says
+	// when not every pin of the entry could be found.
+	Unpinned []string `json:"unpinned,omitempty"`
+	PinsKept int      `json:"pinsKept,omitempty"`
+	Warning  string   `json:"warning,omitempty"`
 	// Pos is where the entry is in the list (for annotations).
 	File string `json:"file,omitempty"`
 	Line int    `json:"line,omitempty"`
@@ -72,6 +80,23 @@ type Report struct {
 	LockChanged bool           `json:"lockfileChanged"`
 	DryRun      bool           `json:"dryRun"`
 	Failed      int            `json:"failed"`
+	// Prune is what --prune (or prune: true) released; nil without it.
+	Prune *PruneReport `json:"prune,omitempty"`
+}
+
+// PruneReport is what a prune released, over all removed entries.
+type PruneReport struct {
+	// Unpinned are the distinct CIDs unpinned (in a dry run: that would
+	// be), sorted.
+	Unpinned []string `json:"unpinned"`
+	// Kept counts the distinct CIDs of removed entries left pinned
+	// because an entry still in the lockfile pins them too.
+	Kept int `json:"kept"`
+	// NotPinned counts the CIDs to unpin that had no pin of their own
+	// any more (unpinned by hand, say).
+	NotPinned int `json:"notPinned,omitempty"`
+	// Skipped says why nothing could be unpinned (a store without pins).
+	Skipped string `json:"skipped,omitempty"`
 }
 
 // Err joins the errors of the failed images (nil when none failed).
@@ -145,6 +170,13 @@ func (p *reporter) add(r *ImageReport) {
 	p.mu.Unlock()
 }
 
+// setPrune makes pr the report's prune (filled in by the caller).
+func (p *reporter) setPrune(pr *PruneReport) {
+	p.mu.Lock()
+	p.rep.Prune = pr
+	p.mu.Unlock()
+}
+
 // finish records r with status st, or as failed when err is set.
 func (p *reporter) finish(r *ImageReport, st Status, err error) {
 	if err != nil {
@@ -188,5 +220,5 @@ func (p *reporter) close(start time.Time) *Report {
 }
 
 func fillFromLock(r *ImageReport, e *lockfile.Entry) {
-	r.SourceDigest, r.CID, r.Configs, r.Pin, r.Push = e.Digest, e.CID, e.Configs, e.Pin, e.Push
+	r.SourceDigest, r.CID, r.Configs, r.Pin, r.Upstream, r.Push = e.Digest, e.CID, e.Configs, e.Pin, e.Upstream, e.Push
 }

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/ipfs/go-cid"
-	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"golang.org/x/sync/errgroup"
 	"golang.org/x/sync/semaphore"
@@ -334,40 +333,7 @@ func isAttestation(m ocispec.Descriptor) bool {
 
 // pin pins the CIDs of the tree the node does not keep.
 func (v *verifier) pin(ctx context.Context, tree *manifests.Tree, handle cid.Cid, r *Entry) error {
-	cids := []cid.Cid{tree.Root}
-	seen := map[cid.Cid]bool{tree.Root: true}
-	var digests []digest.Digest
-	for d := range tree.Descs {
-		digests = append(digests, d)
-	}
-	sort.Slice(digests, func(i, j int) bool { return digests[i] < digests[j] })
-	for _, d := range digests {
-		c, err := manifests.CID(tree.Descs[d])
-		if err != nil {
-			return err
-		}
-		if !seen[c] {
-			seen[c] = true
-			cids = append(cids, c)
-		}
-	}
-	if handle.Defined() && !seen[handle] {
-		cids = append(cids, handle)
-	}
-	for _, c := range cids {
-		if v.o.Pinned != nil {
-			ok, err := v.o.Pinned(ctx, c)
-			if err != nil {
-				return fmt.Errorf("checking the pin of %s: %w", c, err)
-			}
-			if ok {
-				continue
-			}
-		}
-		if err := v.store.Pin(ctx, c); err != nil {
-			return fmt.Errorf("pinning %s: %w", c, err)
-		}
-		r.Pinned++
-	}
-	return nil
+	n, err := pinhandle.PinTree(ctx, v.store, tree, pinhandle.PinTreeOptions{Handle: handle, Held: v.o.Pinned})
+	r.Pinned += n
+	return err
 }

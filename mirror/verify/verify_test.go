@@ -86,7 +86,7 @@ func writeImages(t *testing.T, store ipfs.Store) []written {
 	t.Helper()
 	w := manifests.NewWriter(store, 4, nil)
 	var out []written
-	for i, node := range []any{
+	for i, node := range []manifests.Node{
 		rig.MultiPlatform(t, 31, 300<<10),
 		rig.Image(t, rig.ImageSpec{Layers: []v1.Layer{rig.Layer(t, 32, 100<<10, false)}}),
 	} {

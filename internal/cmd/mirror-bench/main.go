@@ -54,6 +54,7 @@ var cases = []benchCase{
 	{"serve", 4, "skopeo pulls from mirror serve against docker-registry", (*bench).caseServe},
 	{"estargz", 5, "eStargz conversion against gzip", (*bench).caseEstargz},
 	{"scaling", 6, "sync by --jobs, and images sharing a base layer", (*bench).caseScaling},
+	{"gateway", 0, "mirror pull --gateway (no node) against ipfs cat of the same blobs", (*bench).caseGateway},
 }
 
 // parseCases reads --case: names or old numbers, comma-separated ("all":

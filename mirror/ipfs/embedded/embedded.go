@@ -86,6 +86,7 @@ var (
 	_ ipfs.NamePublisher = (*Store)(nil)
 	_ ipfs.NameResolver  = (*Store)(nil)
 	_ ipfs.APIServer     = (*Store)(nil)
+	_ ipfs.Unpinner      = (*Store)(nil)
 )
 
 var (

@@ -191,3 +191,81 @@ func output(n *rig.Kubo, args ...string) ([]byte, error) {
 	s, err := n.RunErr(nil, args...)
 	return []byte(s), err
 }
+
+// TestNames: the embedded node publishes IPNS names with the repo's
+// keystore (its own key and one `ipfs key gen` made) and resolves them
+// offline; a new value replaces the old; an unknown key is ErrNoKey. The
+// record stays in the repo: the ipfs CLI resolves it there after Close.
+func TestNames(t *testing.T) {
+	ctx := context.Background()
+	repo := filepath.Join(t.TempDir(), "ipfs")
+	s := openStore(t, repo)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	bin := rig.Tool(t, "MIRROR_IPFS_BIN", "ipfs")
+	ipfsCLI := func(args ...string) string {
+		t.Helper()
+		cmd := exec.Command(bin, args...)
+		cmd.Env = append(os.Environ(), "IPFS_PATH="+repo, "IPFS_TELEMETRY=off")
+		out, err := cmd.Output()
+		if err != nil {
+			var stderr []byte
+			if ee, ok := err.(*exec.ExitError); ok {
+				stderr = ee.Stderr
+			}
+			t.Fatalf("ipfs %s: %v\n%s", strings.Join(args, " "), err, stderr)
+		}
+		return strings.TrimSpace(string(out))
+	}
+	keyName := ipfsCLI("key", "gen", "--ipns-base=base36", "lockfiles")
+
+	s = openStore(t, repo)
+	one, err := s.Add(ctx, strings.NewReader("one"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	two, err := s.Add(ctx, strings.NewReader("two"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var p ipfs.NamePublisher = s
+	var r ipfs.NameResolver = s
+	name, err := p.PublishIPNS(ctx, "lockfiles", one)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if name != keyName || !strings.HasPrefix(name, "k51") {
+		t.Errorf("published under %q, `ipfs key gen` made %q", name, keyName)
+	}
+	if got, err := r.ResolveIPNS(ctx, name); err != nil || got != one {
+		t.Errorf("resolve: %s, %v; want %s", got, err, one)
+	}
+	if _, err := p.PublishIPNS(ctx, "lockfiles", two); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := r.ResolveIPNS(ctx, name); err != nil || got != two {
+		t.Errorf("resolve after a second publish: %s, %v; want %s", got, err, two)
+	}
+	self, err := p.PublishIPNS(ctx, "self", one)
+	if err != nil || self == name || !strings.HasPrefix(self, "k51") {
+		t.Errorf("publish with the node's own key: %q, %v", self, err)
+	}
+	if _, err := p.PublishIPNS(ctx, "nokey", one); !errors.Is(err, ipfs.ErrNoKey) {
+		t.Errorf("unknown key: %v, want ErrNoKey", err)
+	}
+	// A name nobody published: not found, at once offline.
+	start := time.Now()
+	if _, err := r.ResolveIPNS(ctx, "k51qzi5uqu5dj69ytzs596g7g2q6ns5fy0a0lolv2y75o1il9jmfnahajfwl2q"); !errors.Is(err, ipfs.ErrNotFound) {
+		t.Errorf("unknown name: %v, want ErrNotFound", err)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("offline resolve of an unknown name took %v", d)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if got := ipfsCLI("name", "resolve", "--offline", "/ipns/"+name); got != "/ipfs/"+two.String() {
+		t.Errorf("the ipfs CLI resolves /ipns/%s in the repo to %q, want /ipfs/%s", name, got, two)
+	}
+}

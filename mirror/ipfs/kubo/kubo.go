@@ -53,6 +53,7 @@ var (
 	_ ipfs.BatchHolder   = (*Store)(nil)
 	_ ipfs.NamePublisher = (*Store)(nil)
 	_ ipfs.NameResolver  = (*Store)(nil)
+	_ ipfs.Unpinner      = (*Store)(nil)
 )
 
 // New connects to the API at addr: a multiaddr (/ip4/127.0.0.1/tcp/5001) or
@@ -243,6 +244,20 @@ func (s *Store) Pin(ctx context.Context, c cid.Cid) error {
 		return fmt.Errorf("ipfs pin %s: %w (%w)", c, ipfs.ErrNotFound, ctx.Err())
 	}
 	return err
+}
+
+// Unpin implements ipfs.Unpinner (pin/rm, recursive: it removes a
+// recursive or a direct pin). kubo's "not pinned or pinned indirectly" is
+// ipfs.ErrNotPinned.
+func (s *Store) Unpin(ctx context.Context, c cid.Cid) error {
+	err := s.api.Request("pin/rm", c.String()).Option("recursive", true).Exec(ctx, nil)
+	if err == nil {
+		return nil
+	}
+	if strings.Contains(err.Error(), "not pinned") {
+		return fmt.Errorf("ipfs pin rm %s: %w", c, ipfs.ErrNotPinned)
+	}
+	return fmt.Errorf("ipfs pin rm %s: %w", c, wrapConnErr(err))
 }
 
 // PutBlock implements ipfs.Store.

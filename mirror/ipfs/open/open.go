@@ -1,6 +1,10 @@
 // Package open picks the ipfs.Store every mirror command uses, in one
 // resolution order:
 //
+//  0. HTTP trustless gateways (--gateway / MIRROR_GATEWAY, for the
+//     commands that only read): a read-only store, and no node is looked
+//     for or started. Gateways together with an explicit API address is
+//     an error (ErrTwoStores): one of them reads;
 //  1. an explicit API address (--ipfs-api / IPFS_API): that daemon, or an
 //     error if it does not answer;
 //  2. the API file a running daemon wrote to $IPFS_PATH/api (default
@@ -23,12 +27,22 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 
 	fslock "github.com/ipfs/go-fs-lock"
 
 	"github.com/ipfs-mirror/mirror/mirror/ipfs"
+	"github.com/ipfs-mirror/mirror/mirror/ipfs/gateway"
 	"github.com/ipfs-mirror/mirror/mirror/ipfs/kubo"
 )
+
+// ErrBadGateway is returned for gateway URLs that cannot be used (not
+// http(s), or none given).
+var ErrBadGateway = errors.New("bad --gateway")
+
+// ErrTwoStores is returned when both gateways and an IPFS API are given:
+// reads come from one store.
+var ErrTwoStores = errors.New("both --gateway (MIRROR_GATEWAY) and --ipfs-api (IPFS_API) are set; give one: gateways read without a node, --ipfs-api reads from that node")
 
 // Options say where the node is.
 type Options struct {
@@ -52,6 +66,14 @@ type Options struct {
 	// Holder names the command for other processes' lock errors
 	// ("mirror serve").
 	Holder string
+	// Gateways are HTTP trustless gateways to read from instead of a node
+	// (read-only: Add, Pin and PutBlock fail with gateway.ErrReadOnly).
+	Gateways []string
+	// Logger receives the gateways' warnings (a gateway that lied or
+	// failed); nil: none.
+	Logger *slog.Logger
+	// UserAgent is sent to gateways.
+	UserAgent string
 }
 
 // embeddedOpener opens the embedded node; nil when built with
@@ -66,6 +88,12 @@ func Embedded() bool { return embeddedOpener != nil }
 
 // Store opens the store the options name and checks that it answers.
 func Store(ctx context.Context, o Options) (ipfs.Store, error) {
+	if len(o.Gateways) > 0 {
+		if o.API != "" {
+			return nil, ErrTwoStores
+		}
+		return gateways(ctx, o)
+	}
 	if o.API != "" {
 		return daemon(ctx, o.API, o)
 	}
@@ -120,6 +148,19 @@ func repoDaemon(ctx context.Context, o Options) (ipfs.Store, error) {
 		return nil, nil // stale api file: the daemon is gone
 	}
 	return nil, fmt.Errorf("%w (the daemon holds %s but its API does not answer)", err, repo)
+}
+
+// gateways opens the gateway store and checks that one gateway answers.
+func gateways(ctx context.Context, o Options) (ipfs.Store, error) {
+	s, err := gateway.New(gateway.Options{Gateways: o.Gateways, Logger: o.Logger, UserAgent: o.UserAgent})
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrBadGateway, err)
+	}
+	if err := s.Ping(ctx); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("%w; check the --gateway URLs", err)
+	}
+	return s, nil
 }
 
 func daemon(ctx context.Context, addr string, o Options) (ipfs.Store, error) {

@@ -1,4 +1,4 @@
-package pinhandle
+package ocidir
 
 import (
 	"context"
@@ -32,14 +32,14 @@ func (p *putter) Add(ctx context.Context, nd ipld.Node) error {
 	case *dag.RawNode:
 		codec = cid.Raw
 	default:
-		return fmt.Errorf("pin handle: unexpected node type %T", nd)
+		return fmt.Errorf("layout: unexpected node type %T", nd)
 	}
 	c, err := p.store.PutBlock(ctx, codec, nd.RawData())
 	if err != nil {
-		return fmt.Errorf("pin handle: storing block %s: %w", nd.Cid(), err)
+		return fmt.Errorf("layout: storing block %s: %w", nd.Cid(), err)
 	}
 	if ipfs.V1(c) != ipfs.V1(nd.Cid()) {
-		return fmt.Errorf("pin handle: the store named block %s %s", nd.Cid(), c)
+		return fmt.Errorf("layout: the store named block %s %s", nd.Cid(), c)
 	}
 	return nil
 }
@@ -57,7 +57,7 @@ func (p *putter) AddMany(ctx context.Context, nds []ipld.Node) error {
 func (p *putter) commit(ctx context.Context, d uio.Directory) (ipld.Node, error) {
 	nd, err := d.GetNode()
 	if err != nil {
-		return nil, fmt.Errorf("pin handle: %w", err)
+		return nil, fmt.Errorf("layout: %w", err)
 	}
 	if err := p.Add(ctx, nd); err != nil {
 		return nil, err
@@ -65,7 +65,7 @@ func (p *putter) commit(ctx context.Context, d uio.Directory) (ipld.Node, error)
 	return nd, nil
 }
 
-var errWriteOnly = errors.New("pin handle: the builder's DAG service is write-only")
+var errWriteOnly = errors.New("layout: the builder's DAG service is write-only")
 
 func (p *putter) Get(_ context.Context, c cid.Cid) (ipld.Node, error) {
 	return nil, errWriteOnly
@@ -104,10 +104,10 @@ func (n *linkNode) Stat() (*ipld.NodeStat, error) {
 func (n *linkNode) Copy() ipld.Node           { c := *n; return &c }
 func (n *linkNode) Tree(string, int) []string { return nil }
 func (n *linkNode) Resolve([]string) (any, []string, error) {
-	return nil, nil, errors.New("pin handle: link placeholder cannot be resolved")
+	return nil, nil, errors.New("layout: link placeholder cannot be resolved")
 }
 func (n *linkNode) ResolveLink([]string) (*ipld.Link, []string, error) {
-	return nil, nil, errors.New("pin handle: link placeholder cannot be resolved")
+	return nil, nil, errors.New("layout: link placeholder cannot be resolved")
 }
 
 var _ blocks.Block = (*linkNode)(nil)

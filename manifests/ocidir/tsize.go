@@ -1,4 +1,4 @@
-package pinhandle
+package ocidir
 
 import (
 	"context"
@@ -89,7 +89,7 @@ func (s *sizer) tsizes(ctx context.Context, blobs map[digest.Digest]Blob) (map[d
 		g.Go(func() error {
 			ts, err := s.tsize(gctx, b)
 			if err != nil {
-				return fmt.Errorf("pin handle: blob %s: %w", d, err)
+				return fmt.Errorf("layout: blob %s: %w", d, err)
 			}
 			mu.Lock()
 			out[d] = ts
