@@ -9,8 +9,8 @@ import (
 
 // Marshal returns the file's bytes: Header, then version and the entries in
 // their normalized order (see the package doc). Version is always written as
-// the current Version. Optional fields (configs, pin, upstream, push) are
-// left out when empty; platforms is always written, [] meaning all.
+// the current Version. Optional fields (configs, pin, upstream, referrers,
+// push) are left out when empty; platforms is always written, [] meaning all.
 func (f *File) Marshal() []byte {
 	images := &yaml.Node{Kind: yaml.SequenceNode}
 	for _, e := range f.normalized() {
@@ -61,6 +61,9 @@ func entryNode(e Entry) *yaml.Node {
 	}
 	if e.Upstream != "" {
 		kv = append(kv, "upstream", str(e.Upstream))
+	}
+	if len(e.Referrers) > 0 {
+		kv = append(kv, "referrers", referrersNode(e.Referrers))
 	}
 	if len(e.Push) > 0 {
 		push := &yaml.Node{Kind: yaml.SequenceNode}

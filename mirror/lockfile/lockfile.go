@@ -60,6 +60,10 @@ type Entry struct {
 	// layers). Only plain-mode copies of registry images have one; empty
 	// in lockfiles written before they were kept.
 	Upstream string
+	// Referrers are the documents mirrored because they refer to the
+	// image's manifests (signatures, attestations, SBOMs), kept in its
+	// upstream documents; empty when none were mirrored.
+	Referrers []Referrer
 	// Push are the registry references the converted image was pushed to.
 	Push []PushTarget
 }
@@ -90,6 +94,7 @@ func (f *File) Put(e Entry) {
 	e.Platforms = slices.Clone(e.Platforms)
 	e.Configs = slices.Clone(e.Configs)
 	e.Push = slices.Clone(e.Push)
+	e.Referrers = slices.Clone(e.Referrers)
 	if old, ok := f.Lookup(e.Source, e.Mode); ok {
 		*old = e
 		return
@@ -121,6 +126,7 @@ func (f *File) normalized() []Entry {
 			return cmp.Or(strings.Compare(a.Ref, b.Ref), strings.Compare(a.Digest, b.Digest))
 		})
 		e.Push = slices.Compact(e.Push)
+		e.Referrers = normalizeReferrers(e.Referrers)
 		out[i] = e
 	}
 	slices.SortStableFunc(out, func(a, b Entry) int {

@@ -208,7 +208,7 @@ func TestReadErrors(t *testing.T) {
 		{"version string", "version: \"1\"\nimages: []\n", "m.lock:1:10: version: expected an integer"},
 		{"unknown top", "version: 1\nimages: []\ncreated: today\n", "m.lock:3:1: created: unknown field (want one of: version, images)"},
 		{"no images", "version: 1\n", "m.lock:1:1: images: required field is missing"},
-		{"unknown entry field", "version: 1\nimages:\n" + entry + "    size: 3\n", "m.lock:8:5: images[0].size: unknown field (want one of: source, mode, digest, platforms, cid, configs, pin, upstream, push)"},
+		{"unknown entry field", "version: 1\nimages:\n" + entry + "    size: 3\n", "m.lock:8:5: images[0].size: unknown field (want one of: source, mode, digest, platforms, cid, configs, pin, upstream, referrers, push)"},
 		{"bad mode", "version: 1\nimages:\n" + strings.Replace(entry, "mode: plain", "mode: zstd", 1), "m.lock:4:11: images[0].mode: unknown mode \"zstd\" (want plain, estargz or encrypted)"},
 		{"bad digest", "version: 1\nimages:\n" + strings.Replace(entry, digA, "sha256:abc", 1), "m.lock:5:13: images[0].digest: invalid digest \"sha256:abc\": invalid checksum digest length"},
 		{"bad cid", "version: 1\nimages:\n" + strings.Replace(entry, cidA, "bafynotacid", 1), "m.lock:7:10: images[0].cid: \"bafynotacid\" is not a CID: length greater than remaining number of bytes in buffer"},

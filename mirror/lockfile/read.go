@@ -71,6 +71,7 @@ func (f *File) Validate() error {
 		if e.Upstream != "" {
 			add("upstream", checkCID(e.Upstream))
 		}
+		validateReferrers(e.Referrers, add)
 		for j, t := range e.Push {
 			add("push["+strconv.Itoa(j)+"].ref", checkRef(t.Ref))
 			add("push["+strconv.Itoa(j)+"].digest", checkDigest(t.Digest))
@@ -277,7 +278,7 @@ func (r *reader) str(m map[string]*yaml.Node, parent *yaml.Node, field, key stri
 
 func (r *reader) entry(n *yaml.Node, field string) (Entry, bool) {
 	before := len(r.errs)
-	m, ok := r.fields(n, field, "source", "mode", "digest", "platforms", "cid", "configs", "pin", "upstream", "push")
+	m, ok := r.fields(n, field, "source", "mode", "digest", "platforms", "cid", "configs", "pin", "upstream", "referrers", "push")
 	if !ok {
 		return Entry{}, false
 	}
@@ -289,6 +290,9 @@ func (r *reader) entry(n *yaml.Node, field string) (Entry, bool) {
 		Pin:    r.str(m, n, field, "pin", false, checkCID),
 	}
 	e.Upstream = r.str(m, n, field, "upstream", false, checkCID)
+	if rn, ok := m["referrers"]; ok {
+		e.Referrers = r.referrers(rn, field+".referrers")
+	}
 	if pn, ok := m["platforms"]; !ok {
 		r.errorf(n, field+".platforms", "required field is missing")
 	} else if pn.Kind != yaml.SequenceNode {
