@@ -36,6 +36,10 @@ func compareReferrers(a, b Referrer) int {
 		strings.Compare(a.Tag, b.Tag), strings.Compare(a.Digest, b.Digest), strings.Compare(a.MediaType, b.MediaType))
 }
 
+// NormalizedReferrers are rs as the lockfile writes them: sorted by
+// subject, artifact type, tag and digest, without repeats (a new slice).
+func NormalizedReferrers(rs []Referrer) []Referrer { return normalizeReferrers(rs) }
+
 // normalizeReferrers sorts by subject, artifact type, tag and digest, and
 // drops repeats.
 func normalizeReferrers(rs []Referrer) []Referrer {

@@ -140,6 +140,7 @@ type syncer struct {
 	w     *manifests.Writer
 	lock  *lockView
 	rep   *reporter
+	refs  referrerState // referrers.go
 }
 
 // listFailed reports every mode of an entry whose tags could not be
@@ -161,6 +162,15 @@ func (s *syncer) one(ctx context.Context, p *planner, img *config.Image, tag str
 	}
 	started := time.Now()
 	tp := p.planTag(ctx, img, tag)
+	trs := newTagReferrers(tp.Ref)
+	var verified *error // verify: once per tag (referrers.go)
+	verify := func(digest string) error {
+		if verified == nil {
+			err := s.verifySigned(ctx, img, trs, digest)
+			verified = &err
+		}
+		return *verified
+	}
 	finish := func(i int, st Status, err error) {
 		r := reports[i]
 		r.Duration = time.Since(started)
@@ -184,7 +194,16 @@ func (s *syncer) one(ctx context.Context, p *planner, img *config.Image, tag str
 			}
 			var err error
 			if !s.o.DryRun {
-				err = s.upgrade(ctx, r, st.Prev)
+				if err = verify(st.Digest); err != nil {
+					finish(i, "", err)
+					continue
+				}
+				if st.Mode == modes.Plain {
+					_, err = s.refreshReferrers(ctx, img, trs, r)
+				}
+				if err == nil {
+					err = s.upgrade(ctx, r, st.Prev)
+				}
 			}
 			finish(i, StatusUnchanged, err)
 		default:
@@ -215,6 +234,11 @@ func (s *syncer) one(ctx context.Context, p *planner, img *config.Image, tag str
 		}
 	}
 	ps, err := parsePlatformList(img.Platforms)
+	if err == nil && img.Verify != nil {
+		// What is written is what was verified: the digest read.
+		verified = nil
+		err = verify(src.Digest.String())
+	}
 	if err != nil {
 		for _, i := range todo {
 			finish(i, "", err)
@@ -222,14 +246,14 @@ func (s *syncer) one(ctx context.Context, p *planner, img *config.Image, tag str
 		return
 	}
 	for _, i := range todo {
-		err := s.write(ctx, img, tag, tp.Steps[i].Mode, src, ps, reports[i])
+		err := s.write(ctx, img, tag, tp.Steps[i].Mode, src, ps, trs, reports[i])
 		finish(i, tp.Steps[i].Action, err)
 	}
 }
 
 // write pushes one mode of an opened source, runs the post-steps (pin
 // handle, re-push, CAR) and records it.
-func (s *syncer) write(ctx context.Context, img *config.Image, tag string, m modes.Mode, src *registry.Source, ps []v1.Platform, r *ImageReport) error {
+func (s *syncer) write(ctx context.Context, img *config.Image, tag string, m modes.Mode, src *registry.Source, ps []v1.Platform, trs *tagReferrers, r *ImageReport) error {
 	var conv manifests.ImageConverter
 	if m != modes.Plain {
 		if s.o.Convert == nil {
@@ -266,10 +290,11 @@ func (s *syncer) write(ctx context.Context, img *config.Image, tag string, m mod
 	}
 	var up ocidir.Node
 	if rec != nil {
-		if up, err = buildUpstream(ctx, s.store, rec, res.Result); err != nil {
+		var kept *keptReferrers
+		if up, kept, err = s.buildUpstream(ctx, img, trs, rec, res.Result); err != nil {
 			return err
 		}
-		r.Upstream = up.CID.String()
+		r.Upstream, r.Referrers = up.CID.String(), kept.list()
 	}
 	if err := s.post(ctx, img, tag, m, res, up, r); err != nil {
 		return err
@@ -279,7 +304,7 @@ func (s *syncer) write(ctx context.Context, img *config.Image, tag string, m mod
 }
 
 func (s *syncer) record(r *ImageReport) {
-	s.lock.put(lockfile.Entry{Source: r.Source, Mode: r.Mode, Digest: r.SourceDigest, Platforms: r.Platforms, CID: r.CID, Configs: r.Configs, Pin: r.Pin, Upstream: r.Upstream, Push: r.Push})
+	s.lock.put(lockfile.Entry{Source: r.Source, Mode: r.Mode, Digest: r.SourceDigest, Platforms: r.Platforms, CID: r.CID, Configs: r.Configs, Pin: r.Pin, Upstream: r.Upstream, Referrers: r.Referrers, Push: r.Push})
 }
 
 // recorded is src with its index or image wrapped by upstream.Record.
@@ -296,21 +321,27 @@ func recorded(src *registry.Source) (*registry.Source, *upstream.Recorder) {
 }
 
 // buildUpstream stores the documents rec kept as the image's upstream
-// layout, linking the configs and layers res wrote.
-func buildUpstream(ctx context.Context, store ipfs.Store, rec *upstream.Recorder, res *manifests.Result) (ocidir.Node, error) {
+// layout, linking the configs and layers res wrote, with the referrers img
+// keeps (referrers.go).
+func (s *syncer) buildUpstream(ctx context.Context, img *config.Image, trs *tagReferrers, rec *upstream.Recorder, res *manifests.Result) (ocidir.Node, *keptReferrers, error) {
 	blobs := make([]ocidir.Blob, 0, len(res.Blobs))
 	for _, b := range res.Blobs {
 		blobs = append(blobs, ocidir.Blob{Digest: b.Digest, Size: b.Size, CID: b.CID})
 	}
 	in, err := rec.Input(blobs)
 	if err != nil {
-		return ocidir.Node{}, fmt.Errorf("keeping the upstream documents: %w", err)
+		return ocidir.Node{}, nil, fmt.Errorf("keeping the upstream documents: %w", err)
 	}
-	n, err := upstream.Build(ctx, store, in)
+	kept, err := s.keepReferrers(ctx, img, trs, subjectsOf(in))
 	if err != nil {
-		return ocidir.Node{}, fmt.Errorf("keeping the upstream documents: %w", err)
+		return ocidir.Node{}, nil, err
 	}
-	return n, nil
+	kept.addTo(&in)
+	n, err := upstream.Build(ctx, s.store, in)
+	if err != nil {
+		return ocidir.Node{}, nil, fmt.Errorf("keeping the upstream documents: %w", err)
+	}
+	return n, kept, nil
 }
 
 func parsePlatformList(ss []string) ([]v1.Platform, error) {

@@ -47,6 +47,7 @@ type ImageReport struct {
 	Configs      []string              `json:"configs,omitempty"`
 	Pin          string                `json:"pin,omitempty"`
 	Upstream     string                `json:"upstream,omitempty"`
+	Referrers    []lockfile.Referrer   `json:"referrers,omitempty"`
 	Platforms    []string              `json:"platforms"`
 	Push         []lockfile.PushTarget `json:"push,omitempty"`
 	BlobsAdded   int                   `json:"blobsAdded"`
@@ -221,4 +222,5 @@ func (p *reporter) close(start time.Time) *Report {
 
 func fillFromLock(r *ImageReport, e *lockfile.Entry) {
 	r.SourceDigest, r.CID, r.Configs, r.Pin, r.Upstream, r.Push = e.Digest, e.CID, e.Configs, e.Pin, e.Upstream, e.Push
+	r.Referrers = e.Referrers
 }
