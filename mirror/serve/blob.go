@@ -55,6 +55,12 @@ func (s *Server) blob(w *recorder, r *http.Request, t target, ref string) {
 		}
 		return false
 	})
+	var upCID cid.Cid // a referrer's blob, from an upstream layout (referrers.go)
+	if !found && t.kind == byLock && r.Context().Err() == nil {
+		if x, c, ok := s.referrerBlob(w, r, t, d); ok {
+			desc, upCID, found, err = x, c, true, nil
+		}
+	}
 	if !found {
 		if err == nil {
 			err = viewErr
@@ -66,7 +72,9 @@ func (s *Server) blob(w *recorder, r *http.Request, t target, ref string) {
 		writeError(w, r, newError(http.StatusNotFound, CodeBlobUnknown, "blob %s is not in %s", d, t.name))
 		return
 	}
-	w.root = foundIn.root
+	if foundIn != nil {
+		w.root = foundIn.root
+	}
 	h := w.Header()
 	h.Set("Content-Type", "application/octet-stream")
 	h.Set("Docker-Content-Digest", d.String())
@@ -79,7 +87,7 @@ func (s *Server) blob(w *recorder, r *http.Request, t target, ref string) {
 		return
 	}
 	if desc.Size < 0 || desc.Size > maxBlobSize {
-		s.log.Warn("refused: the image gives a blob an impossible size", "name", t.name, "root", foundIn.root.String(), "digest", d.String(), "size", desc.Size)
+		s.log.Warn("refused: the image gives a blob an impossible size", "name", t.name, "root", w.root.String(), "digest", d.String(), "size", desc.Size)
 		e := newError(http.StatusBadGateway, CodeManifestInvalid, "the image gives blob %s an impossible size (%d bytes)", d, desc.Size)
 		if t.mirror {
 			e.status, e.code = http.StatusNotFound, CodeBlobUnknown
@@ -88,6 +96,9 @@ func (s *Server) blob(w *recorder, r *http.Request, t target, ref string) {
 		return
 	}
 	c, err := manifests.CID(desc)
+	if upCID.Defined() {
+		c, err = upCID, nil
+	}
 	if err != nil {
 		writeError(w, r, newError(http.StatusBadGateway, CodeUnknown, "%v", err))
 		return

@@ -12,6 +12,8 @@
 //	/v2/<repo>/manifests/<tag|digest>           names from lockfiles (Options.Locks):
 //	                                            the upstream documents when the entry has them (upstream.go)
 //	/v2/<repo>/blobs/<digest>
+//	/v2/<repo>/referrers/<digest>               the OCI 1.1 referrers API, and the tag
+//	                                            schemas' sha256-<hex>[.sig] tags (referrers.go)
 //	/v2/<repo>/tags/list, /v2/_catalog
 //
 // where CID is the root CID of an IPFS-enabled image (CIDv1 or CIDv0).
@@ -344,7 +346,7 @@ func (s *Server) route(w *recorder, r *http.Request) {
 		return
 	}
 	name, kind, ref := rest[:j], rest[j+1:i], rest[i+1:]
-	if kind != "manifests" && kind != "blobs" {
+	if kind != "manifests" && kind != "blobs" && kind != "referrers" {
 		writeError(w, r, newError(http.StatusNotFound, CodeUnsupported, "unsupported registry API path"))
 		return
 	}
@@ -353,9 +355,12 @@ func (s *Server) route(w *recorder, r *http.Request) {
 		writeError(w, r, rerr)
 		return
 	}
-	if kind == "manifests" {
+	switch kind {
+	case "referrers":
+		s.referrers(w, r, t, ref) // referrers.go
+	case "manifests":
 		s.manifest(w, r, t, ref)
-	} else {
+	default:
 		s.blob(w, r, t, ref)
 	}
 }
@@ -564,6 +569,9 @@ func (s *Server) manifest(w *recorder, r *http.Request, t target, ref string) {
 		}
 	case byLock:
 		e, ok := s.locks.current().lookup(t.repo, ref)
+		if !ok && s.referrerTag(w, r, t, ref) { // the tag schemas (referrers.go)
+			return
+		}
 		if !ok {
 			writeError(w, r, newError(http.StatusNotFound, CodeManifestUnknown, "%s has no tag %q", t.repo, ref))
 			return
