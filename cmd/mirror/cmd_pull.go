@@ -78,5 +78,8 @@ func (c *PullCmd) Run(ctx context.Context, g *Globals) error {
 		return json.NewEncoder(g.stdout).Encode(map[string]string{"root": res.Root.String(), "dest": res.Dest, "digest": res.Digest.String()})
 	}
 	fmt.Fprintf(g.stderr, "pulled ipfs://%s → %s (%s)\n", res.Root, res.Dest, res.Digest)
+	if n := len(res.Referrers); n > 0 {
+		fmt.Fprintf(g.stderr, "pushed %d referrers beside it (signatures, attestations, SBOMs)\n", n)
+	}
 	return nil
 }

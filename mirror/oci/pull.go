@@ -63,6 +63,9 @@ type PullResult struct {
 	Root   cid.Cid
 	Dest   string
 	Digest v1.Hash
+	// Referrers are the referrer manifests PullUpstream wrote beside the
+	// image (referrers.go).
+	Referrers []v1.Hash
 }
 
 // Pull writes the IPFS-enabled image root names to DEST (oci:DIR[:TAG],

@@ -34,7 +34,9 @@ import (
 // o.Platforms naming one kept platform, that platform's manifest is written
 // (under its own upstream digest); otherwise it is ErrPartialUpstream. A
 // docker-archive: cannot keep manifest digests (docker save's format has
-// none): that is an error too. o.Transform and o.URLs do not apply.
+// none): that is an error too. o.Transform and o.URLs do not apply. To a
+// registry, the referrers the layout keeps of what was written are pushed
+// too (referrers.go).
 func PullUpstream(ctx context.Context, store ipfs.Store, c cid.Cid, dest string, o PullOptions) (*PullResult, error) {
 	ref, err := registry.ParseRef(dest, o.Registry)
 	if err != nil {
@@ -92,7 +94,14 @@ func PullUpstream(ctx context.Context, store ipfs.Store, c cid.Cid, dest string,
 			return nil, err
 		}
 	}
-	return write(ctx, c, node, ref, o) // docker-archive: was refused above
+	res, err := write(ctx, c, node, ref, o) // docker-archive: was refused above
+	if err != nil || ref.Kind != registry.KindRegistry {
+		return res, err
+	}
+	if res.Referrers, err = u.pushReferrers(ctx, ref, node, o); err != nil { // referrers.go
+		return nil, err
+	}
+	return res, nil
 }
 
 // upstreamNode reads an upstream layout's blobs.
