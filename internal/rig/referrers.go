@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -96,7 +97,7 @@ func Referrers(t testing.TB, host, repo string, digest v1.Hash, artifactType str
 	t.Helper()
 	u := fmt.Sprintf("http://%s/v2/%s/referrers/%s", host, repo, digest)
 	if artifactType != "" {
-		u += "?artifactType=" + artifactType
+		u += "?artifactType=" + url.QueryEscape(artifactType)
 	}
 	req, err := http.NewRequest(http.MethodGet, u, nil)
 	if err != nil {
