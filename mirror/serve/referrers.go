@@ -38,7 +38,9 @@ import (
 //
 // so that cosign verify, cosign verify-attestation and oras discover work
 // against serve as against the source. A name's real tags win over the tag
-// schema's; /v2/ipfs/<CID> names have no referrers (an empty index).
+// schema's. /v2/ipfs/<CID> and ipns names have no referrers API (404
+// UNSUPPORTED, as before: a client then tries the tag schema, and finds
+// none).
 
 // referrerDoc is one referrer of a loaded upstream layout.
 type referrerDoc struct {
@@ -140,15 +142,10 @@ func (s *Server) referrers(w *recorder, r *http.Request, t target, ref string) {
 	}
 	w.digest = d
 	artifactType := r.URL.Query().Get("artifactType")
-	var body []byte
-	if t.kind == byLock {
-		var rerr *regError
-		if body, _, rerr = s.referrersIndex(w, r, t, d, artifactType); rerr != nil {
-			writeError(w, r, rerr)
-			return
-		}
-	} else {
-		body, _ = json.Marshal(ocispec.Index{Versioned: specs.Versioned{SchemaVersion: 2}, MediaType: ocispec.MediaTypeImageIndex, Manifests: []ocispec.Descriptor{}})
+	body, _, rerr := s.referrersIndex(w, r, t, d, artifactType)
+	if rerr != nil {
+		writeError(w, r, rerr)
+		return
 	}
 	h := w.Header()
 	h.Set("Content-Type", ocispec.MediaTypeImageIndex)

@@ -34,7 +34,7 @@ import (
 // the manifest, else its config media type; the manifest's annotations),
 // cosign's tag schema (sha256-<hex>.sig) and the referrers tag schema
 // (sha256-<hex>), the referrer manifests by digest and their blobs; an
-// unknown subject is an empty index, a /v2/ipfs/<CID> name has none.
+// unknown subject is an empty index; a /v2/ipfs/<CID> name has no API.
 func TestReferrers(t *testing.T) {
 	ctx := context.Background()
 	e := startEnv(t)
@@ -152,8 +152,8 @@ func TestReferrers(t *testing.T) {
 	if ix, _ = list("/referrers/" + digest.FromString("none").String()); len(ix.Manifests) != 0 {
 		t.Errorf("an unknown subject: %+v", ix.Manifests)
 	}
-	if resp, _ := get(t, "GET", s.url+"/v2/ipfs/"+res.Root.String()+"/referrers/"+top.String()); resp.StatusCode != 200 {
-		t.Errorf("ipfs/<CID> referrers: %d", resp.StatusCode)
+	if resp, _ := get(t, "GET", s.url+"/v2/ipfs/"+res.Root.String()+"/referrers/"+top.String()); resp.StatusCode != 404 {
+		t.Errorf("ipfs/<CID> referrers: %d, want 404 (no referrers API there)", resp.StatusCode)
 	}
 	if resp, _ := get(t, "GET", base+"/referrers/sha256:abc"); resp.StatusCode != 400 {
 		t.Errorf("a bad digest: %d", resp.StatusCode)

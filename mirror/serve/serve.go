@@ -355,10 +355,12 @@ func (s *Server) route(w *recorder, r *http.Request) {
 		writeError(w, r, rerr)
 		return
 	}
-	switch kind {
-	case "referrers":
+	switch {
+	case kind == "referrers" && t.kind != byLock:
+		writeError(w, r, newError(http.StatusNotFound, CodeUnsupported, "unsupported registry API path"))
+	case kind == "referrers":
 		s.referrers(w, r, t, ref) // referrers.go
-	case "manifests":
+	case kind == "manifests":
 		s.manifest(w, r, t, ref)
 	default:
 		s.blob(w, r, t, ref)
