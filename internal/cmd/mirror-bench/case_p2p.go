@@ -46,6 +46,7 @@ type p2pFlags struct {
 	originPeers int
 	config      []string
 	pullArgs    string
+	stall       time.Duration
 }
 
 var p2pOpt p2pFlags
@@ -64,6 +65,7 @@ func init() {
 		p2pOpt.config = append(p2pOpt.config, v)
 		return nil
 	})
+	flag.DurationVar(&p2pOpt.stall, "p2p-stall", 5*time.Minute, "case p2p: a run in which a consumer has not the image after this long is reported as stalled (and not counted)")
 	flag.StringVar(&p2pOpt.pullArgs, "p2p-mirror-args", "", "case p2p: extra arguments (space-separated) for every `mirror pull` and `mirror serve` of consumers")
 }
 
@@ -188,13 +190,21 @@ func (b *bench) caseP2P(ctx context.Context) error {
 		timeG := fmt.Sprintf("p2p: seconds until the last consumer has the image (%s)", what)
 		var rows []*result // egress rows, then time rows: one table each
 		for _, n := range ns {
-			nodes, err := b.startConsumers(ctx, filepath.Join(root, fmt.Sprintf("%s-%d", via, n)), n, via, o.config, extra)
-			if err != nil {
-				stopAll(nodes)
-				return err
+			dir := filepath.Join(root, fmt.Sprintf("%s-%d", via, n))
+			up := func() ([]*p2pNode, error) {
+				_ = os.RemoveAll(dir)
+				nodes, err := b.startConsumers(ctx, dir, n, via, o.config, extra)
+				if err == nil {
+					err = connectSwarm(ctx, origin, nodes, o.originPeers)
+				}
+				if err != nil {
+					stopAll(nodes)
+					return nil, err
+				}
+				return nodes, nil
 			}
-			if err := connectSwarm(ctx, origin, nodes, o.originPeers); err != nil {
-				stopAll(nodes)
+			nodes, err := up()
+			if err != nil {
 				return err
 			}
 			for _, mode := range modes {
@@ -205,17 +215,39 @@ func (b *bench) caseP2P(ctx context.Context) error {
 				er := &result{Group: egressG, Name: label, Unit: "×"}
 				tr := &result{Group: timeG, Name: label, Unit: "s"}
 				var last *p2pRun
+				var stalls []string
 				for run := 0; run < b.o.runs; run++ {
-					r, err := b.p2pFetch(ctx, origin, nodes, pj.Root, via, mode == "once", filepath.Join(root, "out"), want)
+					r, err := b.p2pFetch(ctx, origin, nodes, pj.Root, via, mode == "once", filepath.Join(root, "out"), want, o.stall)
+					var st *p2pStall
+					if errors.As(err, &st) {
+						// A stall is a result too: say so, and go on with
+						// fresh consumers (the stuck wants die with them).
+						b.logf("  p2p: %s, run %d: STALLED: %v (load %s)", label, run+1, st, loadAvg())
+						stalls = append(stalls, st.Error())
+						stopAll(nodes)
+						if nodes, err = up(); err != nil {
+							return err
+						}
+						continue
+					}
 					if err != nil {
 						stopAll(nodes)
 						return fmt.Errorf("%s, %s: %w", via, label, err)
 					}
+					b.logf("  p2p: %s, run %d: origin egress %.2f× image, last consumer done in %s (load %s)", label, run+1, float64(r.originSent)/float64(size), r.last.Round(time.Millisecond), loadAvg())
 					er.Runs = append(er.Runs, float64(r.originSent)/float64(size))
 					tr.Runs = append(tr.Runs, r.last.Seconds())
 					last = r
 				}
-				er.Note = last.note(size) + "; " + topo
+				var notes []string
+				if last != nil {
+					notes = append(notes, last.note(size))
+				}
+				if len(stalls) > 0 {
+					notes = append(notes, fmt.Sprintf("%d of %d runs STALLED (not counted): %s", len(stalls), b.o.runs, strings.Join(stalls, "; ")))
+					tr.Note = notes[len(notes)-1]
+				}
+				er.Note = strings.Join(append(notes, topo), "; ")
 				rows = append(rows, er, tr)
 			}
 			stopAll(nodes)
@@ -499,7 +531,7 @@ func p2pSnapshot(ctx context.Context, origin *p2pNode, nodes []*p2pNode) (p2pSna
 // p2pFetch empties the consumers' blockstores, then has every consumer
 // fetch root (at once or one after another), checks every result and
 // returns the counters' deltas.
-func (b *bench) p2pFetch(ctx context.Context, origin *p2pNode, nodes []*p2pNode, root, via string, once bool, out string, want map[string]bool) (*p2pRun, error) {
+func (b *bench) p2pFetch(ctx context.Context, origin *p2pNode, nodes []*p2pNode, root, via string, once bool, out string, want map[string]bool, stall time.Duration) (*p2pRun, error) {
 	for i, n := range nodes {
 		if err := n.reset(ctx); err != nil {
 			return nil, fmt.Errorf("consumer %d: %w", i, err)
@@ -516,19 +548,36 @@ func (b *bench) p2pFetch(ctx context.Context, origin *p2pNode, nodes []*p2pNode,
 	}
 	r := &p2pRun{each: make([]time.Duration, len(nodes))}
 	dirs := make([]string, len(nodes))
+	var stuckMu sync.Mutex
+	var stuck []string
 	fetch := func(i int) error {
 		dirs[i] = filepath.Join(out, fmt.Sprintf("c%d", i))
+		// Each consumer's own deadline: a fetch past it is a stall.
+		fctx, cancel := context.WithTimeout(ctx, stall)
+		defer cancel()
 		t0 := time.Now()
 		var err error
 		if via == "pull" {
 			args := []string{"--ipfs-api", nodes[i].api, "--timeout", "30m", "pull"}
 			args = append(append(args, strings.Fields(p2pOpt.pullArgs)...), "ipfs://"+root, "oci:"+dirs[i])
-			_, err = b.pipe(ctx, cmdOf(b.mirrorBin, args...))
+			_, err = b.pipe(fctx, cmdOf(b.mirrorBin, args...))
 		} else {
-			_, err = b.pipe(ctx, cmdOf(b.skopeoBin, "copy", "-q", "--policy", b.policy, "--src-tls-verify=false",
+			_, err = b.pipe(fctx, cmdOf(b.skopeoBin, "copy", "-q", "--policy", b.policy, "--src-tls-verify=false",
 				"docker://"+nodes[i].serve+"/ipfs/"+root, "dir:"+dirs[i]))
 		}
 		r.each[i] = time.Since(t0)
+		if err != nil && fctx.Err() != nil && ctx.Err() == nil {
+			// Still fetching when time ran out: what it was waiting for.
+			var wl struct{ Keys []any }
+			_ = rpc(ctx, nodes[i].apiURL, "bitswap/wantlist", nil, &wl)
+			stuckMu.Lock()
+			stuck = append(stuck, fmt.Sprintf("consumer %d (%s written, %d blocks in its wantlist)", i, human(writtenBytes(dirs[i])), len(wl.Keys)))
+			stuckMu.Unlock()
+			return nil
+		}
+		if err != nil && via == "serve" {
+			return fmt.Errorf("consumer %d: %w; mirror serve said: %s", i, err, lastLines(nodes[i].p.Log(), 5))
+		}
 		if err != nil {
 			return fmt.Errorf("consumer %d: %w", i, err)
 		}
@@ -551,9 +600,16 @@ func (b *bench) p2pFetch(ctx context.Context, origin *p2pNode, nodes []*p2pNode,
 			if err := fetch(i); err != nil {
 				return nil, err
 			}
+			if len(stuck) > 0 {
+				break
+			}
 		}
 	}
 	r.last = time.Since(t0)
+	if len(stuck) > 0 {
+		slices.Sort(stuck)
+		return nil, &p2pStall{after: stall, stuck: stuck}
+	}
 	after, err := p2pSnapshot(ctx, origin, nodes)
 	if err != nil {
 		return nil, err
@@ -586,6 +642,27 @@ func (b *bench) p2pFetch(ctx context.Context, origin *p2pNode, nodes []*p2pNode,
 		}
 	}
 	return r, nil
+}
+
+// writtenBytes is what a fetch to dir wrote so far: dir, and the staging
+// directories mirror pull keeps beside it (.NAME.tmp-*).
+func writtenBytes(dir string) int64 {
+	n := dirBytes(dir)
+	tmps, _ := filepath.Glob(filepath.Join(filepath.Dir(dir), "."+filepath.Base(dir)+".tmp-*"))
+	for _, t := range tmps {
+		n += dirBytes(t)
+	}
+	return n
+}
+
+// p2pStall is a run in which some consumers did not get the image in time.
+type p2pStall struct {
+	after time.Duration
+	stuck []string
+}
+
+func (e *p2pStall) Error() string {
+	return fmt.Sprintf("after %s still fetching: %s", e.after, strings.Join(e.stuck, ", "))
 }
 
 var hex64 = regexp.MustCompile(`^[0-9a-f]{64}$`)
