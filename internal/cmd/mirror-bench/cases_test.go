@@ -43,6 +43,7 @@ func TestParseCases(t *testing.T) {
 		{"all", all},
 		{"1,2,3,4,5,6", numbered},
 		{"gateway", []string{"gateway"}},
+		{"p2p", []string{"p2p"}},
 		{"serve", []string{"serve"}},
 		{"4", []string{"serve"}},
 		{" throughput , 6", []string{"scaling", "throughput"}},

@@ -55,6 +55,7 @@ var cases = []benchCase{
 	{"estargz", 5, "eStargz conversion against gzip", (*bench).caseEstargz},
 	{"scaling", 6, "sync by --jobs, and images sharing a base layer", (*bench).caseScaling},
 	{"gateway", 0, "mirror pull --gateway (no node) against ipfs cat of the same blobs", (*bench).caseGateway},
+	{"p2p", 0, "origin egress when N nodes of a private swarm fetch one image at once and one after another (issue 17)", (*bench).caseP2P},
 }
 
 // parseCases reads --case: names or old numbers, comma-separated ("all":
