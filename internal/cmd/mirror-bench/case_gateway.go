@@ -2,15 +2,12 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
-
-	v1 "github.com/google/go-containerregistry/pkg/v1"
 )
 
 // caseGateway is case gateway (issue 16): `mirror pull --gateway` of an
@@ -27,43 +24,11 @@ func (b *bench) caseGateway(ctx context.Context) error {
 	if b.o.quick {
 		nLayers, layerSize = 2, 2*mib
 	}
-	var layers []*synthLayer
-	for i := range nLayers {
-		l, err := newSynthLayer(synthSpec{Seed: 1600 + uint64(i), Size: layerSize, FileSize: 16 * mib})
-		if err != nil {
-			return err
-		}
-		layers = append(layers, l)
-	}
-	img, err := synthImage("gateway", layers...)
+	pi, err := b.pushedImage(ctx, "gateway", 1600, nLayers, layerSize)
 	if err != nil {
 		return err
 	}
-	ref := b.ref("gateway") + ":v1"
-	if err := pushImages(ctx, []string{ref}, []v1.Image{img}); err != nil {
-		return err
-	}
-	size, err := imageBytes(img)
-	if err != nil {
-		return err
-	}
-	if err := b.k.reset(ctx); err != nil {
-		return err
-	}
-	st, err := b.mirror(ctx, "--json", "push", ref)
-	if err != nil {
-		return err
-	}
-	var pj pushJSON
-	if err := json.Unmarshal([]byte(st.Stdout), &pj); err != nil || pj.Root == "" {
-		return fmt.Errorf("mirror --json push: cannot read the output (%v): %.200s", err, st.Stdout)
-	}
-	var blobCIDs []string
-	for _, bl := range pj.Blobs {
-		if strings.Contains(bl.MediaType, "layer") || strings.Contains(bl.MediaType, "config") {
-			blobCIDs = append(blobCIDs, bl.CID.Link)
-		}
-	}
+	size, pj, blobCIDs := pi.size, pi.push, pi.blobCIDs
 	gwb, err := os.ReadFile(filepath.Join(b.k.repo, "gateway"))
 	if err != nil {
 		return fmt.Errorf("kubo's gateway address: %w", err)

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io/fs"
 	"net"
@@ -12,8 +11,6 @@ import (
 	"strings"
 	"syscall"
 	"time"
-
-	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	kuborpc "github.com/ipfs-mirror/mirror/mirror/ipfs/kubo"
 	"github.com/ipfs-mirror/mirror/mirror/serve"
@@ -41,43 +38,11 @@ func (b *bench) caseServe(ctx context.Context) error {
 		b.add(&result{Group: "mirror serve", Name: "not measured", Note: "`mirror serve --listen` is not in this build"})
 		return nil
 	}
-	var layers []*synthLayer
-	for i := 0; i < b.sz.ServeLayers; i++ {
-		l, err := newSynthLayer(synthSpec{Seed: 400 + uint64(i), Size: b.sz.ServeLayer, FileSize: 16 * mib})
-		if err != nil {
-			return err
-		}
-		layers = append(layers, l)
-	}
-	img, err := synthImage("serve", layers...)
+	pi, err := b.pushedImage(ctx, "serve", 400, b.sz.ServeLayers, b.sz.ServeLayer)
 	if err != nil {
 		return err
 	}
-	ref := b.ref("serve") + ":v1"
-	if err := pushImages(ctx, []string{ref}, []v1.Image{img}); err != nil {
-		return err
-	}
-	size, err := imageBytes(img)
-	if err != nil {
-		return err
-	}
-	if err := b.k.reset(ctx); err != nil {
-		return err
-	}
-	st, err := b.mirror(ctx, "--json", "push", ref)
-	if err != nil {
-		return err
-	}
-	var pj pushJSON
-	if err := json.Unmarshal([]byte(st.Stdout), &pj); err != nil || pj.Root == "" {
-		return fmt.Errorf("mirror --json push: cannot read the output (%v): %.200s", err, st.Stdout)
-	}
-	var blobCIDs []string
-	for _, bl := range pj.Blobs {
-		if strings.Contains(bl.MediaType, "layer") || strings.Contains(bl.MediaType, "config") {
-			blobCIDs = append(blobCIDs, bl.CID.Link)
-		}
-	}
+	ref, size, layers, pj, blobCIDs := pi.ref, pi.size, pi.layers, pi.push, pi.blobCIDs
 	group := fmt.Sprintf("pull of a %s image (%d × %s random layers) with skopeo to dir:", human(size), len(layers), human(b.sz.ServeLayer))
 	regR := &result{Group: group, Name: "docker-registry", Unit: "MiB/s", bytes: size}
 	coldR := &result{Group: group, Name: "mirror serve, cold (fresh process)", Unit: "MiB/s", bytes: size}

@@ -165,3 +165,52 @@ func record(r *result, v float64, st stat) {
 	r.CPU = append(r.CPU, st.CPU.Seconds())
 	r.KuboCPU = append(r.KuboCPU, st.KuboCPU)
 }
+
+// pushedImage is a synthetic image of n random layers of size bytes each,
+// pushed to the bench registry as NAME:v1, then `mirror push`ed into a
+// freshly reset kubo node: its reference, size, mirror's output and the
+// CIDs of its layers and config.
+type pushedImage struct {
+	ref      string
+	size     int64
+	layers   []*synthLayer
+	push     pushJSON
+	blobCIDs []string
+}
+
+func (b *bench) pushedImage(ctx context.Context, name string, seed uint64, n int, size int64) (*pushedImage, error) {
+	p := &pushedImage{ref: b.ref(name) + ":v1"}
+	for i := range n {
+		l, err := newSynthLayer(synthSpec{Seed: seed + uint64(i), Size: size, FileSize: 16 * mib})
+		if err != nil {
+			return nil, err
+		}
+		p.layers = append(p.layers, l)
+	}
+	img, err := synthImage(name, p.layers...)
+	if err != nil {
+		return nil, err
+	}
+	if err := pushImages(ctx, []string{p.ref}, []v1.Image{img}); err != nil {
+		return nil, err
+	}
+	if p.size, err = imageBytes(img); err != nil {
+		return nil, err
+	}
+	if err := b.k.reset(ctx); err != nil {
+		return nil, err
+	}
+	st, err := b.mirror(ctx, "--json", "push", p.ref)
+	if err != nil {
+		return nil, err
+	}
+	if err := json.Unmarshal([]byte(st.Stdout), &p.push); err != nil || p.push.Root == "" {
+		return nil, fmt.Errorf("mirror --json push: cannot read the output (%v): %.200s", err, st.Stdout)
+	}
+	for _, bl := range p.push.Blobs {
+		if strings.Contains(bl.MediaType, "layer") || strings.Contains(bl.MediaType, "config") {
+			p.blobCIDs = append(p.blobCIDs, bl.CID.Link)
+		}
+	}
+	return p, nil
+}
