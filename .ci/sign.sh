@@ -46,5 +46,5 @@ sign_build oras oras.land/oras v1.3.6 oras.land/oras/cmd/oras
 export MIRROR_COSIGN_BIN="$CACHE/bin/cosign"
 export MIRROR_ORAS_BIN="$CACHE/bin/oras"
 case ":$PATH:" in *":$CACHE/bin:"*) ;; *) export PATH="$CACHE/bin:$PATH" ;; esac
-"$MIRROR_COSIGN_BIN" version 2>&1 | grep -m1 GitVersion
-"$MIRROR_ORAS_BIN" version | head -n1
+firstline GitVersion -- "$MIRROR_COSIGN_BIN" version
+firstline "$MIRROR_ORAS_BIN" version

@@ -28,7 +28,7 @@ if [ ${#stack_missing[@]} -gt 0 ]; then
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${stack_missing[@]}" >/dev/null
 fi
-runc --version | head -n1
+firstline runc --version
 
 # stack_build NAME MODULE VERSION PKG... : builds the packages (their last
 # path element names the binaries) in a throwaway module that requires

@@ -34,7 +34,7 @@ if [ ! -x "$actionlint_bin" ]; then
   rm -rf "$tools_tmp"
 fi
 ln -sf "$(basename "$actionlint_bin")" "$CACHE/bin/actionlint"
-actionlint -version | head -n1
+firstline actionlint -version
 
 step "ipfs-cluster v1.1.0 (service, ctl), built in a throwaway module, cached"
 # `go install …@v1.1.0` asks the proxy for the module's version list, which
