@@ -38,15 +38,16 @@ import (
 // p2pFlags are the case's own flags. They are registered on the program's
 // flag set from this file (init) so that the case stays one file.
 type p2pFlags struct {
-	ns          string
-	mib         int64
-	layers      int
-	via         string
-	modes       string
-	originPeers int
-	config      []string
-	pullArgs    string
-	stall       time.Duration
+	ns         string
+	mib        int64
+	layers     int
+	via        string
+	modes      string
+	topologies string
+	seeds      int
+	config     []string
+	pullArgs   string
+	stall      time.Duration
 }
 
 var p2pOpt p2pFlags
@@ -57,7 +58,8 @@ func init() {
 	flag.IntVar(&p2pOpt.layers, "p2p-layers", 4, "case p2p: layers the image is split into (--quick: 2)")
 	flag.StringVar(&p2pOpt.via, "p2p-via", "pull,serve", "case p2p: how consumers fetch: pull (mirror pull to oci:), serve (skopeo from mirror --online serve on each consumer)")
 	flag.StringVar(&p2pOpt.modes, "p2p-modes", "once,staggered", "case p2p: once (every consumer at the same moment), staggered (one after another)")
-	flag.IntVar(&p2pOpt.originPeers, "p2p-origin-peers", 0, "case p2p: consumers connected to the origin (0: all); consumers are always connected to each other")
+	flag.StringVar(&p2pOpt.topologies, "p2p-topology", "mesh,seeded", "case p2p: how the nodes connect, comma-separated, each measured in the same run: mesh (every consumer to every other and to the origin: a swarm as it forms by itself), seeded (consumers to each other, only the --p2p-seeds first to the origin), star (the seeds to the origin, every other consumer only to the seeds: the Kubernetes example's topology)")
+	flag.IntVar(&p2pOpt.seeds, "p2p-seeds", 1, "case p2p: consumers connected to the origin in the seeded and star topologies")
 	flag.Func("p2p-config", "case p2p: KEY=JSON set with `ipfs config --json` on every node before it starts (repeatable), e.g. Internal.Bitswap.ProviderSearchDelay='\"0s\"'", func(v string) error {
 		if k, _, ok := strings.Cut(v, "="); !ok || k == "" {
 			return fmt.Errorf("want KEY=JSON, got %q", v)
@@ -112,6 +114,15 @@ func (b *bench) caseP2P(ctx context.Context) error {
 	}
 	if o.mib < 1 || o.layers < 1 || o.layers > 64 {
 		return fmt.Errorf("--p2p-mib must be at least 1, --p2p-layers 1 to 64")
+	}
+	topos := strings.Split(o.topologies, ",")
+	for _, t := range topos {
+		if t != "mesh" && t != "seeded" && t != "star" {
+			return fmt.Errorf("--p2p-topology: %q: want mesh, seeded or star", t)
+		}
+	}
+	if o.seeds < 1 {
+		return fmt.Errorf("--p2p-seeds must be at least 1")
 	}
 	vias, modes := strings.Split(o.via, ","), strings.Split(o.modes, ",")
 	for _, v := range vias {
@@ -170,15 +181,12 @@ func (b *bench) caseP2P(ctx context.Context) error {
 	}
 	b.logf("  p2p: %s image (%d layers) pushed into the origin as ipfs://%s", human(size), o.layers, pj.Root)
 	extra := strings.Fields(o.pullArgs)
-	topo := "every consumer connected to every other and to the origin"
-	if o.originPeers > 0 {
-		topo = fmt.Sprintf("consumers connected to each other, %d of them to the origin", o.originPeers)
-	}
+	var settings string
 	if len(o.config) > 0 {
-		topo += "; kubo config " + strings.Join(o.config, " ")
+		settings += "; kubo config " + strings.Join(o.config, " ")
 	}
 	if len(extra) > 0 {
-		topo += "; mirror " + o.pullArgs
+		settings += "; mirror " + o.pullArgs
 	}
 
 	for _, via := range vias {
@@ -190,67 +198,69 @@ func (b *bench) caseP2P(ctx context.Context) error {
 		timeG := fmt.Sprintf("p2p: seconds until the last consumer has the image (%s)", what)
 		var rows []*result // egress rows, then time rows: one table each
 		for _, n := range ns {
-			dir := filepath.Join(root, fmt.Sprintf("%s-%d", via, n))
-			up := func() ([]*p2pNode, error) {
-				_ = os.RemoveAll(dir)
-				nodes, err := b.startConsumers(ctx, dir, n, via, o.config, extra)
-				if err == nil {
-					err = connectSwarm(ctx, origin, nodes, o.originPeers)
-				}
-				if err != nil {
-					stopAll(nodes)
-					return nil, err
-				}
-				return nodes, nil
-			}
-			nodes, err := up()
-			if err != nil {
-				return err
-			}
-			for _, mode := range modes {
-				label := fmt.Sprintf("%s: N=%d, at once", via, n)
-				if mode == "staggered" {
-					label = fmt.Sprintf("%s: N=%d, one after another", via, n)
-				}
-				er := &result{Group: egressG, Name: label, Unit: "×"}
-				tr := &result{Group: timeG, Name: label, Unit: "s"}
-				var last *p2pRun
-				var stalls []string
-				for run := 0; run < b.o.runs; run++ {
-					r, err := b.p2pFetch(ctx, origin, nodes, pj.Root, via, mode == "once", filepath.Join(root, "out"), want, o.stall)
-					var st *p2pStall
-					if errors.As(err, &st) {
-						// A stall is a result too: say so, and go on with
-						// fresh consumers (the stuck wants die with them).
-						b.logf("  p2p: %s, run %d: STALLED: %v (load %s)", label, run+1, st, loadAvg())
-						stalls = append(stalls, st.Error())
-						stopAll(nodes)
-						if nodes, err = up(); err != nil {
-							return err
-						}
-						continue
+			for _, topo := range topos {
+				dir := filepath.Join(root, fmt.Sprintf("%s-%d-%s", via, n, topo))
+				up := func() ([]*p2pNode, error) {
+					_ = os.RemoveAll(dir)
+					nodes, err := b.startConsumers(ctx, dir, n, via, o.config, extra)
+					if err == nil {
+						err = connectSwarm(ctx, origin, nodes, topo, o.seeds)
 					}
 					if err != nil {
 						stopAll(nodes)
-						return fmt.Errorf("%s, %s: %w", via, label, err)
+						return nil, err
 					}
-					b.logf("  p2p: %s, run %d: origin egress %.2f× image, last consumer done in %s (load %s)", label, run+1, float64(r.originSent)/float64(size), r.last.Round(time.Millisecond), loadAvg())
-					er.Runs = append(er.Runs, float64(r.originSent)/float64(size))
-					tr.Runs = append(tr.Runs, r.last.Seconds())
-					last = r
+					return nodes, nil
 				}
-				var notes []string
-				if last != nil {
-					notes = append(notes, last.note(size))
+				nodes, err := up()
+				if err != nil {
+					return err
 				}
-				if len(stalls) > 0 {
-					notes = append(notes, fmt.Sprintf("%d of %d runs STALLED (not counted): %s", len(stalls), b.o.runs, strings.Join(stalls, "; ")))
-					tr.Note = notes[len(notes)-1]
+				for _, mode := range modes {
+					label := fmt.Sprintf("%s: N=%d, %s, at once", via, n, topo)
+					if mode == "staggered" {
+						label = fmt.Sprintf("%s: N=%d, %s, one after another", via, n, topo)
+					}
+					er := &result{Group: egressG, Name: label, Unit: "×"}
+					tr := &result{Group: timeG, Name: label, Unit: "s"}
+					var last *p2pRun
+					var stalls []string
+					for run := 0; run < b.o.runs; run++ {
+						r, err := b.p2pFetch(ctx, origin, nodes, pj.Root, via, mode == "once", filepath.Join(root, "out"), want, o.stall)
+						var st *p2pStall
+						if errors.As(err, &st) {
+							// A stall is a result too: say so, and go on with
+							// fresh consumers (the stuck wants die with them).
+							b.logf("  p2p: %s, run %d: STALLED: %v (load %s)", label, run+1, st, loadAvg())
+							stalls = append(stalls, st.Error())
+							stopAll(nodes)
+							if nodes, err = up(); err != nil {
+								return err
+							}
+							continue
+						}
+						if err != nil {
+							stopAll(nodes)
+							return fmt.Errorf("%s, %s: %w", via, label, err)
+						}
+						b.logf("  p2p: %s, run %d: origin egress %.2f× image, last consumer done in %s (load %s)", label, run+1, float64(r.originSent)/float64(size), r.last.Round(time.Millisecond), loadAvg())
+						er.Runs = append(er.Runs, float64(r.originSent)/float64(size))
+						tr.Runs = append(tr.Runs, r.last.Seconds())
+						last = r
+					}
+					var notes []string
+					if last != nil {
+						notes = append(notes, last.note(size))
+					}
+					if len(stalls) > 0 {
+						notes = append(notes, fmt.Sprintf("%d of %d runs STALLED (not counted): %s", len(stalls), b.o.runs, strings.Join(stalls, "; ")))
+						tr.Note = notes[len(notes)-1]
+					}
+					er.Note = strings.Join(append(notes, topoText(topo, o.seeds)), "; ") + settings
+					rows = append(rows, er, tr)
 				}
-				er.Note = strings.Join(append(notes, topo), "; ")
-				rows = append(rows, er, tr)
+				stopAll(nodes)
 			}
-			stopAll(nodes)
 		}
 		for _, g := range []string{egressG, timeG} {
 			for _, r := range rows {
@@ -258,7 +268,7 @@ func (b *bench) caseP2P(ctx context.Context) error {
 					continue
 				}
 				b.add(r)
-				if r.Unit == "×" && strings.HasSuffix(r.Name, "N=8, at once") {
+				if r.Unit == "×" && strings.HasPrefix(r.Name, via+": N=8, ") && strings.HasSuffix(r.Name, ", at once") && !strings.Contains(r.Name, "mesh") {
 					r.target("≤ 1.5× image", r.Median <= 1.5)
 				}
 			}
@@ -464,16 +474,32 @@ func stopAll(nodes []*p2pNode) {
 	wg.Wait()
 }
 
-// connectSwarm connects every consumer to every other, and the first
-// originPeers of them (0: all) to the origin.
-func connectSwarm(ctx context.Context, origin *p2pNode, nodes []*p2pNode, originPeers int) error {
+func topoText(topo string, seeds int) string {
+	switch topo {
+	case "seeded":
+		return fmt.Sprintf("consumers connected to each other, %d of them (the seeds) to the origin", seeds)
+	case "star":
+		return fmt.Sprintf("%d seed consumer(s) connected to the origin, every other consumer only to the seeds", seeds)
+	}
+	return "every consumer connected to every other and to the origin"
+}
+
+// connectSwarm connects the nodes as topo says (see --p2p-topology): in
+// mesh every consumer to every other and to the origin; in seeded every
+// consumer to every other and the first seeds to the origin; in star the
+// first seeds to the origin and every other consumer to the seeds only.
+func connectSwarm(ctx context.Context, origin *p2pNode, nodes []*p2pNode, topo string, seeds int) error {
 	for i, n := range nodes {
-		if originPeers <= 0 || i < originPeers {
+		seed := i < seeds
+		if topo == "mesh" || seed {
 			if err := rpc(ctx, n.apiURL, "swarm/connect", url.Values{"arg": {origin.addr}}, nil); err != nil {
 				return fmt.Errorf("consumer %d to the origin: %w", i, err)
 			}
 		}
-		for _, m := range nodes[:i] {
+		for j, m := range nodes[:i] {
+			if topo == "star" && !seed && j >= seeds {
+				continue
+			}
 			if err := rpc(ctx, n.apiURL, "swarm/connect", url.Values{"arg": {m.addr}}, nil); err != nil {
 				return fmt.Errorf("consumer %d to a peer: %w", i, err)
 			}
