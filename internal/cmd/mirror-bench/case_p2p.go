@@ -310,7 +310,11 @@ func p2pEnv(repo string) []string {
 	env := slices.DeleteFunc(os.Environ(), func(e string) bool {
 		return strings.HasPrefix(e, "IPFS_API=") || strings.HasPrefix(e, "IPFS_PATH=")
 	})
-	return append(env, "IPFS_PATH="+repo, "IPFS_TELEMETRY=off", "GOLOG_LOG_LEVEL=error", "LIBP2P_FORCE_PNET=1")
+	level := "error"
+	if v := os.Getenv("MIRROR_BENCH_GOLOG"); v != "" {
+		level = v // e.g. error,bitswap/bsnet=info: why a stalled node stopped asking
+	}
+	return append(env, "IPFS_PATH="+repo, "IPFS_TELEMETRY=off", "GOLOG_LOG_LEVEL="+level, "LIBP2P_FORCE_PNET=1")
 }
 
 // initP2PRepo makes a repo as the rig's kubo has it (loopback only, no
@@ -578,9 +582,17 @@ func (b *bench) p2pFetch(ctx context.Context, origin *p2pNode, nodes []*p2pNode,
 	var stuck []string
 	fetch := func(i int) error {
 		dirs[i] = filepath.Join(out, fmt.Sprintf("c%d", i))
-		// Each consumer's own deadline: a fetch past it is a stall.
-		fctx, cancel := context.WithTimeout(ctx, stall)
+		// Each consumer's own deadline: a fetch past it is a stall. What
+		// its node was doing is read before the fetch is stopped (stopping
+		// it cancels the node's wants).
+		fctx, cancel := context.WithCancel(ctx)
 		defer cancel()
+		diag := make(chan string, 1)
+		timer := time.AfterFunc(stall, func() {
+			diag <- p2pDiag(ctx, nodes[i])
+			cancel()
+		})
+		defer timer.Stop()
 		t0 := time.Now()
 		var err error
 		if via == "pull" {
@@ -594,10 +606,9 @@ func (b *bench) p2pFetch(ctx context.Context, origin *p2pNode, nodes []*p2pNode,
 		r.each[i] = time.Since(t0)
 		if err != nil && fctx.Err() != nil && ctx.Err() == nil {
 			// Still fetching when time ran out: what it was waiting for.
-			var wl struct{ Keys []any }
-			_ = rpc(ctx, nodes[i].apiURL, "bitswap/wantlist", nil, &wl)
+			d := <-diag
 			stuckMu.Lock()
-			stuck = append(stuck, fmt.Sprintf("consumer %d (%s written, %d blocks in its wantlist)", i, human(writtenBytes(dirs[i])), len(wl.Keys)))
+			stuck = append(stuck, fmt.Sprintf("consumer %d (%s written, %s)", i, human(writtenBytes(dirs[i])), d))
 			stuckMu.Unlock()
 			return nil
 		}
@@ -668,6 +679,27 @@ func (b *bench) p2pFetch(ctx context.Context, origin *p2pNode, nodes []*p2pNode,
 		}
 	}
 	return r, nil
+}
+
+// p2pDiag says what a stalled node is waiting for and from whom: its
+// wantlist, the peers bitswap sends wants to against the peers it is
+// connected to (boxo stops sending to a peer it marked unresponsive until
+// that peer sends something), and the last lines of its log.
+func p2pDiag(ctx context.Context, n *p2pNode) string {
+	var st struct {
+		Wantlist []any
+		Peers    []string
+	}
+	var sw struct{ Peers []any }
+	_ = rpc(ctx, n.apiURL, "bitswap/stat", nil, &st)
+	_ = rpc(ctx, n.apiURL, "swarm/peers", nil, &sw)
+	d := fmt.Sprintf("%d blocks in its wantlist, bitswap sends wants to %d peers, connected to %d", len(st.Wantlist), len(st.Peers), len(sw.Peers))
+	if n.p != nil {
+		if l := lastLines(n.p.Log(), 3); l != "" {
+			d += "; its log: " + l
+		}
+	}
+	return d
 }
 
 // writtenBytes is what a fetch to dir wrote so far: dir, and the staging
