@@ -202,9 +202,18 @@ func (b *bench) caseP2P(ctx context.Context) error {
 				dir := filepath.Join(root, fmt.Sprintf("%s-%d-%s", via, n, topo))
 				up := func() ([]*p2pNode, error) {
 					_ = os.RemoveAll(dir)
-					nodes, err := b.startConsumers(ctx, dir, n, via, o.config, extra)
-					if err == nil {
-						err = connectSwarm(ctx, origin, nodes, topo, o.seeds)
+					var nodes []*p2pNode
+					var err error
+					if via == "serve" && topo == "star" {
+						// As the Kubernetes example runs it: each mirror
+						// serve keeps its own connections (--peer), the
+						// seeds to the origin, every other node to the seeds.
+						nodes, err = b.startStar(ctx, dir, n, origin, o.seeds, o.config, extra)
+					} else {
+						nodes, err = b.startConsumers(ctx, dir, n, via, o.config, extra)
+						if err == nil {
+							err = connectSwarm(ctx, origin, nodes, topo, o.seeds)
+						}
 					}
 					if err != nil {
 						stopAll(nodes)
@@ -379,13 +388,13 @@ func (b *bench) startP2PKubo(ctx context.Context, repo string, config []string) 
 // startP2PServe starts `mirror --online serve` on repo: its embedded node
 // joins the private swarm and serves kubo's RPC API (written to
 // $IPFS_PATH/api).
-func (b *bench) startP2PServe(ctx context.Context, repo string, extra []string) (*p2pNode, error) {
+func (b *bench) startP2PServe(ctx context.Context, repo string, global, extra []string) (*p2pNode, error) {
 	port, err := freePort()
 	if err != nil {
 		return nil, err
 	}
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	args := append([]string{"--online", "serve", "--listen", addr, "--blob-cache", "none"}, extra...)
+	args := append(append(append([]string{"--online"}, global...), "serve", "--listen", addr, "--blob-cache", "none"), extra...)
 	cmd := exec.Command(b.mirrorBin, args...)
 	cmd.Env = p2pEnv(repo)
 	p, _, err := startProc(cmd, nil)
@@ -458,7 +467,7 @@ func (b *bench) startConsumers(ctx context.Context, dir string, n int, via strin
 				errs[i] = err
 				return
 			}
-			nodes[i], errs[i] = b.startP2PServe(ctx, repo, extra)
+			nodes[i], errs[i] = b.startP2PServe(ctx, repo, nil, extra)
 		}()
 	}
 	wg.Wait()
@@ -467,6 +476,91 @@ func (b *bench) startConsumers(ctx context.Context, dir string, n int, via strin
 		return nodes, fmt.Errorf("starting consumers: %w", err)
 	}
 	return nodes, nil
+}
+
+// startStar starts n mirror serves on fresh repos in the star topology
+// by their own flags: the seeds with --peer ORIGIN, then every other with
+// --peer for each seed; no swarm connect. It returns when every node is
+// connected to the peers it names.
+func (b *bench) startStar(ctx context.Context, dir string, n int, origin *p2pNode, seeds int, config, extra []string) ([]*p2pNode, error) {
+	seeds = min(seeds, n)
+	start := func(i int, peers []string) (*p2pNode, error) {
+		repo := filepath.Join(dir, fmt.Sprintf("c%d", i))
+		if _, err := b.initP2PRepo(ctx, repo, config); err != nil {
+			return nil, err
+		}
+		var flags []string
+		for _, p := range peers {
+			flags = append(flags, "--peer", p)
+		}
+		return b.startP2PServe(ctx, repo, flags, extra)
+	}
+	var nodes []*p2pNode
+	fail := func(err error) ([]*p2pNode, error) {
+		stopAll(nodes)
+		return nil, fmt.Errorf("starting the star: %w", err)
+	}
+	var seedAddrs []string
+	for i := 0; i < seeds; i++ {
+		nd, err := start(i, []string{origin.addr})
+		if err != nil {
+			return fail(err)
+		}
+		nodes = append(nodes, nd)
+		seedAddrs = append(seedAddrs, nd.addr)
+	}
+	for i := seeds; i < n; i++ {
+		nd, err := start(i, seedAddrs)
+		if err != nil {
+			return fail(err)
+		}
+		nodes = append(nodes, nd)
+	}
+	// Peering dials in the background: wait until each node sees the
+	// peers it was given.
+	for i, nd := range nodes {
+		want := []string{origin.id}
+		if i >= seeds {
+			want = nil
+			for _, s := range nodes[:seeds] {
+				want = append(want, s.id)
+			}
+		}
+		if err := waitPeers(ctx, nd, want, 60*time.Second); err != nil {
+			return fail(fmt.Errorf("consumer %d: %w", i, err))
+		}
+	}
+	return nodes, nil
+}
+
+type swarmPeer struct{ Peer string }
+
+// waitPeers waits until n is connected to every peer of ids.
+func waitPeers(ctx context.Context, n *p2pNode, ids []string, limit time.Duration) error {
+	deadline := time.Now().Add(limit)
+	for {
+		var sw struct{ Peers []swarmPeer }
+		if err := rpc(ctx, n.apiURL, "swarm/peers", nil, &sw); err != nil {
+			return err
+		}
+		missing := 0
+		for _, id := range ids {
+			if !slices.ContainsFunc(sw.Peers, func(p swarmPeer) bool { return p.Peer == id }) {
+				missing++
+			}
+		}
+		if missing == 0 {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("not connected to %d of the %d peers its --peer flags name after %s", missing, len(ids), limit)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
 }
 
 func stopAll(nodes []*p2pNode) {
