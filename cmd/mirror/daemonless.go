@@ -14,10 +14,15 @@ import (
 // NodeFlags choose how the embedded IPFS node (used when no daemon runs)
 // behaves. Embedded in Globals.
 type NodeFlags struct {
-	Online bool `help:"Let the embedded IPFS node (used when no daemon runs on $$IPFS_PATH) join the network configured in its repo. Default: offline."`
+	Online bool     `help:"Let the embedded IPFS node (used when no daemon runs on $$IPFS_PATH) join the network configured in its repo. Default: offline."`
+	Peer   []string `name:"peer" env:"MIRROR_PEERS" sep:"," placeholder:"MULTIADDR" help:"Keep the embedded IPFS node connected to this peer (/ip4/10.0.0.5/tcp/4001/p2p/12D3KooW...), as kubo's Peering.Peers: added to the repo's for this run, reconnected when dropped (repeatable; comma-separated in the variable). Implies --online. Not with a daemon (--ipfs-api, or one running on $$IPFS_PATH): set Peering.Peers in its config."`
 }
 
-func (f NodeFlags) apply(o *open.Options) { o.Online = f.Online }
+// apply sets the embedded node's options; --peer implies --online.
+func (f NodeFlags) apply(o *open.Options) {
+	o.Online = f.Online || len(f.Peer) > 0
+	o.Peers = f.Peer
+}
 
 // CarFlags are `mirror push --car`. Embedded in PushCmd.
 type CarFlags struct {

@@ -57,7 +57,8 @@ func (g *Globals) openStore(ctx context.Context, o open.Options) (ipfs.Store, er
 	o.API, o.Headers, o.Holder = g.IPFSAPI, headers, strings.TrimSpace("mirror "+g.command)
 	g.NodeFlags.apply(&o)
 	s, err := open.Store(ctx, o)
-	if errors.Is(err, open.ErrTwoStores) || errors.Is(err, open.ErrBadGateway) {
+	if errors.Is(err, open.ErrTwoStores) || errors.Is(err, open.ErrBadGateway) ||
+		errors.Is(err, open.ErrBadPeer) || errors.Is(err, open.ErrPeersNeedEmbedded) {
 		return nil, usageError{err}
 	}
 	return s, err

@@ -44,7 +44,14 @@ var serveAddrRE = regexp.MustCompile(`(?:msg=serving .*addr=|"msg":"serving".*"a
 // loopback port, and waits until it says where.
 func startServe(t *testing.T, env []string, args ...string) *serveProc {
 	t.Helper()
-	cmd := exec.Command(mirrorBin, append([]string{"serve"}, args...)...)
+	return startMirrorServe(t, env, append([]string{"serve"}, args...)...)
+}
+
+// startMirrorServe is startServe with the whole command line (global flags
+// before "serve").
+func startMirrorServe(t *testing.T, env []string, args ...string) *serveProc {
+	t.Helper()
+	cmd := exec.Command(mirrorBin, args...)
 	cmd.Env = append(append(os.Environ(), "IPFS_TELEMETRY=off", "IPFS_PATH="+filepath.Join(t.TempDir(), "no-repo"), "XDG_CACHE_HOME="+filepath.Join(t.TempDir(), "cache"), "MIRROR_SERVE_LISTEN=127.0.0.1:0"), env...)
 	out, err := cmd.StderrPipe()
 	if err != nil {

@@ -20,6 +20,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 
@@ -36,6 +37,7 @@ import (
 	"github.com/ipfs/kubo/core/node/libp2p"
 	"github.com/ipfs/kubo/plugin/loader"
 	"github.com/ipfs/kubo/repo/fsrepo"
+	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/multiformats/go-multihash"
 
 	"github.com/ipfs-mirror/mirror/mirror/ipfs"
@@ -52,6 +54,12 @@ type Options struct {
 	// Online joins the network configured in the repo (bootstrap peers,
 	// routing, swarm key); otherwise the node neither dials nor listens.
 	Online bool
+	// Peers are kept connected while online, as kubo's Peering.Peers
+	// (reconnected with backoff): they are added to the repo config's
+	// Peering.Peers in memory, for this Store only (the config file is not
+	// written). The node's own peer ID among them is skipped, so that one
+	// list serves every node of a group.
+	Peers []peer.AddrInfo
 	// NoPin adds without pinning (the format pins by default).
 	NoPin bool
 	// ServeAPI serves the node's RPC API on a loopback port and writes
@@ -165,6 +173,12 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 		r.Close()
 		return nil, fmt.Errorf("IPFS repo %s: %w", repoPath, err)
 	}
+	if o.Online && len(o.Peers) > 0 {
+		// core.NewNode reads the config again through r.Config(), which
+		// returns this same *config.Config (TestPeers shows the peers
+		// reach kubo's peering service and the file stays as it was).
+		cfg.Peering.Peers = mergePeers(cfg.Peering.Peers, o.Peers, cfg.Identity.PeerID)
+	}
 	bcfg := &core.BuildCfg{
 		Repo:      r,
 		Permanent: true,
@@ -217,6 +231,30 @@ func lockedError(repoPath string, cause error) error {
 		return fmt.Errorf("%w: %s is held by %s: %v", ErrRepoLocked, repoPath, who, cause)
 	}
 	return fmt.Errorf("%w: %s is held by %s", ErrRepoLocked, repoPath, who)
+}
+
+// mergePeers is have plus add, one entry per peer (the addresses of the
+// same peer merged, in order, without duplicates), leaving out self.
+func mergePeers(have, add []peer.AddrInfo, self string) []peer.AddrInfo {
+	out := make([]peer.AddrInfo, 0, len(have)+len(add))
+	at := map[peer.ID]int{}
+	for _, p := range slices.Concat(have, add) {
+		if p.ID.String() == self {
+			continue
+		}
+		i, ok := at[p.ID]
+		if !ok {
+			i = len(out)
+			at[p.ID] = i
+			out = append(out, peer.AddrInfo{ID: p.ID})
+		}
+		for _, a := range p.Addrs {
+			if !slices.ContainsFunc(out[i].Addrs, a.Equal) {
+				out[i].Addrs = append(out[i].Addrs, a)
+			}
+		}
+	}
+	return out
 }
 
 // routing picks the content routing an online node uses, as `ipfs daemon`

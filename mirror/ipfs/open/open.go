@@ -10,7 +10,11 @@
 //  2. the API file a running daemon wrote to $IPFS_PATH/api (default
 //     ~/.ipfs/api), if that daemon answers;
 //  3. an embedded kubo node on the repo at $IPFS_PATH, initialised if
-//     missing (offline unless Options.Online).
+//     missing (offline unless Options.Online or Options.Peers).
+//
+// Options.Peers are the embedded node's: with a daemon (1 or 2) or
+// gateways (0) they are an error (ErrPeersNeedEmbedded), as that daemon's
+// peers are in its own config.
 //
 // An api file whose daemon is gone (it does not answer and the repo is not
 // locked: a crash) is stale and falls through to 3. One that does not
@@ -30,6 +34,8 @@ import (
 	"log/slog"
 
 	fslock "github.com/ipfs/go-fs-lock"
+	"github.com/libp2p/go-libp2p/core/peer"
+	ma "github.com/multiformats/go-multiaddr"
 
 	"github.com/ipfs-mirror/mirror/mirror/ipfs"
 	"github.com/ipfs-mirror/mirror/mirror/ipfs/gateway"
@@ -44,6 +50,15 @@ var ErrBadGateway = errors.New("bad --gateway")
 // reads come from one store.
 var ErrTwoStores = errors.New("both --gateway (MIRROR_GATEWAY) and --ipfs-api (IPFS_API) are set; give one: gateways read without a node, --ipfs-api reads from that node")
 
+// ErrBadPeer is returned for Options.Peers addresses that cannot be used
+// (not a multiaddr, or without /p2p/<peer ID>).
+var ErrBadPeer = errors.New("bad --peer")
+
+// ErrPeersNeedEmbedded is returned when Options.Peers are given but the
+// store is not the embedded node: a daemon keeps the peers of its own
+// config, and gateways need no peers.
+var ErrPeersNeedEmbedded = errors.New("--peer (MIRROR_PEERS) sets the peers of mirror's embedded IPFS node")
+
 // Options say where the node is.
 type Options struct {
 	// API is an explicit RPC address (multiaddr or URL); empty means "find one".
@@ -57,6 +72,10 @@ type Options struct {
 	// Online lets the embedded node join the network configured in the
 	// repo. It does not affect a daemon.
 	Online bool
+	// Peers are multiaddrs ending in /p2p/<peer ID> that the embedded
+	// node keeps connected, as kubo's Peering.Peers (added to the repo's
+	// for this process; the file is not written). They imply Online.
+	Peers []string
 	// NoEmbedded refuses the embedded node: a daemon must be running.
 	NoEmbedded bool
 	// ServeAPI makes an embedded node serve its RPC API on loopback and
@@ -79,7 +98,7 @@ type Options struct {
 // embeddedOpener opens the embedded node; nil when built with
 // mirror_noembed. errLocked is its "repo locked" sentinel.
 var (
-	embeddedOpener func(ctx context.Context, o Options) (ipfs.Store, error)
+	embeddedOpener func(ctx context.Context, o Options, peers []peer.AddrInfo) (ipfs.Store, error)
 	errLocked      error
 )
 
@@ -88,18 +107,34 @@ func Embedded() bool { return embeddedOpener != nil }
 
 // Store opens the store the options name and checks that it answers.
 func Store(ctx context.Context, o Options) (ipfs.Store, error) {
+	peers, err := ParsePeers(o.Peers)
+	if err != nil {
+		return nil, err
+	}
 	if len(o.Gateways) > 0 {
 		if o.API != "" {
 			return nil, ErrTwoStores
 		}
+		if len(peers) > 0 {
+			return nil, fmt.Errorf("%w, but --gateway (MIRROR_GATEWAY) reads from HTTP gateways without a node; drop one of them", ErrPeersNeedEmbedded)
+		}
 		return gateways(ctx, o)
 	}
 	if o.API != "" {
+		if len(peers) > 0 {
+			return nil, fmt.Errorf("%w, but an IPFS API is given (--ipfs-api, IPFS_API or the list's ipfs.api): set Peering.Peers in that daemon's config instead (`ipfs config --json Peering.Peers '[{\"ID\": \"<peer ID>\", \"Addrs\": [\"<multiaddr>\"]}]'`, then restart it), and drop --peer", ErrPeersNeedEmbedded)
+		}
 		return daemon(ctx, o.API, o)
 	}
 	s, err := repoDaemon(ctx, o)
-	if s != nil || err != nil {
-		return s, err
+	if s != nil {
+		return peersWithDaemon(s, peers)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if len(peers) > 0 {
+		o.Online = true
 	}
 	if o.NoEmbedded || embeddedOpener == nil {
 		why := "this mirror was built without the embedded IPFS node (-tags mirror_noembed)"
@@ -108,16 +143,60 @@ func Store(ctx context.Context, o Options) (ipfs.Store, error) {
 		}
 		return nil, fmt.Errorf("%w: no --ipfs-api given, no running daemon found ($IPFS_PATH/api), and %s; start one with `ipfs daemon` or pass --ipfs-api /ip4/127.0.0.1/tcp/5001", ipfs.ErrUnavailable, why)
 	}
-	s, err = embeddedOpener(ctx, o)
+	s, err = embeddedOpener(ctx, o, peers)
 	if err != nil && errors.Is(err, errLocked) {
 		// A daemon took the repo between our look at the api file and
 		// now: use it.
 		if s, err2 := repoDaemon(ctx, o); s != nil || err2 != nil {
+			if s != nil {
+				return peersWithDaemon(s, peers)
+			}
 			return s, err2
 		}
 		return nil, fmt.Errorf("%w: %w; wait for it to finish, or run `ipfs daemon` (or `mirror serve`) for every command to share, or pass --ipfs-api", ipfs.ErrUnavailable, err)
 	}
 	return s, err
+}
+
+// peersWithDaemon returns s, the daemon serving the repo, unless peers
+// were given for the embedded node: then it closes s and says where that
+// daemon's peers are set.
+func peersWithDaemon(s ipfs.Store, peers []peer.AddrInfo) (ipfs.Store, error) {
+	if len(peers) == 0 {
+		return s, nil
+	}
+	what := ipfs.Describe(s)
+	s.Close()
+	return nil, fmt.Errorf("%w, but a daemon serves the repo (%s, named by $IPFS_PATH/api) and mirror uses it: set Peering.Peers in that daemon's config instead (`ipfs config --json Peering.Peers '[{\"ID\": \"<peer ID>\", \"Addrs\": [\"<multiaddr>\"]}]'`, then restart it; if it is `mirror serve`, give it the --peer), or stop it", ErrPeersNeedEmbedded, what)
+}
+
+// ParsePeers parses peer multiaddrs (each ending in /p2p/<peer ID>) into
+// one AddrInfo per peer, merging the addresses of the same peer as kubo's
+// Peering.Peers config does. Empty strings are skipped; a bad address is
+// ErrBadPeer naming it.
+func ParsePeers(addrs []string) ([]peer.AddrInfo, error) {
+	var mas []ma.Multiaddr
+	for _, a := range addrs {
+		if a == "" {
+			continue
+		}
+		m, err := ma.NewMultiaddr(a)
+		if err != nil {
+			return nil, fmt.Errorf("%w %q: not a multiaddr: %w", ErrBadPeer, a, err)
+		}
+		if _, err := peer.AddrInfoFromP2pAddr(m); err != nil {
+			return nil, fmt.Errorf("%w %q: want a multiaddr ending in /p2p/<peer ID> (as `ipfs id` prints): %w", ErrBadPeer, a, err)
+		}
+		mas = append(mas, m)
+	}
+	if len(mas) == 0 {
+		return nil, nil
+	}
+	infos, err := peer.AddrInfosFromP2pAddrs(mas...)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrBadPeer, err)
+	}
+	return infos, nil
 }
 
 // repoDaemon returns the daemon named by $IPFS_PATH/api if it answers,
