@@ -58,7 +58,7 @@ func init() {
 	flag.IntVar(&p2pOpt.layers, "p2p-layers", 4, "case p2p: layers the image is split into (--quick: 2)")
 	flag.StringVar(&p2pOpt.via, "p2p-via", "pull,serve", "case p2p: how consumers fetch: pull (mirror pull to oci:), serve (skopeo from mirror --online serve on each consumer)")
 	flag.StringVar(&p2pOpt.modes, "p2p-modes", "once,staggered", "case p2p: once (every consumer at the same moment), staggered (one after another)")
-	flag.StringVar(&p2pOpt.topologies, "p2p-topology", "mesh,seeded", "case p2p: how the nodes connect, comma-separated, each measured in the same run: mesh (every consumer to every other and to the origin: a swarm as it forms by itself), seeded (consumers to each other, only the --p2p-seeds first to the origin), star (the seeds to the origin, every other consumer only to the seeds: the Kubernetes example's topology)")
+	flag.StringVar(&p2pOpt.topologies, "p2p-topology", "mesh,seeded,star", "case p2p: how the nodes connect, comma-separated, each measured in the same run: mesh (every consumer to every other and to the origin: a swarm as it forms by itself), seeded (consumers to each other, only the --p2p-seeds first to the origin), star (the seeds to the origin, every other consumer only to the seeds: the Kubernetes example's topology)")
 	flag.IntVar(&p2pOpt.seeds, "p2p-seeds", 1, "case p2p: consumers connected to the origin in the seeded and star topologies")
 	flag.Func("p2p-config", "case p2p: KEY=JSON set with `ipfs config --json` on every node before it starts (repeatable), e.g. Internal.Bitswap.ProviderSearchDelay='\"0s\"'", func(v string) error {
 		if k, _, ok := strings.Cut(v, "="); !ok || k == "" {
