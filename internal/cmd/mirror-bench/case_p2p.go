@@ -707,7 +707,7 @@ func (b *bench) p2pFetch(ctx context.Context, origin *p2pNode, nodes []*p2pNode,
 			return nil
 		}
 		if err != nil && via == "serve" {
-			return fmt.Errorf("consumer %d: %w; mirror serve said: %s", i, err, lastLines(nodes[i].p.Log(), 5))
+			return fmt.Errorf("consumer %d: %w; mirror serve said: %s", i, err, lastLines(grepLines(nodes[i].p.Log(), "WARN", "ERROR", "retry", "timeout", "again"), 12))
 		}
 		if err != nil {
 			return fmt.Errorf("consumer %d: %w", i, err)
@@ -877,4 +877,18 @@ func rpc(ctx context.Context, apiURL, path string, args url.Values, out any) err
 		return fmt.Errorf("ipfs %s: %w", path, err)
 	}
 	return nil
+}
+
+// grepLines keeps the lines of s that contain one of subs.
+func grepLines(s string, subs ...string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		for _, sub := range subs {
+			if strings.Contains(l, sub) {
+				out = append(out, l)
+				break
+			}
+		}
+	}
+	return strings.Join(out, "\n")
 }
