@@ -18,6 +18,7 @@ import (
 type InspectCmd struct {
 	Image        string `arg:"" name:"ipfs://CID" help:"The image: ipfs://CID or a bare CID."`
 	GatewayFlags `embed:""`
+	ReadFlags    `embed:""`
 }
 
 // Run inspects.
@@ -28,11 +29,17 @@ func (c *InspectCmd) Run(ctx context.Context, g *Globals) error {
 	if err != nil {
 		return usageError{err}
 	}
-	store, err := c.openStore(ctx, g, open.Options{})
+	if err := c.check(); err != nil {
+		return err
+	}
+	node, err := c.openStore(ctx, g, open.Options{})
 	if err != nil {
 		return err
 	}
-	defer store.Close()
+	defer node.Close()
+	// Only its messages are used (the retries), on stderr: stdout is
+	// the image's description.
+	store := c.patient(node, newPrinter(g, false))
 	// A pin handle (dag-pb, where roots are raw blocks) stands for the
 	// image it holds: say so and show that image.
 	var handle string

@@ -23,6 +23,7 @@ type PullCmd struct {
 	Image           string   `arg:"" name:"ipfs://CID" help:"The image: ipfs://CID or a bare CID."`
 	Dest            string   `arg:"" help:"oci:DIR[:TAG], docker-archive:FILE[:NAME:TAG] or a registry reference with a tag."`
 	GatewayFlags    `embed:""`
+	ReadFlags       `embed:""`
 }
 
 // Run pulls.
@@ -32,6 +33,9 @@ func (c *PullCmd) Run(ctx context.Context, g *Globals) error {
 	root, err := ipfs.ParseCID(c.Image)
 	if err != nil {
 		return usageError{err}
+	}
+	if err := c.check(); err != nil {
+		return err
 	}
 	platforms, err := parsePlatforms(c.Platform)
 	if err != nil {
@@ -54,12 +58,13 @@ func (c *PullCmd) Run(ctx context.Context, g *Globals) error {
 	if err != nil {
 		return err
 	}
-	store, err := c.openStore(ctx, g, open.Options{})
+	pr := newPrinter(g, false)
+	node, err := c.openStore(ctx, g, open.Options{})
 	if err != nil {
 		return err
 	}
-	defer store.Close()
-	pr := newPrinter(g, false)
+	defer node.Close()
+	store := c.patient(node, pr)
 	pr.Message("start", fmt.Sprintf("pulling ipfs://%s to %s", root, c.Dest), nil)
 	var res *oci.PullResult
 	if c.PreserveDigests {

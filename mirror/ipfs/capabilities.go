@@ -28,6 +28,10 @@ import (
 //
 // A CAR file has no pins (the CAR's root is what a pinning service or
 // `ipfs dag import` pins), so the car store is no Unpinner.
+//
+// A wrapper (Patient) has the capabilities it bounds (BlockGetter, when
+// the store beneath has it) and Describer; the others are those of the
+// store its Unwrap returns.
 
 // Describer says what a store is, for messages: "kubo RPC API at URL",
 // "embedded IPFS node on REPO (offline)", "CAR file PATH". Describe never

@@ -13,13 +13,10 @@ import (
 	"testing/iotest"
 	"time"
 
-	"github.com/ipfs/go-cid"
-	"github.com/multiformats/go-multihash"
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/ipfs-mirror/mirror/manifests"
-	"github.com/ipfs-mirror/mirror/mirror/ipfs"
 )
 
 func TestParseRange(t *testing.T) {
@@ -151,109 +148,6 @@ func TestFlight(t *testing.T) {
 	<-cancelled
 	if err := <-done2; !errors.Is(err, context.Canceled) {
 		t.Errorf("second waiter: %v", err)
-	}
-}
-
-// stallStore serves data; catStalls[off] Cats at offset off block until
-// cancelled, then readStalls[off] readers stall after 1000 bytes.
-type stallStore struct {
-	ipfs.Store
-	data                  []byte
-	catStalls, readStalls map[int64]int
-	mu                    sync.Mutex
-	calls                 []int64
-}
-
-func (s *stallStore) Cat(ctx context.Context, c cid.Cid, off, n int64) (io.ReadCloser, error) {
-	s.mu.Lock()
-	s.calls = append(s.calls, off)
-	catStall := s.catStalls[off] > 0
-	readStall := false
-	if catStall {
-		s.catStalls[off]--
-	} else if s.readStalls[off] > 0 {
-		s.readStalls[off]--
-		readStall = true
-	}
-	s.mu.Unlock()
-	if catStall {
-		<-ctx.Done()
-		return nil, ctx.Err()
-	}
-	end := int64(len(s.data))
-	if n >= 0 && off+n < end {
-		end = off + n
-	}
-	return &stallReader{ctx: ctx, r: bytes.NewReader(s.data[off:end]), stallAt: 1000, stall: readStall}, nil
-}
-
-// stallReader gives stallAt bytes, then stalls until cancelled (once).
-type stallReader struct {
-	ctx     context.Context
-	r       *bytes.Reader
-	n       int
-	stallAt int
-	stall   bool
-}
-
-func (r *stallReader) Read(p []byte) (int, error) {
-	if r.stall && r.n >= r.stallAt {
-		<-r.ctx.Done()
-		return 0, r.ctx.Err()
-	}
-	if r.stall && len(p) > r.stallAt-r.n {
-		p = p[:r.stallAt-r.n]
-	}
-	n, err := r.r.Read(p)
-	r.n += n
-	return n, err
-}
-
-func (r *stallReader) Close() error { return nil }
-
-func TestPatientStore(t *testing.T) {
-	data := bytes.Repeat([]byte("0123456789"), 1000)
-	c, _ := cid.Prefix{Version: 1, Codec: cid.Raw, MhType: multihash.SHA2_256, MhLength: -1}.Sum(data)
-
-	// A Cat that stalls once, then a read that stalls after 1000 bytes:
-	// retried, then resumed at offset 1000.
-	s := &stallStore{data: data, catStalls: map[int64]int{0: 1}, readStalls: map[int64]int{0: 1}}
-	ps := &patientStore{Store: s, timeout: 50 * time.Millisecond, retries: 2}
-	rc, err := ps.Cat(context.Background(), c, 0, -1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	got, err := io.ReadAll(rc)
-	rc.Close()
-	if err != nil || !bytes.Equal(got, data) {
-		t.Fatalf("read %d bytes, %v", len(got), err)
-	}
-	if len(s.calls) != 3 || s.calls[0] != 0 || s.calls[1] != 0 || s.calls[2] != 1000 {
-		t.Errorf("calls at offsets %v", s.calls)
-	}
-
-	// Retries exhausted: ErrNotFound, after 1+retries attempts.
-	s = &stallStore{data: data, catStalls: map[int64]int{0: 10}}
-	ps = &patientStore{Store: s, timeout: 20 * time.Millisecond, retries: 2}
-	start := time.Now()
-	_, err = ps.Cat(context.Background(), c, 0, -1)
-	if !errors.Is(err, ipfs.ErrNotFound) || len(s.calls) != 3 {
-		t.Errorf("err %v after %d calls", err, len(s.calls))
-	}
-	if d := time.Since(start); d > 2*time.Second {
-		t.Errorf("took %s", d)
-	}
-
-	// A bounded range resumed mid-way still gives exactly its bytes.
-	s = &stallStore{data: data, readStalls: map[int64]int{10: 1}}
-	ps = &patientStore{Store: s, timeout: 50 * time.Millisecond, retries: 1}
-	rc, err = ps.Cat(context.Background(), c, 10, 5000)
-	if err != nil {
-		t.Fatal(err)
-	}
-	got, err = io.ReadAll(rc)
-	if err != nil || !bytes.Equal(got, data[10:5010]) {
-		t.Errorf("range: %d bytes, %v; calls %v", len(got), err, s.calls)
 	}
 }
 

@@ -200,8 +200,13 @@ type blobKey struct {
 // the last good names stay in service).
 func New(store ipfs.Store, opts Options) (*Server, error) {
 	opts.defaults()
+	// A read that stalls (a bitswap fetch no provider answers any more)
+	// is asked again where it stopped.
+	patient := ipfs.Patient(store, ipfs.PatientOptions{Timeout: opts.ReadTimeout, Retries: opts.ReadRetries, OnRetry: func(c cid.Cid, off int64, try int) {
+		opts.Logger.Warn("no bytes from IPFS within the read timeout; asking again", "cid", c.String(), "offset", off, "try", try, "of", 1+max(opts.ReadRetries, 0), "read_timeout", opts.ReadTimeout)
+	}})
 	s := &Server{
-		store:    &patientStore{Store: store, timeout: opts.ReadTimeout, retries: max(opts.ReadRetries, 0)},
+		store:    patient,
 		opts:     opts,
 		log:      opts.Logger,
 		images:   newLRU[cid.Cid, *image](opts.CacheImages, opts.CacheBytes),

@@ -105,44 +105,13 @@ func (s *Server) upstreamByDigest(w *recorder, r *http.Request, t target, d dige
 }
 
 // blockStore is the store upstream.Load reads through: the server's
-// patient store (Cat with the read timeout and retries), and blocks from
-// the store beneath, each wait bounded by the read timeout.
+// store, whose blocks are bounded by the read timeout as its reads are
+// (ipfs.Patient).
 func (s *Server) blockStore() (ipfs.Store, error) {
-	ps, ok := s.store.(*patientStore)
-	if !ok {
-		if _, ok := s.store.(ipfs.BlockGetter); ok {
-			return s.store, nil
-		}
+	if _, ok := s.store.(ipfs.BlockGetter); !ok {
 		return nil, fmt.Errorf("%s cannot read blocks: the upstream view needs a node", ipfs.Describe(s.store))
 	}
-	g, ok := ps.Store.(ipfs.BlockGetter)
-	if !ok {
-		return nil, fmt.Errorf("%s cannot read blocks: the upstream view needs a node", ipfs.Describe(ps.Store))
-	}
-	return &blockReader{patientStore: ps, g: g}, nil
-}
-
-type blockReader struct {
-	*patientStore
-	g ipfs.BlockGetter
-}
-
-func (b *blockReader) GetBlock(ctx context.Context, c cid.Cid) ([]byte, error) {
-	if b.timeout <= 0 {
-		return b.g.GetBlock(ctx, c)
-	}
-	for try := 0; ; try++ {
-		actx, cancel := context.WithTimeout(ctx, b.timeout)
-		data, err := b.g.GetBlock(actx, c)
-		expired := actx.Err() != nil && ctx.Err() == nil
-		cancel()
-		if err == nil || !expired {
-			return data, err
-		}
-		if try >= b.retries {
-			return nil, fmt.Errorf("ipfs block get %s: %w: no answer within the read timeout (%s, %d retries)", c, ipfs.ErrNotFound, b.timeout, b.retries)
-		}
-	}
+	return s.store, nil
 }
 
 // upstreamEntries are the entries of repo that have upstream documents, in

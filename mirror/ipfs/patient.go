@@ -1,0 +1,199 @@
+package ipfs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sync/atomic"
+	"time"
+
+	"github.com/ipfs/go-cid"
+)
+
+// PatientOptions configure Patient.
+type PatientOptions struct {
+	// Timeout bounds each wait: for the store to answer a read, then for
+	// each next bytes of it, and for each block. It is no bound on a whole
+	// transfer, which may legitimately be long. <= 0: no bound.
+	Timeout time.Duration
+	// Retries is how many times a wait that timed out is tried again
+	// since the last bytes arrived (a read resumes at the offset reached).
+	Retries int
+	// OnRetry, when set, is called before each new attempt: c is being
+	// read at offset (0 for a block), and try is the attempt about to
+	// start, 2 to Retries+1. It may be called from several goroutines.
+	OnRetry func(c cid.Cid, offset int64, try int)
+}
+
+// Patient returns s with every read bounded by o.Timeout and retried
+// o.Retries times, as nerdctl's --read-timeout and --read-retry-num do: a
+// bitswap fetch that stops making progress (no provider answers any more)
+// is asked again where it stopped rather than waited on forever. A read
+// whose retries ran out fails with an error wrapping ErrNotFound.
+//
+// With no timeout Patient returns s itself. Otherwise the store it returns
+// is a BlockGetter (each block bounded the same way) when s is one, and a
+// Describer; every other capability of s is reached through its Unwrap.
+func Patient(s Store, o PatientOptions) Store {
+	if o.Timeout <= 0 {
+		return s
+	}
+	o.Retries = max(o.Retries, 0)
+	p := &patientStore{Store: s, o: o}
+	if g, ok := s.(BlockGetter); ok {
+		return &patientBlocks{patientStore: p, g: g}
+	}
+	return p
+}
+
+type patientStore struct {
+	Store
+	o PatientOptions
+}
+
+// Describe is the wrapped store's.
+func (s *patientStore) Describe() string { return Describe(s.Store) }
+
+// Unwrap returns the wrapped store, for its other capabilities.
+func (s *patientStore) Unwrap() Store { return s.Store }
+
+func (s *patientStore) retried(c cid.Cid, offset int64, try int) {
+	if s.o.OnRetry != nil {
+		s.o.OnRetry(c, offset, try)
+	}
+}
+
+func (s *patientStore) timeoutErr(what string, c cid.Cid) error {
+	return fmt.Errorf("%s %s: %w: no answer within the read timeout (%s, %d retries)", what, c, ErrNotFound, s.o.Timeout, s.o.Retries)
+}
+
+func (s *patientStore) Cat(ctx context.Context, c cid.Cid, offset, length int64) (io.ReadCloser, error) {
+	r := &patientReader{ctx: ctx, s: s, c: c, off: offset, length: length}
+	if err := r.open(); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+type patientBlocks struct {
+	*patientStore
+	g BlockGetter
+}
+
+func (b *patientBlocks) GetBlock(ctx context.Context, c cid.Cid) ([]byte, error) {
+	for try := 1; ; try++ {
+		actx, cancel := context.WithTimeout(ctx, b.o.Timeout)
+		data, err := b.g.GetBlock(actx, c)
+		expired := actx.Err() != nil && ctx.Err() == nil
+		cancel()
+		if err == nil || !expired {
+			return data, err
+		}
+		if try > b.o.Retries {
+			return nil, b.timeoutErr("ipfs block get", c)
+		}
+		b.retried(c, 0, try+1)
+	}
+}
+
+type patientReader struct {
+	ctx    context.Context
+	s      *patientStore
+	c      cid.Cid
+	off    int64 // offset of the next byte
+	length int64 // bytes still wanted; < 0: to the end
+	tries  int   // timed-out attempts since the last progress
+
+	rc      io.ReadCloser
+	cancel  context.CancelFunc
+	timer   *time.Timer
+	expired *atomic.Bool
+}
+
+// attempt starts one timed attempt: a context cancelled when the timer
+// fires, and the flag that says it fired.
+func (r *patientReader) attempt() context.Context {
+	actx, cancel := context.WithCancel(r.ctx)
+	expired := &atomic.Bool{}
+	r.cancel, r.expired = cancel, expired
+	r.timer = time.AfterFunc(r.s.o.Timeout, func() { expired.Store(true); cancel() })
+	return actx
+}
+
+func (r *patientReader) open() error {
+	for {
+		actx := r.attempt()
+		rc, err := r.s.Store.Cat(actx, r.c, r.off, r.length)
+		r.timer.Stop()
+		if err == nil {
+			r.rc = rc
+			return nil
+		}
+		r.cancel()
+		if !r.retry() {
+			return r.timeoutErr(err)
+		}
+	}
+}
+
+// retry reports whether the attempt that just failed timed out and may be
+// tried again, and says so through OnRetry.
+func (r *patientReader) retry() bool {
+	if !r.expired.Load() || r.ctx.Err() != nil || r.tries >= r.s.o.Retries {
+		return false
+	}
+	r.tries++
+	r.s.retried(r.c, r.off, r.tries+1)
+	return true
+}
+
+func (r *patientReader) timeoutErr(err error) error {
+	if r.expired.Load() && r.ctx.Err() == nil {
+		return r.s.timeoutErr("ipfs cat", r.c)
+	}
+	return err
+}
+
+func (r *patientReader) Read(p []byte) (int, error) {
+	for {
+		if r.length == 0 {
+			return 0, io.EOF
+		}
+		if r.length > 0 && int64(len(p)) > r.length {
+			p = p[:r.length]
+		}
+		r.timer.Reset(r.s.o.Timeout)
+		n, err := r.rc.Read(p)
+		r.timer.Stop()
+		r.off += int64(n)
+		if r.length > 0 {
+			r.length -= int64(n)
+		}
+		if n > 0 {
+			r.tries = 0
+		}
+		if err == nil || errors.Is(err, io.EOF) {
+			return n, err
+		}
+		if !r.retry() {
+			return n, r.timeoutErr(err)
+		}
+		// Resume where we are.
+		r.rc.Close()
+		r.cancel()
+		if oerr := r.open(); oerr != nil {
+			return n, oerr
+		}
+		if n > 0 {
+			return n, nil
+		}
+	}
+}
+
+func (r *patientReader) Close() error {
+	r.timer.Stop()
+	err := r.rc.Close()
+	r.cancel()
+	return err
+}

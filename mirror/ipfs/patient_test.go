@@ -1,0 +1,247 @@
+package ipfs_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ipfs/go-cid"
+	"github.com/multiformats/go-multihash"
+
+	"github.com/ipfs-mirror/mirror/mirror/ipfs"
+)
+
+// stallStore serves data; catStalls[off] Cats at offset off block until
+// cancelled, then readStalls[off] readers stall after 1000 bytes.
+type stallStore struct {
+	ipfs.Store
+	data                  []byte
+	catStalls, readStalls map[int64]int
+	mu                    sync.Mutex
+	calls                 []int64
+}
+
+func (s *stallStore) Cat(ctx context.Context, c cid.Cid, off, n int64) (io.ReadCloser, error) {
+	s.mu.Lock()
+	s.calls = append(s.calls, off)
+	catStall := s.catStalls[off] > 0
+	readStall := false
+	if catStall {
+		s.catStalls[off]--
+	} else if s.readStalls[off] > 0 {
+		s.readStalls[off]--
+		readStall = true
+	}
+	s.mu.Unlock()
+	if catStall {
+		<-ctx.Done()
+		return nil, ctx.Err()
+	}
+	end := int64(len(s.data))
+	if n >= 0 && off+n < end {
+		end = off + n
+	}
+	return &stallReader{ctx: ctx, r: bytes.NewReader(s.data[off:end]), stallAt: 1000, stall: readStall}, nil
+}
+
+// stallReader gives stallAt bytes, then stalls until cancelled (once).
+type stallReader struct {
+	ctx     context.Context
+	r       *bytes.Reader
+	n       int
+	stallAt int
+	stall   bool
+}
+
+func (r *stallReader) Read(p []byte) (int, error) {
+	if r.stall && r.n >= r.stallAt {
+		<-r.ctx.Done()
+		return 0, r.ctx.Err()
+	}
+	if r.stall && len(p) > r.stallAt-r.n {
+		p = p[:r.stallAt-r.n]
+	}
+	n, err := r.r.Read(p)
+	r.n += n
+	return n, err
+}
+
+func (r *stallReader) Close() error { return nil }
+
+func TestPatientStore(t *testing.T) {
+	data := bytes.Repeat([]byte("0123456789"), 1000)
+	c, _ := cid.Prefix{Version: 1, Codec: cid.Raw, MhType: multihash.SHA2_256, MhLength: -1}.Sum(data)
+
+	// A Cat that stalls once, then a read that stalls after 1000 bytes:
+	// retried, then resumed at offset 1000.
+	s := &stallStore{data: data, catStalls: map[int64]int{0: 1}, readStalls: map[int64]int{0: 1}}
+	ps := ipfs.Patient(s, ipfs.PatientOptions{Timeout: 50 * time.Millisecond, Retries: 2})
+	rc, err := ps.Cat(context.Background(), c, 0, -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := io.ReadAll(rc)
+	rc.Close()
+	if err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("read %d bytes, %v", len(got), err)
+	}
+	if len(s.calls) != 3 || s.calls[0] != 0 || s.calls[1] != 0 || s.calls[2] != 1000 {
+		t.Errorf("calls at offsets %v", s.calls)
+	}
+
+	// Retries exhausted: ErrNotFound, after 1+retries attempts.
+	s = &stallStore{data: data, catStalls: map[int64]int{0: 10}}
+	ps = ipfs.Patient(s, ipfs.PatientOptions{Timeout: 20 * time.Millisecond, Retries: 2})
+	start := time.Now()
+	_, err = ps.Cat(context.Background(), c, 0, -1)
+	if !errors.Is(err, ipfs.ErrNotFound) || len(s.calls) != 3 {
+		t.Errorf("err %v after %d calls", err, len(s.calls))
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("took %s", d)
+	}
+
+	// A bounded range resumed mid-way still gives exactly its bytes.
+	s = &stallStore{data: data, readStalls: map[int64]int{10: 1}}
+	ps = ipfs.Patient(s, ipfs.PatientOptions{Timeout: 50 * time.Millisecond, Retries: 1})
+	rc, err = ps.Cat(context.Background(), c, 10, 5000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err = io.ReadAll(rc)
+	if err != nil || !bytes.Equal(got, data[10:5010]) {
+		t.Errorf("range: %d bytes, %v; calls %v", len(got), err, s.calls)
+	}
+}
+
+// TestPatientResume: a read that stalls once mid-stream is resumed at the
+// offset it reached, the bytes are the file's, and the retry is reported
+// once, naming the CID, that offset and the try.
+func TestPatientResume(t *testing.T) {
+	data := bytes.Repeat([]byte("abcdefghijklmnopq"), 3000)
+	c, _ := cid.Prefix{Version: 1, Codec: cid.Raw, MhType: multihash.SHA2_256, MhLength: -1}.Sum(data)
+	s := &stallStore{data: data, readStalls: map[int64]int{0: 1}}
+	var retries []string
+	ps := ipfs.Patient(s, ipfs.PatientOptions{Timeout: 50 * time.Millisecond, Retries: 5, OnRetry: func(rc cid.Cid, off int64, try int) {
+		retries = append(retries, fmt.Sprintf("%s@%d#%d", rc, off, try))
+	}})
+	rc, err := ps.Cat(context.Background(), c, 0, -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := io.ReadAll(rc)
+	rc.Close()
+	if err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("read %d of %d bytes, %v", len(got), len(data), err)
+	}
+	if len(s.calls) != 2 || s.calls[1] != 1000 {
+		t.Errorf("calls at offsets %v, want [0 1000]", s.calls)
+	}
+	if want := []string{c.String() + "@1000#2"}; fmt.Sprint(retries) != fmt.Sprint(want) {
+		t.Errorf("retries %v, want %v", retries, want)
+	}
+}
+
+// TestPatientGivesUp: a read that stalls at every attempt fails, after
+// 1+Retries attempts (each reported but the first), with an error that
+// wraps ErrNotFound and says it was the read timeout.
+func TestPatientGivesUp(t *testing.T) {
+	data := bytes.Repeat([]byte("x"), 5000)
+	c, _ := cid.Prefix{Version: 1, Codec: cid.Raw, MhType: multihash.SHA2_256, MhLength: -1}.Sum(data)
+	for _, at := range []string{"cat", "read"} {
+		s := &stallStore{data: data, catStalls: map[int64]int{}, readStalls: map[int64]int{}}
+		if at == "cat" {
+			s.catStalls[0] = 100
+		} else {
+			s.readStalls[0], s.catStalls[1000] = 1, 100
+		}
+		var tries []int
+		ps := ipfs.Patient(s, ipfs.PatientOptions{Timeout: 20 * time.Millisecond, Retries: 3, OnRetry: func(_ cid.Cid, _ int64, try int) { tries = append(tries, try) }})
+		start := time.Now()
+		rc, err := ps.Cat(context.Background(), c, 0, -1)
+		if err == nil {
+			_, err = io.ReadAll(rc)
+			rc.Close()
+		}
+		if !errors.Is(err, ipfs.ErrNotFound) || !strings.Contains(err.Error(), "read timeout") {
+			t.Errorf("%s: err %v", at, err)
+		}
+		if fmt.Sprint(tries) != "[2 3 4]" {
+			t.Errorf("%s: tries %v", at, tries)
+		}
+		if d := time.Since(start); d > 2*time.Second {
+			t.Errorf("%s: took %s", at, d)
+		}
+	}
+	// The caller's own cancellation is not a timeout: its error, no retry.
+	s := &stallStore{data: data, catStalls: map[int64]int{0: 100}}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Millisecond)
+	defer cancel()
+	ps := ipfs.Patient(s, ipfs.PatientOptions{Timeout: time.Minute, Retries: 3})
+	if _, err := ps.Cat(ctx, c, 0, -1); !errors.Is(err, context.DeadlineExceeded) || errors.Is(err, ipfs.ErrNotFound) {
+		t.Errorf("cancelled: %v", err)
+	}
+}
+
+// blockStore is a stallStore with blocks that stall stalls times.
+type blockStore struct {
+	stallStore
+	stalls int
+	gets   int
+}
+
+func (b *blockStore) GetBlock(ctx context.Context, c cid.Cid) ([]byte, error) {
+	b.gets++
+	if b.stalls > 0 {
+		b.stalls--
+		<-ctx.Done()
+		return nil, ctx.Err()
+	}
+	return []byte("block"), nil
+}
+
+func (b *blockStore) Describe() string { return "test store" }
+
+func (b *blockStore) Holds(context.Context, cid.Cid) (bool, error) { return true, nil }
+
+// TestPatientCapabilities: no timeout is the store itself; otherwise the
+// wrapper is a BlockGetter exactly when the store is (its blocks bounded
+// and retried too), says what the store is, and unwraps to it.
+func TestPatientCapabilities(t *testing.T) {
+	b := &blockStore{stalls: 2}
+	if got := ipfs.Patient(b, ipfs.PatientOptions{}); got != ipfs.Store(b) {
+		t.Errorf("no timeout: %T", got)
+	}
+	var tries []int
+	ps := ipfs.Patient(b, ipfs.PatientOptions{Timeout: 20 * time.Millisecond, Retries: 2, OnRetry: func(_ cid.Cid, _ int64, try int) { tries = append(tries, try) }})
+	g, ok := ps.(ipfs.BlockGetter)
+	if !ok {
+		t.Fatal("not a BlockGetter")
+	}
+	if data, err := g.GetBlock(context.Background(), cid.Undef); err != nil || string(data) != "block" || b.gets != 3 || fmt.Sprint(tries) != "[2 3]" {
+		t.Errorf("GetBlock: %q %v after %d gets, tries %v", data, err, b.gets, tries)
+	}
+	b.stalls = 10
+	if _, err := g.GetBlock(context.Background(), cid.Undef); !errors.Is(err, ipfs.ErrNotFound) {
+		t.Errorf("GetBlock stalled: %v", err)
+	}
+	if d := ipfs.Describe(ps); d != "test store" {
+		t.Errorf("Describe: %q", d)
+	}
+	u, ok := ps.(interface{ Unwrap() ipfs.Store })
+	if !ok || u.Unwrap() != ipfs.Store(b) {
+		t.Fatalf("Unwrap: %v", ok)
+	}
+	if _, ok := u.Unwrap().(ipfs.Holder); !ok {
+		t.Error("the unwrapped store lost its Holder")
+	}
+	if _, ok := ipfs.Patient(&stallStore{}, ipfs.PatientOptions{Timeout: time.Second}).(ipfs.BlockGetter); ok {
+		t.Error("a store without blocks became a BlockGetter")
+	}
+}
