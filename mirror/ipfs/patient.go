@@ -20,6 +20,14 @@ type PatientOptions struct {
 	// Retries is how many times a wait that timed out is tried again
 	// since the last bytes arrived (a read resumes at the offset reached).
 	Retries int
+	// Resumes is how many times, beyond Retries, a read that had
+	// delivered bytes since its last timeout is resumed when it stalls
+	// again. A bitswap session can stop asking its peers midway (boxo
+	// drops peers whose answers were late, and on a loaded machine with
+	// loopback latencies they are late); a new read at the offset reached
+	// starts a new session. With Retries 0 (nerdctl's default, so that an
+	// absent CID fails after one timeout), Resumes still rescues those.
+	Resumes int
 	// OnRetry, when set, is called before each new attempt: c is being
 	// read at offset (0 for a block), and try is the attempt about to
 	// start, 2 to Retries+1. It may be called from several goroutines.
@@ -39,7 +47,7 @@ func Patient(s Store, o PatientOptions) Store {
 	if o.Timeout <= 0 {
 		return s
 	}
-	o.Retries = max(o.Retries, 0)
+	o.Retries, o.Resumes = max(o.Retries, 0), max(o.Resumes, 0)
 	p := &patientStore{Store: s, o: o}
 	if g, ok := s.(BlockGetter); ok {
 		return &patientBlocks{patientStore: p, g: g}
@@ -104,6 +112,10 @@ type patientReader struct {
 	off    int64 // offset of the next byte
 	length int64 // bytes still wanted; < 0: to the end
 	tries  int   // timed-out attempts since the last progress
+	// resumes counts the stalls after progress resumed beyond Retries;
+	// progressed says bytes arrived since the last timed-out attempt.
+	resumes    int
+	progressed bool
 
 	rc      io.ReadCloser
 	cancel  context.CancelFunc
@@ -140,11 +152,19 @@ func (r *patientReader) open() error {
 // retry reports whether the attempt that just failed timed out and may be
 // tried again, and says so through OnRetry.
 func (r *patientReader) retry() bool {
-	if !r.expired.Load() || r.ctx.Err() != nil || r.tries >= r.s.o.Retries {
+	if !r.expired.Load() || r.ctx.Err() != nil {
 		return false
 	}
-	r.tries++
-	r.s.retried(r.c, r.off, r.tries+1)
+	switch {
+	case r.tries < r.s.o.Retries:
+		r.tries++
+	case r.progressed && r.resumes < r.s.o.Resumes:
+		r.resumes++
+	default:
+		return false
+	}
+	r.progressed = false
+	r.s.retried(r.c, r.off, r.tries+r.resumes+1)
 	return true
 }
 
@@ -171,7 +191,7 @@ func (r *patientReader) Read(p []byte) (int, error) {
 			r.length -= int64(n)
 		}
 		if n > 0 {
-			r.tries = 0
+			r.tries, r.progressed = 0, true
 		}
 		if err == nil || errors.Is(err, io.EOF) {
 			return n, err

@@ -245,3 +245,60 @@ func TestPatientCapabilities(t *testing.T) {
 		t.Error("a store without blocks became a BlockGetter")
 	}
 }
+
+// TestPatientResumes: with Retries 0 (serve's default), a read that had
+// delivered bytes and then stalls is still resumed, up to Resumes times;
+// a read that never delivers a byte is not (an absent CID fails after one
+// timeout), and a stall right after a resume that brought nothing is not
+// resumed again.
+func TestPatientResumes(t *testing.T) {
+	data := bytes.Repeat([]byte("abcdefghijklmnopq"), 3000)
+	c, _ := cid.Prefix{Version: 1, Codec: cid.Raw, MhType: multihash.SHA2_256, MhLength: -1}.Sum(data)
+	opts := ipfs.PatientOptions{Timeout: 50 * time.Millisecond, Resumes: 2}
+
+	// Stalls after 1000 bytes at offsets 0 and 1000: two resumes, whole.
+	s := &stallStore{data: data, readStalls: map[int64]int{0: 1, 1000: 1}}
+	rc, err := ipfs.Patient(s, opts).Cat(context.Background(), c, 0, -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := io.ReadAll(rc)
+	rc.Close()
+	if err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("read %d of %d bytes, %v", len(got), len(data), err)
+	}
+	if fmt.Sprint(s.calls) != "[0 1000 2000]" {
+		t.Errorf("calls at offsets %v, want [0 1000 2000]", s.calls)
+	}
+
+	// A third stall after progress is one too many.
+	s = &stallStore{data: data, readStalls: map[int64]int{0: 1, 1000: 1, 2000: 1}}
+	rc, err = ipfs.Patient(s, opts).Cat(context.Background(), c, 0, -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err = io.ReadAll(rc)
+	rc.Close()
+	if !errors.Is(err, ipfs.ErrNotFound) || len(got) != 3000 {
+		t.Errorf("after 3 stalls: read %d bytes, %v; want 3000 and ErrNotFound", len(got), err)
+	}
+
+	// Nothing ever arrives: one attempt, no resume.
+	s = &stallStore{data: data, catStalls: map[int64]int{0: 100}}
+	if _, err := ipfs.Patient(s, opts).Cat(context.Background(), c, 0, -1); !errors.Is(err, ipfs.ErrNotFound) || len(s.calls) != 1 {
+		t.Errorf("absent: %d calls, %v; want 1 and ErrNotFound", len(s.calls), err)
+	}
+
+	// Progress, a stall, then the resumed read stalls before its first
+	// byte: not resumed again.
+	s = &stallStore{data: data, readStalls: map[int64]int{0: 1}, catStalls: map[int64]int{1000: 100}}
+	rc, err = ipfs.Patient(s, opts).Cat(context.Background(), c, 0, -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err = io.ReadAll(rc)
+	rc.Close()
+	if !errors.Is(err, ipfs.ErrNotFound) || len(got) != 1000 || fmt.Sprint(s.calls) != "[0 1000]" {
+		t.Errorf("stall, then nothing: read %d bytes, calls %v, %v; want 1000, [0 1000], ErrNotFound", len(got), s.calls, err)
+	}
+}

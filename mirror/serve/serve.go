@@ -71,6 +71,13 @@ import (
 	"github.com/ipfs-mirror/mirror/mirror/registry"
 )
 
+// stallResumes is how many times one transfer that stalls after making
+// progress is resumed at the offset it reached, whatever ReadRetries says:
+// a bitswap session that stopped asking its peers (measured by the p2p
+// benchmark on loopback swarms) is replaced by a new one, while a CID that
+// never answers still fails after ReadRetries.
+const stallResumes = 3
+
 // Options configure a Server. The zero value serves /v2/ipfs/<CID> names
 // with the defaults below.
 type Options struct {
@@ -90,6 +97,8 @@ type Options struct {
 	// for each next bytes of it (0: no bound, as nerdctl's default).
 	ReadTimeout time.Duration
 	// ReadRetries is how many times a read that timed out is tried again
+	// (beyond these, a transfer that had made progress and then stalls is
+	// resumed up to stallResumes times: see ipfs.PatientOptions.Resumes)
 	// (resumed at the offset reached).
 	ReadRetries int
 	// StripURLs serves the url-free rewrite under every name.
@@ -202,8 +211,8 @@ func New(store ipfs.Store, opts Options) (*Server, error) {
 	opts.defaults()
 	// A read that stalls (a bitswap fetch no provider answers any more)
 	// is asked again where it stopped.
-	patient := ipfs.Patient(store, ipfs.PatientOptions{Timeout: opts.ReadTimeout, Retries: opts.ReadRetries, OnRetry: func(c cid.Cid, off int64, try int) {
-		opts.Logger.Warn("no bytes from IPFS within the read timeout; asking again", "cid", c.String(), "offset", off, "try", try, "of", 1+max(opts.ReadRetries, 0), "read_timeout", opts.ReadTimeout)
+	patient := ipfs.Patient(store, ipfs.PatientOptions{Timeout: opts.ReadTimeout, Retries: opts.ReadRetries, Resumes: stallResumes, OnRetry: func(c cid.Cid, off int64, try int) {
+		opts.Logger.Warn("no bytes from IPFS within the read timeout; asking again", "cid", c.String(), "offset", off, "try", try, "of", 1+max(opts.ReadRetries, 0)+stallResumes, "read_timeout", opts.ReadTimeout)
 	}})
 	s := &Server{
 		store:    patient,
