@@ -111,6 +111,14 @@ func (b *bench) caseP2P(ctx context.Context) error {
 		if !flagSet("p2p-layers") {
 			o.layers = 2
 		}
+		// A bitswap stall (docs/daemonless.md) costs the smoke run one
+		// short read timeout, not a minute.
+		if !flagSet("p2p-mirror-args") {
+			o.pullArgs = "--read-timeout 5s"
+		}
+		if !flagSet("p2p-stall") {
+			o.stall = 2 * time.Minute
+		}
 	}
 	if o.mib < 1 || o.layers < 1 || o.layers > 64 {
 		return fmt.Errorf("--p2p-mib must be at least 1, --p2p-layers 1 to 64")
@@ -235,7 +243,7 @@ func (b *bench) caseP2P(ctx context.Context) error {
 					var last *p2pRun
 					var stalls []string
 					for run := 0; run < b.o.runs; run++ {
-						r, err := b.p2pFetch(ctx, origin, nodes, pj.Root, via, mode == "once", filepath.Join(root, "out"), want, o.stall)
+						r, err := b.p2pFetch(ctx, origin, nodes, pj.Root, via, mode == "once", filepath.Join(root, "out"), want, o.stall, extra)
 						var st *p2pStall
 						if errors.As(err, &st) {
 							// A stall is a result too: say so, and go on with
@@ -655,7 +663,7 @@ func p2pSnapshot(ctx context.Context, origin *p2pNode, nodes []*p2pNode) (p2pSna
 // p2pFetch empties the consumers' blockstores, then has every consumer
 // fetch root (at once or one after another), checks every result and
 // returns the counters' deltas.
-func (b *bench) p2pFetch(ctx context.Context, origin *p2pNode, nodes []*p2pNode, root, via string, once bool, out string, want map[string]bool, stall time.Duration) (*p2pRun, error) {
+func (b *bench) p2pFetch(ctx context.Context, origin *p2pNode, nodes []*p2pNode, root, via string, once bool, out string, want map[string]bool, stall time.Duration, extra []string) (*p2pRun, error) {
 	for i, n := range nodes {
 		if err := n.reset(ctx); err != nil {
 			return nil, fmt.Errorf("consumer %d: %w", i, err)
@@ -691,7 +699,7 @@ func (b *bench) p2pFetch(ctx context.Context, origin *p2pNode, nodes []*p2pNode,
 		var err error
 		if via == "pull" {
 			args := []string{"--ipfs-api", nodes[i].api, "--timeout", "30m", "pull"}
-			args = append(append(args, strings.Fields(p2pOpt.pullArgs)...), "ipfs://"+root, "oci:"+dirs[i])
+			args = append(append(args, extra...), "ipfs://"+root, "oci:"+dirs[i])
 			_, err = b.pipe(fctx, cmdOf(b.mirrorBin, args...))
 		} else {
 			_, err = b.pipe(fctx, cmdOf(b.skopeoBin, "copy", "-q", "--policy", b.policy, "--src-tls-verify=false",
