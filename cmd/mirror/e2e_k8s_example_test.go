@@ -131,9 +131,19 @@ func TestE2EKubernetesExample(t *testing.T) {
 	if len(cfg.Peering.Peers) != 1 || cfg.Peering.Peers[0].ID != origin.PeerID {
 		t.Errorf("the seed's config: Peering.Peers %+v, want the origin", cfg.Peering.Peers)
 	}
-	// For this test only: loopback, ports the system picks.
+	// For this test only: the config's IPv4 swarm addresses (every
+	// transport it lists) on loopback and a free port, the API and the
+	// gateway on ports the system picks.
+	port := strconv.Itoa(rig.FreePort(t))
+	var swarm []string
+	for _, a := range cfg.Addresses.Swarm {
+		if a, ok := strings.CutPrefix(a, "/ip4/0.0.0.0/"); ok {
+			swarm = append(swarm, "/ip4/127.0.0.1/"+regexp.MustCompile(`^(tcp|udp)/\d+`).ReplaceAllString(a, "${1}/"+port))
+		}
+	}
+	addrs, _ := json.Marshal(swarm)
 	for _, kv := range [][2]string{
-		{"Addresses.Swarm", `["/ip4/127.0.0.1/tcp/0"]`},
+		{"Addresses.Swarm", string(addrs)},
 		{"Addresses.API", `"/ip4/127.0.0.1/tcp/0"`},
 		{"Addresses.Gateway", `"/ip4/127.0.0.1/tcp/0"`},
 	} {
@@ -159,19 +169,24 @@ func TestE2EKubernetesExample(t *testing.T) {
 	}
 	seedAPI := strings.TrimSpace(readFile(t, filepath.Join(seedRepo, "api")))
 	seedSwarm := ""
-	var id struct{ Addresses []string }
-	if err := json.Unmarshal([]byte(ipfsOn(t, seedRepo, "id")), &id); err != nil {
-		t.Fatal(err)
-	}
-	for _, a := range id.Addresses {
+	listening := ipfsOn(t, seedRepo, "swarm", "addrs", "listen")
+	for _, a := range strings.Fields(listening) {
 		if strings.HasPrefix(a, "/ip4/127.0.0.1/tcp/") {
-			seedSwarm, _, _ = strings.Cut(a, "/p2p/")
+			seedSwarm = a
 			break
 		}
 	}
 	if seedSwarm == "" {
-		t.Fatalf("the seed has no loopback TCP address: %v\n%s", id.Addresses, seed.output())
+		t.Fatalf("the seed listens on no loopback TCP address: %s\n%s", listening, seed.output())
 	}
+	// Its Peering.Peers: connected to the origin.
+	for start := time.Now(); !strings.Contains(ipfsOn(t, seedRepo, "swarm", "peers"), origin.PeerID); {
+		if time.Since(start) > 20*time.Second {
+			t.Fatalf("the seed did not connect to the origin (its Peering.Peers) in 20s:\n%s", seed.output())
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+
 	// The Service's names, as this machine reaches them.
 	service := func(port int) string { return fmt.Sprintf("/dns4/mirror-seed.mirror.svc.cluster.local/tcp/%d", port) }
 	cluster := []string{service(svc["api"]), seedAPI, service(svc["swarm"]), seedSwarm, "<seed peer ID>", seedID}
@@ -198,9 +213,6 @@ func TestE2EKubernetesExample(t *testing.T) {
 	ds := kinds["DaemonSet/mirror-node"].Spec.Template.Spec
 	if len(ds.Containers) != 1 {
 		t.Fatalf("DaemonSet mirror-node: %d containers", len(ds.Containers))
-	}
-	if ds.HostNetwork && ds.DNSPolicy != "ClusterFirstWithHostNet" {
-		t.Errorf("DaemonSet: hostNetwork with dnsPolicy %q: the pod resolves names with the node's resolver, so --peer's /dns4/mirror-seed.mirror.svc.cluster.local does not resolve; set dnsPolicy: ClusterFirstWithHostNet", ds.DNSPolicy)
 	}
 	mc := ds.Containers[0]
 	listen := ""

@@ -23,7 +23,7 @@ import (
 // benchmark's star (internal/cmd/mirror-bench, --p2p-topology star).
 func TestKubernetesExample(t *testing.T) {
 	_, kinds := readK8sExample(t)
-	for _, k := range []string{"Namespace/mirror", "Secret/mirror-swarm", "ConfigMap/mirror-lock", "Deployment/mirror-seed", "Service/mirror-seed", "Job/mirror-preseed", "DaemonSet/mirror-node"} {
+	for _, k := range []string{"Namespace/mirror", "Secret/mirror-swarm", "ConfigMap/mirror-lock", "Deployment/mirror-seed", "Service/mirror-seed", "NetworkPolicy/mirror-seed", "Job/mirror-preseed", "DaemonSet/mirror-node"} {
 		if _, ok := kinds[k]; !ok {
 			t.Errorf("no %s in the example", k)
 		}
@@ -56,6 +56,11 @@ func TestKubernetesExample(t *testing.T) {
 		args[i] = strings.ReplaceAll(args[i], "<seed peer ID>", "12D3KooWRAw6LaR5kkJbV17yC7KxeB5Qi7fvBZZr5TtkuRfn36jH")
 	}
 	cli := parse("DaemonSet mirror-node", args)
+	// --peer names the seed by its Service's DNS name, which a hostNetwork
+	// pod resolves only with this policy.
+	if ds.HostNetwork && ds.DNSPolicy != "ClusterFirstWithHostNet" {
+		t.Errorf("DaemonSet: hostNetwork with dnsPolicy %q: the pod resolves names with the node's resolver, where --peer's mirror-seed.mirror.svc.cluster.local does not resolve; set dnsPolicy: ClusterFirstWithHostNet", ds.DNSPolicy)
+	}
 	if cli.Serve.Listen != "127.0.0.1:5050" {
 		t.Errorf("DaemonSet: serve listens on %q", cli.Serve.Listen)
 	}
