@@ -22,47 +22,8 @@ import (
 // the seed's Service and swarm port. The topology itself is the p2p
 // benchmark's star (internal/cmd/mirror-bench, --p2p-topology star).
 func TestKubernetesExample(t *testing.T) {
-	raw, err := os.ReadFile("../../docs/kubernetes/mirror-p2p.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	type container struct {
-		Name    string
-		Image   string
-		Command []string
-		Args    []string
-	}
-	type podSpec struct {
-		InitContainers []container `yaml:"initContainers"`
-		Containers     []container
-	}
-	type doc struct {
-		Kind     string
-		Metadata struct{ Name string }
-		Spec     struct {
-			Template struct{ Spec podSpec }
-			Ports    []struct {
-				Name string
-				Port int
-			}
-		}
-	}
-	var docs []doc
-	dec := yaml.NewDecoder(bytes.NewReader(raw))
-	for {
-		var d doc
-		if err := dec.Decode(&d); errors.Is(err, io.EOF) {
-			break
-		} else if err != nil {
-			t.Fatalf("document %d: %v", len(docs)+1, err)
-		}
-		docs = append(docs, d)
-	}
-	kinds := map[string]doc{}
-	for _, d := range docs {
-		kinds[d.Kind+"/"+d.Metadata.Name] = d
-	}
-	for _, k := range []string{"Namespace/mirror", "Secret/mirror-swarm", "ConfigMap/mirror-lock", "Deployment/mirror-seed", "Service/mirror-seed", "Job/mirror-preseed", "DaemonSet/mirror-node"} {
+	_, kinds := readK8sExample(t)
+	for _, k := range []string{"Namespace/mirror", "Secret/mirror-swarm", "ConfigMap/mirror-lock", "Deployment/mirror-seed", "Service/mirror-seed", "NetworkPolicy/mirror-seed", "Job/mirror-preseed", "DaemonSet/mirror-node"} {
 		if _, ok := kinds[k]; !ok {
 			t.Errorf("no %s in the example", k)
 		}
@@ -95,6 +56,11 @@ func TestKubernetesExample(t *testing.T) {
 		args[i] = strings.ReplaceAll(args[i], "<seed peer ID>", "12D3KooWRAw6LaR5kkJbV17yC7KxeB5Qi7fvBZZr5TtkuRfn36jH")
 	}
 	cli := parse("DaemonSet mirror-node", args)
+	// --peer names the seed by its Service's DNS name, which a hostNetwork
+	// pod resolves only with this policy.
+	if ds.HostNetwork && ds.DNSPolicy != "ClusterFirstWithHostNet" {
+		t.Errorf("DaemonSet: hostNetwork with dnsPolicy %q: the pod resolves names with the node's resolver, where --peer's mirror-seed.mirror.svc.cluster.local does not resolve; set dnsPolicy: ClusterFirstWithHostNet", ds.DNSPolicy)
+	}
 	if cli.Serve.Listen != "127.0.0.1:5050" {
 		t.Errorf("DaemonSet: serve listens on %q", cli.Serve.Listen)
 	}
@@ -125,4 +91,75 @@ func TestKubernetesExample(t *testing.T) {
 	if !found {
 		t.Error("DaemonSet: mirror has no --peer (the seed)")
 	}
+}
+
+// The parts of a Kubernetes manifest the example's tests read.
+type (
+	k8sContainer struct {
+		Name    string
+		Image   string
+		Command []string
+		Args    []string
+		Env     []struct {
+			Name  string
+			Value string
+		}
+		VolumeMounts []struct {
+			Name      string
+			MountPath string `yaml:"mountPath"`
+		} `yaml:"volumeMounts"`
+	}
+	k8sVolume struct {
+		Name   string
+		Secret *struct {
+			SecretName string `yaml:"secretName"`
+		}
+		ConfigMap *struct{ Name string } `yaml:"configMap"`
+		PVC       *struct {
+			ClaimName string `yaml:"claimName"`
+		} `yaml:"persistentVolumeClaim"`
+		HostPath *struct{ Path string } `yaml:"hostPath"`
+	}
+	k8sPodSpec struct {
+		HostNetwork    bool           `yaml:"hostNetwork"`
+		DNSPolicy      string         `yaml:"dnsPolicy"`
+		InitContainers []k8sContainer `yaml:"initContainers"`
+		Containers     []k8sContainer
+		Volumes        []k8sVolume
+	}
+	k8sDoc struct {
+		Kind       string
+		Metadata   struct{ Name string }
+		StringData map[string]string `yaml:"stringData"`
+		Data       map[string]string
+		Spec       struct {
+			Template struct{ Spec k8sPodSpec }
+			Ports    []struct {
+				Name string
+				Port int
+			}
+		}
+	}
+)
+
+// readK8sExample reads docs/kubernetes/mirror-p2p.yaml: its text and its
+// documents by "Kind/name".
+func readK8sExample(t *testing.T) (string, map[string]k8sDoc) {
+	t.Helper()
+	raw, err := os.ReadFile("../../docs/kubernetes/mirror-p2p.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	kinds := map[string]k8sDoc{}
+	dec := yaml.NewDecoder(bytes.NewReader(raw))
+	for n := 1; ; n++ {
+		var d k8sDoc
+		if err := dec.Decode(&d); errors.Is(err, io.EOF) {
+			break
+		} else if err != nil {
+			t.Fatalf("document %d: %v", n, err)
+		}
+		kinds[d.Kind+"/"+d.Metadata.Name] = d
+	}
+	return string(raw), kinds
 }
