@@ -3,7 +3,6 @@ package main
 import (
 	"encoding/json"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -99,38 +98,9 @@ func TestE2EPeerUsage(t *testing.T) {
 	}
 }
 
-// privateRepo is a fresh kubo repo that can find no peer by itself: the
-// rig's settings (loopback, no bootstrap, no routing, no mDNS) and the
-// swarm key.
-func privateRepo(t *testing.T, key string) string {
-	t.Helper()
-	repo := filepath.Join(t.TempDir(), "ipfs")
-	ipfsOn(t, repo, "init", "--profile=test", "--empty-repo")
-	for _, kv := range [][2]string{
-		{"Bootstrap", `[]`},
-		{"Routing.Type", `"none"`},
-		{"Addresses.Swarm", `["/ip4/127.0.0.1/tcp/0"]`},
-		{"Addresses.API", `"/ip4/127.0.0.1/tcp/0"`},
-		{"Addresses.Gateway", `"/ip4/127.0.0.1/tcp/0"`},
-		{"Discovery.MDNS.Enabled", `false`},
-		{"AutoConf.Enabled", `false`},
-	} {
-		ipfsOn(t, repo, "config", "--json", kv[0], kv[1])
-	}
-	if err := os.WriteFile(filepath.Join(repo, "swarm.key"), []byte(key), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return repo
-}
+// privateRepo is a fresh kubo repo that can find no peer by itself, with
+// the swarm key (rig.PrivateRepo).
+func privateRepo(t *testing.T, key string) string { return rig.PrivateRepo(t, key) }
 
 // ipfsOn runs the ipfs CLI on repo and returns its trimmed output.
-func ipfsOn(t *testing.T, repo string, args ...string) string {
-	t.Helper()
-	cmd := exec.Command(rig.Tool(t, "MIRROR_IPFS_BIN", "ipfs"), args...)
-	cmd.Env = append(os.Environ(), "IPFS_PATH="+repo, "IPFS_TELEMETRY=off")
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("ipfs %s: %v\n%s", strings.Join(args, " "), err, out)
-	}
-	return strings.TrimSpace(string(out))
-}
+func ipfsOn(t *testing.T, repo string, args ...string) string { return rig.IPFS(t, repo, args...) }

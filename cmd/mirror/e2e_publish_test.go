@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -322,17 +321,7 @@ func TestE2EPublishEmbeddedIPNS(t *testing.T) {
 	mustRun(t, env, "sync", list)
 	lock := readLock(t, lockPath)
 
-	bin := rig.Tool(t, "MIRROR_IPFS_BIN", "ipfs")
-	ipfsCLI := func(args ...string) string {
-		t.Helper()
-		cmd := exec.Command(bin, args...)
-		cmd.Env = append(os.Environ(), "IPFS_PATH="+repo, "IPFS_TELEMETRY=off")
-		out, err := cmd.CombinedOutput()
-		if err != nil {
-			t.Fatalf("ipfs %s: %v\n%s", strings.Join(args, " "), err, out)
-		}
-		return strings.TrimSpace(string(out))
-	}
+	ipfsCLI := func(args ...string) string { t.Helper(); return rig.IPFS(t, repo, args...) }
 	ipfsCLI("key", "gen", "lockfile")
 	res := mustRun(t, env, "publish", "--with-list", list, "--ipns-key", "lockfile", lockPath)
 	lines := strings.Split(strings.TrimSpace(res.stdout), "\n")

@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -33,38 +32,12 @@ func TestPeers(t *testing.T) {
 	k := rig.StartKubo(t, rig.KuboOptions{Online: true, SwarmKey: key})
 	kuboAddr := loopbackAddr(t, k)
 
-	repo := filepath.Join(t.TempDir(), "ipfs")
-	bin := rig.Tool(t, "MIRROR_IPFS_BIN", "ipfs")
-	ipfsCLI := func(args ...string) string {
-		t.Helper()
-		cmd := exec.Command(bin, args...)
-		cmd.Env = append(os.Environ(), "IPFS_PATH="+repo, "IPFS_TELEMETRY=off")
-		out, err := cmd.CombinedOutput()
-		if err != nil {
-			t.Fatalf("ipfs %s: %v\n%s", strings.Join(args, " "), err, out)
-		}
-		return strings.TrimSpace(string(out))
-	}
-	// A repo whose node can find no one: the rig's kubo settings.
-	ipfsCLI("init", "--profile=test", "--empty-repo")
-	// Another peer already in the repo's Peering.Peers (nothing listens
-	// there): kept beside the ones given.
+	// A repo whose node can find no one (rig.PrivateRepo), with another
+	// peer already in its Peering.Peers (nothing listens there): kept
+	// beside the ones given.
 	other := "12D3KooWJWoaqZhDaoEFshF7Rh1bpY9ohihFhzcW6d69Lr2NASuq"
-	for _, kv := range [][2]string{
-		{"Bootstrap", `[]`},
-		{"Routing.Type", `"none"`},
-		{"Addresses.Swarm", `["/ip4/127.0.0.1/tcp/0"]`},
-		{"Addresses.API", `"/ip4/127.0.0.1/tcp/0"`},
-		{"Addresses.Gateway", `"/ip4/127.0.0.1/tcp/0"`},
-		{"Discovery.MDNS.Enabled", `false`},
-		{"AutoConf.Enabled", `false`},
-		{"Peering.Peers", `[{"ID": "` + other + `", "Addrs": ["/ip4/127.0.0.1/tcp/9"]}]`},
-	} {
-		ipfsCLI("config", "--json", kv[0], kv[1])
-	}
-	if err := os.WriteFile(filepath.Join(repo, "swarm.key"), []byte(key), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	repo := rig.PrivateRepo(t, key, [2]string{"Peering.Peers", `[{"ID": "` + other + `", "Addrs": ["/ip4/127.0.0.1/tcp/9"]}]`})
+	ipfsCLI := func(args ...string) string { t.Helper(); return rig.IPFS(t, repo, args...) }
 	self := ipfsCLI("config", "Identity.PeerID")
 	configBefore, err := os.ReadFile(filepath.Join(repo, "config"))
 	if err != nil {
