@@ -1,8 +1,6 @@
 package main
 
 import (
-	"bufio"
-	"bytes"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
@@ -15,8 +13,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -177,12 +173,12 @@ func TestE2EKubernetesExample(t *testing.T) {
 		}
 	}
 	if seedSwarm == "" {
-		t.Fatalf("the seed listens on no loopback TCP address: %s\n%s", listening, seed.output())
+		t.Fatalf("the seed listens on no loopback TCP address: %s\n%s", listening, seed.Log())
 	}
 	// Its Peering.Peers: connected to the origin.
 	for start := time.Now(); !strings.Contains(ipfsOn(t, seedRepo, "swarm", "peers"), origin.PeerID); {
 		if time.Since(start) > 20*time.Second {
-			t.Fatalf("the seed did not connect to the origin (its Peering.Peers) in 20s:\n%s", seed.output())
+			t.Fatalf("the seed did not connect to the origin (its Peering.Peers) in 20s:\n%s", seed.Log())
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
@@ -463,56 +459,14 @@ func runSh(t *testing.T, sh, script string, env ...string) {
 }
 
 // scriptProc is a long-running script (the seed's, which execs the daemon).
-type scriptProc struct {
-	mu  sync.Mutex
-	out bytes.Buffer
-}
-
-func (p *scriptProc) output() string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.out.String()
-}
-
 // startScript runs script until kubo in it says it is ready; it is stopped
 // when the test ends.
-func startScript(t *testing.T, sh, script string, env []string) *scriptProc {
+func startScript(t *testing.T, sh, script string, env []string) *rig.Proc {
 	t.Helper()
 	cmd := exec.Command(sh, "-c", script)
 	cmd.Env = append(os.Environ(), append(env, "GOLOG_LOG_LEVEL=error")...)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	r, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stderr = cmd.Stdout
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	p := &scriptProc{}
-	done, ready := make(chan struct{}), make(chan struct{})
-	go func() {
-		sc := bufio.NewScanner(r)
-		once := sync.Once{}
-		for sc.Scan() {
-			p.mu.Lock()
-			p.out.WriteString(sc.Text() + "\n")
-			p.mu.Unlock()
-			if strings.Contains(sc.Text(), "Daemon is ready") {
-				once.Do(func() { close(ready) })
-			}
-		}
-		_ = cmd.Wait()
-		close(done)
-	}()
-	t.Cleanup(func() { rig.StopGroup(cmd, done, 15*time.Second) })
-	select {
-	case <-ready:
-	case <-done:
-		t.Fatalf("the script exited:\n%s", p.output())
-	case <-time.After(60 * time.Second):
-		t.Fatalf("the script's daemon not ready in 60s:\n%s", p.output())
-	}
+	p := rig.StartReady(t, cmd, "the script's daemon", "Daemon is ready", 60*time.Second)
+	t.Cleanup(func() { p.Stop(15 * time.Second) })
 	return p
 }
 

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -33,17 +32,15 @@ type clusterPeer struct {
 	Listen    string // cluster swarm multiaddr with /p2p/ID
 	RESTAPI   string // multiaddr of the REST API (ipfs-cluster-ctl --host)
 	ProxyAPI  string // multiaddr of the kubo-compatible proxy API
-	cmd       *exec.Cmd
-	done      chan struct{}
-	mu        sync.Mutex
-	log       bytes.Buffer
+	proc      *rig.Proc
 	ctl, serv string
 }
 
 func (p *clusterPeer) Log() string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.log.String()
+	if p.proc == nil {
+		return ""
+	}
+	return p.proc.Log()
 }
 
 // Ctl runs ipfs-cluster-ctl against this peer's REST API.
@@ -61,15 +58,9 @@ func (p *clusterPeer) Ctl(t *testing.T, args ...string) string {
 }
 
 func (p *clusterPeer) stop() {
-	if p.cmd == nil || p.cmd.Process == nil {
-		return
+	if p.proc != nil {
+		p.proc.Stop(20 * time.Second)
 	}
-	select {
-	case <-p.done:
-		return
-	default:
-	}
-	rig.StopGroup(p.cmd, p.done, 20*time.Second)
 }
 
 // clusterSecret is the cluster's shared secret (32 bytes, hex).
@@ -182,39 +173,8 @@ func (p *clusterPeer) start(t *testing.T, args []string) {
 	t.Helper()
 	cmd := exec.Command(p.serv, args...)
 	cmd.Env = append(os.Environ(), "IPFS_TELEMETRY=off", "GOLOG_LOG_LEVEL=warn")
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stderr = cmd.Stdout
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	p.cmd, p.done = cmd, make(chan struct{})
-	ready := make(chan struct{})
-	go func() {
-		sc := bufio.NewScanner(out)
-		once := sync.Once{}
-		for sc.Scan() {
-			p.mu.Lock()
-			p.log.WriteString(sc.Text() + "\n")
-			p.mu.Unlock()
-			if strings.Contains(sc.Text(), "IPFS Cluster is READY") {
-				once.Do(func() { close(ready) })
-			}
-		}
-		_ = cmd.Wait()
-		close(p.done)
-	}()
+	p.proc = rig.StartReady(t, cmd, "ipfs-cluster-service", "IPFS Cluster is READY", 90*time.Second)
 	t.Cleanup(p.stop)
-	select {
-	case <-ready:
-	case <-p.done:
-		t.Fatalf("ipfs-cluster-service exited:\n%s", p.Log())
-	case <-time.After(90 * time.Second):
-		t.Fatalf("ipfs-cluster-service not ready in 90s:\n%s", p.Log())
-	}
 }
 
 func editJSON(t *testing.T, path string, edit func(map[string]any)) {

@@ -1,7 +1,6 @@
 package rig
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"fmt"
@@ -10,7 +9,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -27,10 +25,8 @@ type Kubo struct {
 	PeerID    string
 	SwarmAddr string
 
-	cmd  *exec.Cmd
-	done chan struct{}
-	mu   sync.Mutex
-	log  bytes.Buffer
+	proc *Proc
+	prev string // what earlier runs (before a Restart) printed
 }
 
 // KuboOptions tune a daemon.
@@ -86,40 +82,10 @@ func (k *Kubo) start(o KuboOptions) {
 	}
 	cmd := exec.Command(k.Bin, args...)
 	cmd.Env = k.env(o)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
+	if k.proc != nil {
+		k.prev += k.proc.Log()
 	}
-	cmd.Stderr = cmd.Stdout
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("starting ipfs daemon: %v", err)
-	}
-	k.cmd, k.done = cmd, make(chan struct{})
-	ready := make(chan struct{})
-	go func() {
-		sc := bufio.NewScanner(out)
-		once := sync.Once{}
-		for sc.Scan() {
-			line := sc.Text()
-			k.mu.Lock()
-			k.log.WriteString(line + "\n")
-			k.mu.Unlock()
-			if strings.Contains(line, "Daemon is ready") {
-				once.Do(func() { close(ready) })
-			}
-		}
-		_ = cmd.Wait()
-		close(k.done)
-	}()
-	select {
-	case <-ready:
-	case <-k.done:
-		t.Fatalf("ipfs daemon exited:\n%s", k.Log())
-	case <-time.After(60 * time.Second):
-		k.Stop()
-		t.Fatalf("ipfs daemon not ready in 60s:\n%s", k.Log())
-	}
+	k.proc = StartReady(t, cmd, "ipfs daemon", "Daemon is ready", 60*time.Second)
 	api, err := os.ReadFile(filepath.Join(k.Repo, "api"))
 	if err != nil {
 		t.Fatal(err)
@@ -143,22 +109,17 @@ func (k *Kubo) GatewayURL() string {
 
 // Log returns what the daemon printed.
 func (k *Kubo) Log() string {
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	return k.log.String()
+	if k.proc == nil {
+		return k.prev
+	}
+	return k.prev + k.proc.Log()
 }
 
 // Stop stops the daemon (idempotent).
 func (k *Kubo) Stop() {
-	if k.cmd == nil || k.cmd.Process == nil {
-		return
+	if k.proc != nil {
+		k.proc.Stop(15 * time.Second)
 	}
-	select {
-	case <-k.done:
-		return
-	default:
-	}
-	StopGroup(k.cmd, k.done, 15*time.Second)
 }
 
 // StopGroup stops the process group cmd leads (started with Setpgid):
