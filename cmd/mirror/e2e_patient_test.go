@@ -130,6 +130,7 @@ func TestE2EReadTimeoutResumes(t *testing.T) {
 	}
 	rig.LayoutValid(t, dir)
 	sameBlobs(t, "pulled", rig.SourceBlobs(t, img), rig.LayoutBlobs(t, dir))
+	rig.SkopeoReads(t, "oci:"+dir)
 }
 
 // stallBody passes left bytes, then (for the first body of all that gets

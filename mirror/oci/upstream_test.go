@@ -6,6 +6,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -116,6 +117,12 @@ func TestPullUpstream(t *testing.T) {
 	}
 	if raw, _ := idx.RawManifest(); !bytes.Equal(mustRead(t, filepath.Join(dir, "blobs", "sha256", top[len("sha256:"):])), raw) {
 		t.Error("the layout's index is not the upstream bytes")
+	}
+	// Read by a client we did not write: oras resolves the tag in the
+	// layout and checks the index's digest (skopeo 1.9's oci: transport
+	// skips the Docker media types the upstream index keeps).
+	if out, err := rig.Oras(t, "manifest", "fetch", "--oci-layout", "--descriptor", dir+":1"); err != nil || !strings.Contains(out, top) {
+		t.Errorf("oras manifest fetch --oci-layout %s:1: %v\n%s", dir, err, out)
 	}
 
 	// Only amd64 kept.
