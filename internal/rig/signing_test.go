@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 )
@@ -42,7 +43,13 @@ func TestSignedImageReferrersAPI(t *testing.T) {
 	if !hasDigest(idx.Manifests, s.SBOMArtifact) {
 		t.Fatalf("referrers API of %s lists no SBOM %s: %+v", s.Digest, s.SBOMArtifact, idx.Manifests)
 	}
-	if !strings.Contains(r.Log(), "GET /v2/"+s.Repo+"/referrers/"+s.Digest.String()) {
+	// refregistry logs a request once it has answered it: the line may
+	// come a moment after the answer did.
+	want := "GET /v2/" + s.Repo + "/referrers/" + s.Digest.String()
+	for deadline := time.Now().Add(5 * time.Second); !strings.Contains(r.Log(), want) && time.Now().Before(deadline); {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if !strings.Contains(r.Log(), want) {
 		t.Errorf("refregistry's log shows no referrers request:\n%s", r.Log())
 	}
 	checkSBOMArtifact(t, s)
