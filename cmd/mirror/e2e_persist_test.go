@@ -104,6 +104,15 @@ func startCluster(t *testing.T, kubos []*rig.Kubo, repl int) []*clusterPeer {
 			conn["node_multiaddress"] = k.APIAddr
 			conn["connect_swarms_delay"] = "1s"
 			c["monitor"].(map[string]any)["pubsubmon"].(map[string]any)["check_interval"] = "1s"
+			// The allocator only counts peers whose metrics have not
+			// expired. An informer republishes at half its TTL; with the
+			// default 30 s a peer whose informer is 15 s late on a loaded
+			// runner drops out ("Available candidates: 0"). 60 s gives it
+			// 30 s; a much longer TTL would leave the metrics published
+			// before the peers met unseen for TTL/2.
+			for _, inf := range c["informer"].(map[string]any) {
+				inf.(map[string]any)["metric_ttl"] = "60s"
+			}
 		})
 		var ident struct {
 			ID string `json:"id"`
@@ -149,24 +158,50 @@ func startCluster(t *testing.T, kubos []*rig.Kubo, repl int) []*clusterPeer {
 			time.Sleep(500 * time.Millisecond)
 		}
 	}
-	// Allocations need every peer's freespace metric first.
-	for {
-		out := peers[0].Ctl(t, "--enc", "json", "health", "metrics", "freespace")
-		n := 0
-		for _, p := range peers {
-			if strings.Contains(out, p.ID) {
-				n++
+	start := time.Now()
+	waitAllocatable(t, peers, deadline)
+	t.Logf("every peer holds usable allocation metrics of every peer after %s", time.Since(start).Round(time.Second))
+	return peers
+}
+
+// waitAllocatable waits until every peer holds a valid, unexpired metric
+// of every peer for each metric the balanced allocator allocates by
+// (tag:group, freespace): pins are allocated by the peer that receives
+// them, from its own view of the others' metrics.
+func waitAllocatable(t *testing.T, peers []*clusterPeer, deadline time.Time) {
+	t.Helper()
+	for _, p := range peers {
+		for _, name := range []string{"tag:group", "freespace"} {
+			for {
+				out := p.Ctl(t, "--enc", "json", "health", "metrics", name)
+				var ms []struct {
+					Peer   string `json:"peer"`
+					Valid  bool   `json:"valid"`
+					Expire int64  `json:"expire"`
+				}
+				_ = json.Unmarshal([]byte(out), &ms)
+				ok := map[string]bool{}
+				for _, m := range ms {
+					if m.Valid && time.Unix(0, m.Expire).After(time.Now().Add(20*time.Second)) {
+						ok[m.Peer] = true
+					}
+				}
+				n := 0
+				for _, o := range peers {
+					if ok[o.ID] {
+						n++
+					}
+				}
+				if n == len(peers) {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("peer %s: usable %s metrics of %d of %d peers:\n%s", p.ID, name, n, len(peers), out)
+				}
+				time.Sleep(500 * time.Millisecond)
 			}
 		}
-		if n == len(peers) {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("freespace metrics of %d peers:\n%s", n, out)
-		}
-		time.Sleep(500 * time.Millisecond)
 	}
-	return peers
 }
 
 func (p *clusterPeer) start(t *testing.T, args []string) {
@@ -262,6 +297,7 @@ func TestE2EClusterPersistence(t *testing.T) {
 	// every blob back (the cluster's kubo fetches them from the runner) and
 	// pins every CID in the cluster.
 	proxyEnv := []string{"IPFS_API=" + peers[0].ProxyAPI}
+	waitAllocatable(t, peers, time.Now().Add(90*time.Second))
 	v := parseVerify(t, mustRun(t, proxyEnv, "--json", "verify", "--pin", lockPath))
 	if v.OK != 2 || v.Pinned == 0 {
 		t.Fatalf("verify --pin through the cluster proxy: %+v", v)
