@@ -22,6 +22,7 @@ type ServeCmd struct {
 	Lock         []string      `name:"lock" env:"MIRROR_SERVE_LOCK" placeholder:"FILE" help:"Serve the images of this lockfile under their registry names (repeatable; comma-separated in the variable). Changes are picked up without a restart."`
 	ReadTimeout  time.Duration `default:"1m" env:"MIRROR_SERVE_READ_TIMEOUT,IPFS_REGISTRY_SERVE_READ_TIMEOUT" help:"Longest wait for IPFS to answer a read, and then for each next bytes of it (0: wait as long as the client does)."`
 	ReadRetries  int           `default:"0" aliases:"read-retry-num" env:"MIRROR_SERVE_READ_RETRIES,IPFS_REGISTRY_SERVE_READ_RETRY_NUM" help:"Times to retry an IPFS read that timed out (resumed where it stopped)."`
+	StallTimeout time.Duration `default:"2s" env:"MIRROR_SERVE_STALL_TIMEOUT" help:"Once an IPFS read is answering, a wait this long for its next bytes resumes it at once where it stopped (a new bitswap session), not counted in --read-retries; grows on a link that is slow rather than stalled. 0: wait the whole --read-timeout."`
 	StripURLs    bool          `name:"strip-urls" env:"MIRROR_SERVE_STRIP_URLS" help:"Serve every name url-free (same blobs, new manifest digests), for skopeo, podman and CNCF distribution. Without it, only ipfs-nourls/<CID> is."`
 	AllowIPNS    bool          `name:"allow-ipns" env:"MIRROR_SERVE_ALLOW_IPNS" help:"Also serve ipns/<name> (IPNS keys and DNSLink domains; mutable, re-resolved every minute)."`
 	VerifyRanges bool          `name:"verify-ranges" env:"MIRROR_SERVE_VERIFY_RANGES" help:"Read and verify a whole blob before serving the first Range of it (costs lazy pulling its laziness)."`
@@ -39,8 +40,8 @@ func (c *ServeCmd) Run(ctx context.Context, g *Globals) error {
 	if c.CacheImages < 1 || c.CacheMiB < 1 {
 		return usageError{fmt.Errorf("--cache-images and --cache-mib must be at least 1")}
 	}
-	if c.ReadTimeout < 0 || c.ReadRetries < 0 {
-		return usageError{fmt.Errorf("--read-timeout and --read-retries must not be negative")}
+	if c.ReadTimeout < 0 || c.ReadRetries < 0 || c.StallTimeout < 0 {
+		return usageError{fmt.Errorf("--read-timeout, --read-retries and --stall-timeout must not be negative")}
 	}
 	if c.BlobCacheGiB <= 0 {
 		return usageError{fmt.Errorf("--blob-cache-gib must be positive (use --blob-cache none to turn the cache off)")}
@@ -66,6 +67,7 @@ func (c *ServeCmd) Run(ctx context.Context, g *Globals) error {
 		Locks:        c.Lock,
 		ReadTimeout:  c.ReadTimeout,
 		ReadRetries:  c.ReadRetries,
+		StallTimeout: c.StallTimeout,
 		StripURLs:    c.StripURLs,
 		AllowIPNS:    c.AllowIPNS,
 		VerifyRanges: c.VerifyRanges,

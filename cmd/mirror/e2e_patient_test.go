@@ -76,7 +76,8 @@ func TestE2EReadTimeoutGivesUp(t *testing.T) {
 // TestE2EReadTimeoutResumes (issue 17): a read that stops mid-stream (the
 // node's answer stalls after 1 MiB, once, in a proxy in front of a real
 // kubo) is asked again at the offset reached, and the pulled image has the
-// source's bytes.
+// source's bytes: after --read-timeout when --stall-timeout is not shorter,
+// and after --stall-timeout, not counted as a retry, when it is.
 func TestE2EReadTimeoutResumes(t *testing.T) {
 	t.Parallel()
 	r := newRig(t)
@@ -84,53 +85,67 @@ func TestE2EReadTimeoutResumes(t *testing.T) {
 	src := r.reg.Host + "/test/stall:v1"
 	rig.Push(t, src, img)
 	root := mustRun(t, r.env, "push", src).lastLine()
-
 	const stallAt = 1 << 20
-	u, err := url.Parse("http://" + strings.TrimPrefix(strings.Replace(strings.Replace(r.k.APIAddr, "/ip4/", "", 1), "/tcp/", ":", 1), "/"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var stalled atomic.Bool
-	var mu sync.Mutex
-	var offsets []string
-	rp := httputil.NewSingleHostReverseProxy(u)
-	rp.FlushInterval = -1
-	rp.ModifyResponse = func(resp *http.Response) error {
-		req := resp.Request
-		if !strings.HasSuffix(req.URL.Path, "/api/v0/cat") {
-			return nil
-		}
-		mu.Lock()
-		offsets = append(offsets, req.URL.Query().Get("offset"))
-		mu.Unlock()
-		resp.Body = &stallBody{ReadCloser: resp.Body, done: req.Context().Done(), left: stallAt, stalled: &stalled}
-		return nil
-	}
-	proxy := httptest.NewServer(rp)
-	t.Cleanup(proxy.Close)
+	for _, tc := range []struct {
+		name string
+		args []string
+		want string // the one message about the stall, offset as group 2
+	}{
+		{"read timeout", []string{"--read-timeout", "2s"}, `warning: no bytes from IPFS for 2s reading (\S+) at offset (\d+); asking again \(try 2 of 6\)`},
+		{"stall timeout", []string{"--read-timeout", "1m", "--stall-timeout", "500ms"}, `IPFS stopped answering for \S+ reading (\S+) at offset (\d+); asking again there`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			u, err := url.Parse("http://" + strings.TrimPrefix(strings.Replace(strings.Replace(r.k.APIAddr, "/ip4/", "", 1), "/tcp/", ":", 1), "/"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var stalled atomic.Bool
+			var mu sync.Mutex
+			var offsets []string
+			rp := httputil.NewSingleHostReverseProxy(u)
+			rp.FlushInterval = -1
+			rp.ModifyResponse = func(resp *http.Response) error {
+				req := resp.Request
+				if !strings.HasSuffix(req.URL.Path, "/api/v0/cat") {
+					return nil
+				}
+				mu.Lock()
+				offsets = append(offsets, req.URL.Query().Get("offset"))
+				mu.Unlock()
+				resp.Body = &stallBody{ReadCloser: resp.Body, done: req.Context().Done(), left: stallAt, stalled: &stalled}
+				return nil
+			}
+			proxy := httptest.NewServer(rp)
+			t.Cleanup(proxy.Close)
 
-	dir := filepath.Join(t.TempDir(), "out")
-	start := time.Now()
-	res := mustRun(t, []string{"IPFS_API=" + proxy.URL}, "pull", "--read-timeout", "2s", "ipfs://"+root, "oci:"+dir)
-	if took := time.Since(start); took > time.Minute {
-		t.Errorf("pull took %s", took)
+			dir := filepath.Join(t.TempDir(), "out")
+			start := time.Now()
+			args := append(append([]string{"pull"}, tc.args...), "ipfs://"+root, "oci:"+dir)
+			res := mustRun(t, []string{"IPFS_API=" + proxy.URL}, args...)
+			if took := time.Since(start); took > 30*time.Second {
+				t.Errorf("pull took %s", took)
+			}
+			if !stalled.Load() {
+				t.Fatal("no read reached 1 MiB: nothing stalled")
+			}
+			m := regexp.MustCompile(tc.want).FindAllStringSubmatch(res.stderr, -1)
+			if len(m) != 1 || m[0][2] != fmt.Sprint(stallAt) {
+				t.Fatalf("want one message matching %q at offset %d:\n%s", tc.want, stallAt, res.stderr)
+			}
+			if tc.name == "stall timeout" && strings.Contains(res.stderr, "warning:") {
+				t.Errorf("a stall was counted as a retry:\n%s", res.stderr)
+			}
+			mu.Lock()
+			resumed := strings.Contains(" "+strings.Join(offsets, " ")+" ", fmt.Sprintf(" %d ", stallAt))
+			mu.Unlock()
+			if !resumed {
+				t.Errorf("no cat asked again at offset %d: offsets %q", stallAt, offsets)
+			}
+			rig.LayoutValid(t, dir)
+			sameBlobs(t, "pulled", rig.SourceBlobs(t, img), rig.LayoutBlobs(t, dir))
+			rig.SkopeoReads(t, "oci:"+dir)
+		})
 	}
-	if !stalled.Load() {
-		t.Fatal("no read reached 1 MiB: nothing stalled")
-	}
-	m := regexp.MustCompile(`warning: no bytes from IPFS for 2s reading (\S+) at offset (\d+); asking again \(try 2 of 6\)`).FindAllStringSubmatch(res.stderr, -1)
-	if len(m) != 1 || m[0][2] != fmt.Sprint(stallAt) {
-		t.Fatalf("want one warning at offset %d:\n%s", stallAt, res.stderr)
-	}
-	mu.Lock()
-	resumed := strings.Contains(" "+strings.Join(offsets, " ")+" ", fmt.Sprintf(" %d ", stallAt))
-	mu.Unlock()
-	if !resumed {
-		t.Errorf("no cat asked again at offset %d: offsets %q", stallAt, offsets)
-	}
-	rig.LayoutValid(t, dir)
-	sameBlobs(t, "pulled", rig.SourceBlobs(t, img), rig.LayoutBlobs(t, dir))
-	rig.SkopeoReads(t, "oci:"+dir)
 }
 
 // stallBody passes left bytes, then (for the first body of all that gets

@@ -28,6 +28,19 @@ type PatientOptions struct {
 	// starts a new session. With Retries 0 (nerdctl's default, so that an
 	// absent CID fails after one timeout), Resumes still rescues those.
 	Resumes int
+	// StallTimeout is a shorter wait for a read that was answering: once
+	// an attempt has delivered bytes, a wait of StallTimeout with no next
+	// bytes resumes it at once at the offset reached, without counting
+	// against Retries or Resumes. A bitswap session that stopped asking
+	// its peers (see Resumes) then costs StallTimeout instead of a whole
+	// Timeout. The attempt a stall starts waits up to Timeout for its
+	// first bytes; if they take long, the link is slow rather than the
+	// session stalled, and the stall wait of that read grows to four
+	// times the longest wait seen. <= 0, or >= Timeout: no shorter wait.
+	StallTimeout time.Duration
+	// OnStall, when set, is called before a read is resumed after such a
+	// stall: c is being read at offset, and it had waited gap.
+	OnStall func(c cid.Cid, offset int64, gap time.Duration)
 	// OnRetry, when set, is called before each new attempt: c is being
 	// read at offset (0 for a block), and try is the attempt about to
 	// start, 2 to Retries+1. It may be called from several goroutines.
@@ -48,6 +61,9 @@ func Patient(s Store, o PatientOptions) Store {
 		return s
 	}
 	o.Retries, o.Resumes = max(o.Retries, 0), max(o.Resumes, 0)
+	if o.StallTimeout >= o.Timeout {
+		o.StallTimeout = 0
+	}
 	p := &patientStore{Store: s, o: o}
 	if g, ok := s.(BlockGetter); ok {
 		return &patientBlocks{patientStore: p, g: g}
@@ -116,6 +132,16 @@ type patientReader struct {
 	// progressed says bytes arrived since the last timed-out attempt.
 	resumes    int
 	progressed bool
+	// flowing says this attempt has delivered bytes; gap is the longest
+	// a read then waited for next bytes, and an attempt started after a
+	// stall for its first ones (a slow link, not a stall); stalled says
+	// the wait now armed is the stall wait, not Timeout; afterStall that
+	// this attempt was started by a stall, at opened.
+	flowing    bool
+	gap        time.Duration
+	stalled    bool
+	afterStall bool
+	opened     time.Time
 
 	rc      io.ReadCloser
 	cancel  context.CancelFunc
@@ -134,6 +160,7 @@ func (r *patientReader) attempt() context.Context {
 }
 
 func (r *patientReader) open() error {
+	r.flowing, r.stalled, r.opened = false, false, time.Now()
 	for {
 		actx := r.attempt()
 		rc, err := r.s.Store.Cat(actx, r.c, r.off, r.length)
@@ -155,6 +182,14 @@ func (r *patientReader) retry() bool {
 	if !r.expired.Load() || r.ctx.Err() != nil {
 		return false
 	}
+	if r.stalled {
+		// It was answering: a stall, resumed at once and for free.
+		if r.s.o.OnStall != nil {
+			r.s.o.OnStall(r.c, r.off, r.wait())
+		}
+		r.afterStall = true
+		return true
+	}
 	switch {
 	case r.tries < r.s.o.Retries:
 		r.tries++
@@ -166,6 +201,15 @@ func (r *patientReader) retry() bool {
 	r.progressed = false
 	r.s.retried(r.c, r.off, r.tries+r.resumes+1)
 	return true
+}
+
+// wait is how long the next read may wait for bytes: the stall wait once
+// this attempt is answering, Timeout before.
+func (r *patientReader) wait() time.Duration {
+	if r.s.o.StallTimeout <= 0 || !r.flowing {
+		return r.s.o.Timeout
+	}
+	return min(max(r.s.o.StallTimeout, 4*r.gap), r.s.o.Timeout)
 }
 
 func (r *patientReader) timeoutErr(err error) error {
@@ -183,7 +227,10 @@ func (r *patientReader) Read(p []byte) (int, error) {
 		if r.length > 0 && int64(len(p)) > r.length {
 			p = p[:r.length]
 		}
-		r.timer.Reset(r.s.o.Timeout)
+		wait := r.wait()
+		r.stalled = wait < r.s.o.Timeout
+		t0 := time.Now()
+		r.timer.Reset(wait)
 		n, err := r.rc.Read(p)
 		r.timer.Stop()
 		r.off += int64(n)
@@ -191,6 +238,13 @@ func (r *patientReader) Read(p []byte) (int, error) {
 			r.length -= int64(n)
 		}
 		if n > 0 {
+			switch {
+			case r.flowing:
+				r.gap = max(r.gap, time.Since(t0))
+			case r.afterStall:
+				r.gap, r.afterStall = max(r.gap, time.Since(r.opened)), false
+			}
+			r.flowing = true
 			r.tries, r.progressed = 0, true
 		}
 		if err == nil || errors.Is(err, io.EOF) {

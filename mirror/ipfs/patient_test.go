@@ -302,3 +302,121 @@ func TestPatientResumes(t *testing.T) {
 		t.Errorf("stall, then nothing: read %d bytes, calls %v, %v; want 1000, [0 1000], ErrNotFound", len(got), s.calls, err)
 	}
 }
+
+// TestPatientStallTimeout: a read that was answering and then stalls is
+// resumed after StallTimeout, not Timeout, and for free (Retries and
+// Resumes 0), with OnStall told the offset; OnRetry is not called.
+func TestPatientStallTimeout(t *testing.T) {
+	data := bytes.Repeat([]byte("abcdefghijklmnopq"), 3000)
+	c, _ := cid.Prefix{Version: 1, Codec: cid.Raw, MhType: multihash.SHA2_256, MhLength: -1}.Sum(data)
+	s := &stallStore{data: data, readStalls: map[int64]int{0: 1, 1000: 1}}
+	var stalls []string
+	ps := ipfs.Patient(s, ipfs.PatientOptions{Timeout: time.Minute, StallTimeout: 30 * time.Millisecond,
+		OnStall: func(rc cid.Cid, off int64, gap time.Duration) { stalls = append(stalls, fmt.Sprintf("%s@%d", rc, off)) },
+		OnRetry: func(cid.Cid, int64, int) { t.Error("OnRetry called for a stall") }})
+	t0 := time.Now()
+	rc, err := ps.Cat(context.Background(), c, 0, -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := io.ReadAll(rc)
+	rc.Close()
+	if err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("read %d of %d bytes, %v", len(got), len(data), err)
+	}
+	if d := time.Since(t0); d > 10*time.Second {
+		t.Errorf("two stalls took %s: the stall wait was not used", d)
+	}
+	if fmt.Sprint(s.calls) != "[0 1000 2000]" {
+		t.Errorf("calls at offsets %v, want [0 1000 2000]", s.calls)
+	}
+	if want := []string{c.String() + "@1000", c.String() + "@2000"}; fmt.Sprint(stalls) != fmt.Sprint(want) {
+		t.Errorf("stalls %v, want %v", stalls, want)
+	}
+}
+
+// TestPatientStallTimeoutFirstBytes: the stall wait is no bound on a
+// read's first bytes (the store's first answer may be slow): a Cat that
+// answers after more than StallTimeout is waited for.
+func TestPatientStallTimeoutFirstBytes(t *testing.T) {
+	data := bytes.Repeat([]byte("x"), 5000)
+	c, _ := cid.Prefix{Version: 1, Codec: cid.Raw, MhType: multihash.SHA2_256, MhLength: -1}.Sum(data)
+	s := &slowStore{data: data, first: 100 * time.Millisecond, chunk: 512}
+	ps := ipfs.Patient(s, ipfs.PatientOptions{Timeout: time.Minute, StallTimeout: 10 * time.Millisecond,
+		OnStall: func(cid.Cid, int64, time.Duration) { t.Error("a slow first answer was taken for a stall") }})
+	rc, err := ps.Cat(context.Background(), c, 0, -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := io.ReadAll(rc)
+	rc.Close()
+	if err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("read %d of %d bytes, %v", len(got), len(data), err)
+	}
+}
+
+// TestPatientSlowLink: bytes that come steadily but slower than
+// StallTimeout are a slow link, not a stall: after the first stall the
+// resumed read's first bytes take as long, and the stall wait of that
+// read grows, so the rest is read without stalls.
+func TestPatientSlowLink(t *testing.T) {
+	data := bytes.Repeat([]byte("abcdefghij"), 100)
+	c, _ := cid.Prefix{Version: 1, Codec: cid.Raw, MhType: multihash.SHA2_256, MhLength: -1}.Sum(data)
+	s := &slowStore{data: data, delay: 40 * time.Millisecond, chunk: 100}
+	stalls := 0
+	ps := ipfs.Patient(s, ipfs.PatientOptions{Timeout: time.Minute, StallTimeout: 10 * time.Millisecond,
+		OnStall: func(cid.Cid, int64, time.Duration) { stalls++ }})
+	rc, err := ps.Cat(context.Background(), c, 0, -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := io.ReadAll(rc)
+	rc.Close()
+	if err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("read %d of %d bytes, %v", len(got), len(data), err)
+	}
+	if stalls != 1 {
+		t.Errorf("%d stalls on a steady slow link, want 1 (then the wait grows)", stalls)
+	}
+}
+
+// slowStore answers a reader's first read after first, every read after
+// delay, chunk bytes at a time, and honours cancellation.
+type slowStore struct {
+	ipfs.Store
+	data         []byte
+	first, delay time.Duration
+	chunk        int
+}
+
+func (s *slowStore) Cat(ctx context.Context, c cid.Cid, off, n int64) (io.ReadCloser, error) {
+	return &slowReader{ctx: ctx, r: bytes.NewReader(s.data[off:]), s: s}, nil
+}
+
+type slowReader struct {
+	ctx   context.Context
+	r     *bytes.Reader
+	s     *slowStore
+	reads int
+}
+
+func (r *slowReader) Read(p []byte) (int, error) {
+	if r.r.Len() == 0 {
+		return 0, io.EOF
+	}
+	d := r.s.delay
+	if r.reads++; r.reads == 1 {
+		d += r.s.first
+	}
+	select {
+	case <-r.ctx.Done():
+		return 0, r.ctx.Err()
+	case <-time.After(d):
+	}
+	if len(p) > r.s.chunk {
+		p = p[:r.s.chunk]
+	}
+	return r.r.Read(p)
+}
+
+func (r *slowReader) Close() error { return nil }

@@ -101,6 +101,10 @@ type Options struct {
 	// resumed up to stallResumes times: see ipfs.PatientOptions.Resumes)
 	// (resumed at the offset reached).
 	ReadRetries int
+	// StallTimeout is the shorter wait after which a transfer that was
+	// answering and stopped is resumed at once, not counted against
+	// ReadRetries (ipfs.PatientOptions.StallTimeout; 0: none).
+	StallTimeout time.Duration
 	// StripURLs serves the url-free rewrite under every name.
 	StripURLs bool
 	// AllowIPNS serves /v2/ipns/<name>/… (an IPNS key or a DNSLink
@@ -211,9 +215,13 @@ func New(store ipfs.Store, opts Options) (*Server, error) {
 	opts.defaults()
 	// A read that stalls (a bitswap fetch no provider answers any more)
 	// is asked again where it stopped.
-	patient := ipfs.Patient(store, ipfs.PatientOptions{Timeout: opts.ReadTimeout, Retries: opts.ReadRetries, Resumes: stallResumes, OnRetry: func(c cid.Cid, off int64, try int) {
-		opts.Logger.Warn("no bytes from IPFS within the read timeout; asking again", "cid", c.String(), "offset", off, "try", try, "of", 1+max(opts.ReadRetries, 0)+stallResumes, "read_timeout", opts.ReadTimeout)
-	}})
+	patient := ipfs.Patient(store, ipfs.PatientOptions{Timeout: opts.ReadTimeout, Retries: opts.ReadRetries, Resumes: stallResumes, StallTimeout: opts.StallTimeout,
+		OnRetry: func(c cid.Cid, off int64, try int) {
+			opts.Logger.Warn("no bytes from IPFS within the read timeout; asking again", "cid", c.String(), "offset", off, "try", try, "of", 1+max(opts.ReadRetries, 0)+stallResumes, "read_timeout", opts.ReadTimeout)
+		},
+		OnStall: func(c cid.Cid, off int64, gap time.Duration) {
+			opts.Logger.Info("IPFS read stalled after answering; asking again at the offset reached", "cid", c.String(), "offset", off, "waited", gap.String())
+		}})
 	s := &Server{
 		store:    patient,
 		opts:     opts,

@@ -93,6 +93,9 @@ type p2pRun struct {
 	dupBytes   int64
 	last       time.Duration   // until the last consumer had the image
 	each       []time.Duration // each consumer's own fetch
+	// resumes counts, by consumer, the reads mirror asked again after a
+	// wait without bytes (its "asking again" warnings): the stalls.
+	resumes []int
 }
 
 func (b *bench) caseP2P(ctx context.Context) error {
@@ -303,8 +306,12 @@ func (r *p2pRun) note(size int64) string {
 	for _, d := range r.each {
 		each = append(each, fmtNum(d.Seconds()))
 	}
-	return fmt.Sprintf("last run: origin sent %s MiB for a %s MiB image; MiB from origin/from peers by consumer: %s; duplicate blocks %d (%s MiB); each consumer's seconds: %s",
-		fmtMiB(r.originSent), fmtMiB(size), strings.Join(per, ", "), r.dupBlks, fmtMiB(r.dupBytes), strings.Join(each, ", "))
+	resumes := 0
+	for _, n := range r.resumes {
+		resumes += n
+	}
+	return fmt.Sprintf("last run: origin sent %s MiB for a %s MiB image; MiB from origin/from peers by consumer: %s; duplicate blocks %d (%s MiB); each consumer's seconds: %s; reads resumed after a stall: %d (by consumer %v)",
+		fmtMiB(r.originSent), fmtMiB(size), strings.Join(per, ", "), r.dupBlks, fmtMiB(r.dupBytes), strings.Join(each, ", "), resumes, r.resumes)
 }
 
 func fmtMiB(n int64) string { return fmtNum(float64(n) / float64(mib)) }
@@ -678,7 +685,7 @@ func (b *bench) p2pFetch(ctx context.Context, origin *p2pNode, nodes []*p2pNode,
 	if err != nil {
 		return nil, err
 	}
-	r := &p2pRun{each: make([]time.Duration, len(nodes))}
+	r := &p2pRun{each: make([]time.Duration, len(nodes)), resumes: make([]int, len(nodes))}
 	dirs := make([]string, len(nodes))
 	var stuckMu sync.Mutex
 	var stuck []string
@@ -700,10 +707,14 @@ func (b *bench) p2pFetch(ctx context.Context, origin *p2pNode, nodes []*p2pNode,
 		if via == "pull" {
 			args := []string{"--ipfs-api", nodes[i].api, "--timeout", "30m", "pull"}
 			args = append(append(args, extra...), "ipfs://"+root, "oci:"+dirs[i])
-			_, err = b.pipe(fctx, cmdOf(b.mirrorBin, args...))
+			var st stat
+			st, err = b.pipe(fctx, cmdOf(b.mirrorBin, args...))
+			r.resumes[i] = strings.Count(st.Stderr, askedAgain)
 		} else {
+			before := strings.Count(nodes[i].p.Log(), askedAgain)
 			_, err = b.pipe(fctx, cmdOf(b.skopeoBin, "copy", "-q", "--policy", b.policy, "--src-tls-verify=false",
 				"docker://"+nodes[i].serve+"/ipfs/"+root, "dir:"+dirs[i]))
+			r.resumes[i] = strings.Count(nodes[i].p.Log(), askedAgain) - before
 		}
 		r.each[i] = time.Since(t0)
 		if err != nil && fctx.Err() != nil && ctx.Err() == nil {
@@ -782,6 +793,10 @@ func (b *bench) p2pFetch(ctx context.Context, origin *p2pNode, nodes []*p2pNode,
 	}
 	return r, nil
 }
+
+// askedAgain is in each warning mirror pull and serve write when a read
+// had no bytes within the read timeout and is asked again.
+const askedAgain = "asking again"
 
 // p2pDiag says what a stalled node is waiting for: its wantlist, the
 // peers it is connected to, and the last lines of its log (with
