@@ -108,6 +108,6 @@ func (c *ServeCmd) Run(ctx context.Context, g *Globals) error {
 	if !addr.IP.IsLoopback() {
 		log.Warn("listening beyond loopback: anyone who can reach this address can read every image your IPFS node can fetch", "addr", addr.String())
 	}
-	log.Info("serving", "addr", addr.String(), "store", ipfs.Describe(store), "blob_cache", opts.BlobCacheDir, "locks", c.Lock, "strip_urls", c.StripURLs, "allow_ipns", c.AllowIPNS, "read_timeout", c.ReadTimeout)
+	log.Info("serving", "addr", addr.String(), "store", ipfs.Describe(store), "blob_cache", opts.BlobCacheDir, "locks", c.Lock, "strip_urls", c.StripURLs, "allow_ipns", c.AllowIPNS, "read_timeout", c.ReadTimeout, "stall_timeout", c.StallTimeout)
 	return srv.Serve(ctx, ln)
 }
