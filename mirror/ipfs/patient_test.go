@@ -82,15 +82,7 @@ func TestPatientStore(t *testing.T) {
 	// retried, then resumed at offset 1000.
 	s := &stallStore{data: data, catStalls: map[int64]int{0: 1}, readStalls: map[int64]int{0: 1}}
 	ps := ipfs.Patient(s, ipfs.PatientOptions{Timeout: 50 * time.Millisecond, Retries: 2})
-	rc, err := ps.Cat(context.Background(), c, 0, -1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	got, err := io.ReadAll(rc)
-	rc.Close()
-	if err != nil || !bytes.Equal(got, data) {
-		t.Fatalf("read %d bytes, %v", len(got), err)
-	}
+	readsAll(t, ps, c, data)
 	if len(s.calls) != 3 || s.calls[0] != 0 || s.calls[1] != 0 || s.calls[2] != 1000 {
 		t.Errorf("calls at offsets %v", s.calls)
 	}
@@ -99,7 +91,7 @@ func TestPatientStore(t *testing.T) {
 	s = &stallStore{data: data, catStalls: map[int64]int{0: 10}}
 	ps = ipfs.Patient(s, ipfs.PatientOptions{Timeout: 20 * time.Millisecond, Retries: 2})
 	start := time.Now()
-	_, err = ps.Cat(context.Background(), c, 0, -1)
+	_, err := ps.Cat(context.Background(), c, 0, -1)
 	if !errors.Is(err, ipfs.ErrNotFound) || len(s.calls) != 3 {
 		t.Errorf("err %v after %d calls", err, len(s.calls))
 	}
@@ -110,11 +102,11 @@ func TestPatientStore(t *testing.T) {
 	// A bounded range resumed mid-way still gives exactly its bytes.
 	s = &stallStore{data: data, readStalls: map[int64]int{10: 1}}
 	ps = ipfs.Patient(s, ipfs.PatientOptions{Timeout: 50 * time.Millisecond, Retries: 1})
-	rc, err = ps.Cat(context.Background(), c, 10, 5000)
+	rc, err := ps.Cat(context.Background(), c, 10, 5000)
 	if err != nil {
 		t.Fatal(err)
 	}
-	got, err = io.ReadAll(rc)
+	got, err := io.ReadAll(rc)
 	if err != nil || !bytes.Equal(got, data[10:5010]) {
 		t.Errorf("range: %d bytes, %v; calls %v", len(got), err, s.calls)
 	}
@@ -131,15 +123,7 @@ func TestPatientResume(t *testing.T) {
 	ps := ipfs.Patient(s, ipfs.PatientOptions{Timeout: 50 * time.Millisecond, Retries: 5, OnRetry: func(rc cid.Cid, off int64, try int) {
 		retries = append(retries, fmt.Sprintf("%s@%d#%d", rc, off, try))
 	}})
-	rc, err := ps.Cat(context.Background(), c, 0, -1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	got, err := io.ReadAll(rc)
-	rc.Close()
-	if err != nil || !bytes.Equal(got, data) {
-		t.Fatalf("read %d of %d bytes, %v", len(got), len(data), err)
-	}
+	readsAll(t, ps, c, data)
 	if len(s.calls) != 2 || s.calls[1] != 1000 {
 		t.Errorf("calls at offsets %v, want [0 1000]", s.calls)
 	}
@@ -258,26 +242,18 @@ func TestPatientResumes(t *testing.T) {
 
 	// Stalls after 1000 bytes at offsets 0 and 1000: two resumes, whole.
 	s := &stallStore{data: data, readStalls: map[int64]int{0: 1, 1000: 1}}
-	rc, err := ipfs.Patient(s, opts).Cat(context.Background(), c, 0, -1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	got, err := io.ReadAll(rc)
-	rc.Close()
-	if err != nil || !bytes.Equal(got, data) {
-		t.Fatalf("read %d of %d bytes, %v", len(got), len(data), err)
-	}
+	readsAll(t, ipfs.Patient(s, opts), c, data)
 	if fmt.Sprint(s.calls) != "[0 1000 2000]" {
 		t.Errorf("calls at offsets %v, want [0 1000 2000]", s.calls)
 	}
 
 	// A third stall after progress is one too many.
 	s = &stallStore{data: data, readStalls: map[int64]int{0: 1, 1000: 1, 2000: 1}}
-	rc, err = ipfs.Patient(s, opts).Cat(context.Background(), c, 0, -1)
+	rc, err := ipfs.Patient(s, opts).Cat(context.Background(), c, 0, -1)
 	if err != nil {
 		t.Fatal(err)
 	}
-	got, err = io.ReadAll(rc)
+	got, err := io.ReadAll(rc)
 	rc.Close()
 	if !errors.Is(err, ipfs.ErrNotFound) || len(got) != 3000 {
 		t.Errorf("after 3 stalls: read %d bytes, %v; want 3000 and ErrNotFound", len(got), err)
@@ -315,15 +291,7 @@ func TestPatientStallTimeout(t *testing.T) {
 		OnStall: func(rc cid.Cid, off int64, gap time.Duration) { stalls = append(stalls, fmt.Sprintf("%s@%d", rc, off)) },
 		OnRetry: func(cid.Cid, int64, int) { t.Error("OnRetry called for a stall") }})
 	t0 := time.Now()
-	rc, err := ps.Cat(context.Background(), c, 0, -1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	got, err := io.ReadAll(rc)
-	rc.Close()
-	if err != nil || !bytes.Equal(got, data) {
-		t.Fatalf("read %d of %d bytes, %v", len(got), len(data), err)
-	}
+	readsAll(t, ps, c, data)
 	if d := time.Since(t0); d > 10*time.Second {
 		t.Errorf("two stalls took %s: the stall wait was not used", d)
 	}
@@ -344,15 +312,7 @@ func TestPatientStallTimeoutFirstBytes(t *testing.T) {
 	s := &slowStore{data: data, first: 100 * time.Millisecond, chunk: 512}
 	ps := ipfs.Patient(s, ipfs.PatientOptions{Timeout: time.Minute, StallTimeout: 10 * time.Millisecond,
 		OnStall: func(cid.Cid, int64, time.Duration) { t.Error("a slow first answer was taken for a stall") }})
-	rc, err := ps.Cat(context.Background(), c, 0, -1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	got, err := io.ReadAll(rc)
-	rc.Close()
-	if err != nil || !bytes.Equal(got, data) {
-		t.Fatalf("read %d of %d bytes, %v", len(got), len(data), err)
-	}
+	readsAll(t, ps, c, data)
 }
 
 // TestPatientSlowLink: bytes that come steadily but slower than
@@ -366,6 +326,15 @@ func TestPatientSlowLink(t *testing.T) {
 	stalls := 0
 	ps := ipfs.Patient(s, ipfs.PatientOptions{Timeout: time.Minute, StallTimeout: 10 * time.Millisecond,
 		OnStall: func(cid.Cid, int64, time.Duration) { stalls++ }})
+	readsAll(t, ps, c, data)
+	if stalls != 1 {
+		t.Errorf("%d stalls on a steady slow link, want 1 (then the wait grows)", stalls)
+	}
+}
+
+// readsAll reads c from ps to the end and wants data.
+func readsAll(t *testing.T, ps ipfs.Store, c cid.Cid, data []byte) {
+	t.Helper()
 	rc, err := ps.Cat(context.Background(), c, 0, -1)
 	if err != nil {
 		t.Fatal(err)
@@ -374,9 +343,6 @@ func TestPatientSlowLink(t *testing.T) {
 	rc.Close()
 	if err != nil || !bytes.Equal(got, data) {
 		t.Fatalf("read %d of %d bytes, %v", len(got), len(data), err)
-	}
-	if stalls != 1 {
-		t.Errorf("%d stalls on a steady slow link, want 1 (then the wait grows)", stalls)
 	}
 }
 
