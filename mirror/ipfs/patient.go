@@ -33,10 +33,12 @@ type PatientOptions struct {
 	// bytes resumes it at once at the offset reached, without counting
 	// against Retries or Resumes. A bitswap session that stopped asking
 	// its peers (see Resumes) then costs StallTimeout instead of a whole
-	// Timeout. The attempt a stall starts waits up to Timeout for its
-	// first bytes; if they take long, the link is slow rather than the
-	// session stalled, and the stall wait of that read grows to four
-	// times the longest wait seen. <= 0, or >= Timeout: no shorter wait.
+	// Timeout. The attempt a stall starts waits four times the stall wait
+	// for its first bytes, then once more the whole Timeout (also free);
+	// if they take long, the link is slow rather than the session
+	// stalled, and the stall wait of that read grows to four times the
+	// longest wait seen. OnStall says each of these resumes. <= 0, or
+	// >= Timeout: no shorter wait.
 	StallTimeout time.Duration
 	// OnStall, when set, is called before a read is resumed after such a
 	// stall: c is being read at offset, and it had waited gap.
@@ -44,7 +46,7 @@ type PatientOptions struct {
 	// OnRetry, when set, is called before each new attempt: c is being
 	// read at offset (0 for a block), and try is the attempt about to
 	// start, 2 to Retries+1. It may be called from several goroutines.
-	OnRetry func(c cid.Cid, offset int64, try int)
+	OnRetry func(c cid.Cid, offset int64, try int, waited time.Duration)
 }
 
 // Patient returns s with every read bounded by o.Timeout and retried
@@ -82,9 +84,9 @@ func (s *patientStore) Describe() string { return Describe(s.Store) }
 // Unwrap returns the wrapped store, for its other capabilities.
 func (s *patientStore) Unwrap() Store { return s.Store }
 
-func (s *patientStore) retried(c cid.Cid, offset int64, try int) {
+func (s *patientStore) retried(c cid.Cid, offset int64, try int, waited time.Duration) {
 	if s.o.OnRetry != nil {
-		s.o.OnRetry(c, offset, try)
+		s.o.OnRetry(c, offset, try, waited)
 	}
 }
 
@@ -117,7 +119,7 @@ func (b *patientBlocks) GetBlock(ctx context.Context, c cid.Cid) ([]byte, error)
 		if try > b.o.Retries {
 			return nil, b.timeoutErr("ipfs block get", c)
 		}
-		b.retried(c, 0, try+1)
+		b.retried(c, 0, try+1, b.o.Timeout)
 	}
 }
 
@@ -141,7 +143,9 @@ type patientReader struct {
 	gap        time.Duration
 	stalled    bool
 	afterStall bool
+	learn      bool // the next first bytes after a stall are timed into gap
 	opened     time.Time
+	armed      time.Duration // the wait the timer was last set to
 
 	rc      io.ReadCloser
 	cancel  context.CancelFunc
@@ -155,7 +159,8 @@ func (r *patientReader) attempt() context.Context {
 	actx, cancel := context.WithCancel(r.ctx)
 	expired := &atomic.Bool{}
 	r.cancel, r.expired = cancel, expired
-	r.timer = time.AfterFunc(r.s.o.Timeout, func() { expired.Store(true); cancel() })
+	r.armed = r.firstWait()
+	r.timer = time.AfterFunc(r.armed, func() { expired.Store(true); cancel() })
 	return actx
 }
 
@@ -185,9 +190,18 @@ func (r *patientReader) retry() bool {
 	if r.stalled {
 		// It was answering: a stall, resumed at once and for free.
 		if r.s.o.OnStall != nil {
-			r.s.o.OnStall(r.c, r.off, r.wait())
+			r.s.o.OnStall(r.c, r.off, r.armed)
 		}
-		r.afterStall = true
+		r.afterStall, r.learn = true, true
+		return true
+	}
+	if r.afterStall {
+		// The short first wait after a stall ran out: once more, free,
+		// with the whole Timeout (each stall needed bytes before it).
+		if r.s.o.OnStall != nil {
+			r.s.o.OnStall(r.c, r.off, r.armed)
+		}
+		r.afterStall = false
 		return true
 	}
 	switch {
@@ -199,17 +213,30 @@ func (r *patientReader) retry() bool {
 		return false
 	}
 	r.progressed = false
-	r.s.retried(r.c, r.off, r.tries+r.resumes+1)
+	r.s.retried(r.c, r.off, r.tries+r.resumes+1, r.armed)
 	return true
 }
 
 // wait is how long the next read may wait for bytes: the stall wait once
-// this attempt is answering, Timeout before.
+// this attempt is answering, firstWait before.
 func (r *patientReader) wait() time.Duration {
 	if r.s.o.StallTimeout <= 0 || !r.flowing {
-		return r.s.o.Timeout
+		return r.firstWait()
 	}
 	return min(max(r.s.o.StallTimeout, 4*r.gap), r.s.o.Timeout)
+}
+
+// firstWait is how long an attempt may wait for its first bytes: Timeout,
+// but after a stall (the peers were answering a moment ago) four times
+// the stall wait, so that a session that stalls again right away costs
+// seconds, not a whole Timeout; if that runs out too, the attempt after
+// it (free as well: each stall needed bytes before it) has the whole
+// Timeout.
+func (r *patientReader) firstWait() time.Duration {
+	if !r.afterStall {
+		return r.s.o.Timeout
+	}
+	return min(4*max(r.s.o.StallTimeout, 4*r.gap), r.s.o.Timeout)
 }
 
 func (r *patientReader) timeoutErr(err error) error {
@@ -228,8 +255,9 @@ func (r *patientReader) Read(p []byte) (int, error) {
 			p = p[:r.length]
 		}
 		wait := r.wait()
-		r.stalled = wait < r.s.o.Timeout
+		r.stalled = r.flowing && wait < r.s.o.Timeout
 		t0 := time.Now()
+		r.armed = wait
 		r.timer.Reset(wait)
 		n, err := r.rc.Read(p)
 		r.timer.Stop()
@@ -241,9 +269,10 @@ func (r *patientReader) Read(p []byte) (int, error) {
 			switch {
 			case r.flowing:
 				r.gap = max(r.gap, time.Since(t0))
-			case r.afterStall:
-				r.gap, r.afterStall = max(r.gap, time.Since(r.opened)), false
+			case r.learn:
+				r.gap, r.learn = max(r.gap, time.Since(r.opened)), false
 			}
+			r.afterStall = false
 			r.flowing = true
 			r.tries, r.progressed = 0, true
 		}

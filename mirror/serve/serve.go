@@ -216,8 +216,8 @@ func New(store ipfs.Store, opts Options) (*Server, error) {
 	// A read that stalls (a bitswap fetch no provider answers any more)
 	// is asked again where it stopped.
 	patient := ipfs.Patient(store, ipfs.PatientOptions{Timeout: opts.ReadTimeout, Retries: opts.ReadRetries, Resumes: stallResumes, StallTimeout: opts.StallTimeout,
-		OnRetry: func(c cid.Cid, off int64, try int) {
-			opts.Logger.Warn("no bytes from IPFS within the read timeout; asking again", "cid", c.String(), "offset", off, "try", try, "of", 1+max(opts.ReadRetries, 0)+stallResumes, "read_timeout", opts.ReadTimeout)
+		OnRetry: func(c cid.Cid, off int64, try int, waited time.Duration) {
+			opts.Logger.Warn("no bytes from IPFS within the read timeout; asking again", "cid", c.String(), "offset", off, "try", try, "of", 1+max(opts.ReadRetries, 0)+stallResumes, "read_timeout", opts.ReadTimeout, "waited", waited.String())
 		},
 		OnStall: func(c cid.Cid, off int64, gap time.Duration) {
 			opts.Logger.Info("IPFS read stalled after answering; asking again at the offset reached", "cid", c.String(), "offset", off, "waited", gap.String())
