@@ -244,6 +244,7 @@ func (b *bench) caseP2P(ctx context.Context) error {
 					er := &result{Group: egressG, Name: label, Unit: "×"}
 					tr := &result{Group: timeG, Name: label, Unit: "s"}
 					var last *p2pRun
+					var resumed []string // reads resumed after a stall, by run
 					var stalls []string
 					for run := 0; run < b.o.runs; run++ {
 						r, err := b.p2pFetch(ctx, origin, nodes, pj.Root, via, mode == "once", filepath.Join(root, "out"), want, o.stall, extra)
@@ -267,10 +268,11 @@ func (b *bench) caseP2P(ctx context.Context) error {
 						er.Runs = append(er.Runs, float64(r.originSent)/float64(size))
 						tr.Runs = append(tr.Runs, r.last.Seconds())
 						last = r
+						resumed = append(resumed, strconv.Itoa(r.resumed()))
 					}
 					var notes []string
 					if last != nil {
-						notes = append(notes, last.note(size))
+						notes = append(notes, last.note(size), "reads resumed after a stall, by run: "+strings.Join(resumed, ", "))
 					}
 					if len(stalls) > 0 {
 						notes = append(notes, fmt.Sprintf("%d of %d runs STALLED (not counted): %s", len(stalls), b.o.runs, strings.Join(stalls, "; ")))
@@ -306,12 +308,18 @@ func (r *p2pRun) note(size int64) string {
 	for _, d := range r.each {
 		each = append(each, fmtNum(d.Seconds()))
 	}
-	resumes := 0
-	for _, n := range r.resumes {
-		resumes += n
-	}
+	resumes := r.resumed()
 	return fmt.Sprintf("last run: origin sent %s MiB for a %s MiB image; MiB from origin/from peers by consumer: %s; duplicate blocks %d (%s MiB); each consumer's seconds: %s; reads resumed after a stall: %d (by consumer %v)",
 		fmtMiB(r.originSent), fmtMiB(size), strings.Join(per, ", "), r.dupBlks, fmtMiB(r.dupBytes), strings.Join(each, ", "), resumes, r.resumes)
+}
+
+// resumed is how many reads the consumers resumed after a stall.
+func (r *p2pRun) resumed() int {
+	n := 0
+	for _, k := range r.resumes {
+		n += k
+	}
+	return n
 }
 
 func fmtMiB(n int64) string { return fmtNum(float64(n) / float64(mib)) }
