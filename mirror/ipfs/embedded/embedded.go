@@ -191,6 +191,7 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 			return nil, err
 		}
 	}
+	registerBitswapOptions()
 	// The node's lifetime is the Store's, not ctx's.
 	node, err := core.NewNode(context.WithoutCancel(ctx), bcfg)
 	if err != nil {
