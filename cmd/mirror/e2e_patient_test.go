@@ -92,9 +92,9 @@ func TestE2EReadTimeoutResumes(t *testing.T) {
 		want string // the one message about the stall, offset as group 2
 	}{
 		{"read timeout", []string{"--read-timeout", "2s"}, `warning: no bytes from IPFS for 2s reading (\S+) at offset (\d+); asking again \(try 2 of 6\)`},
-		{"stall timeout", []string{"--read-timeout", "1m", "--stall-timeout", "500ms"}, `IPFS stopped answering for \S+ reading (\S+) at offset (\d+); asking again there`},
+		{"stall timeout", []string{"--read-timeout", "1m", "--stall-timeout", "500ms"}, `IPFS gave no bytes for \S+ reading (\S+) at offset (\d+); asking again there \(not a retry\)`},
 		// mirror serve, skopeo reading from it: the same, in serve's log.
-		{"serve stall timeout", []string{"--read-timeout", "1m", "--stall-timeout", "500ms"}, `msg="IPFS read stalled after answering; asking again at the offset reached" cid=(\S+) offset=(\d+)`},
+		{"serve stall timeout", []string{"--read-timeout", "1m", "--stall-timeout", "500ms"}, `msg="no bytes from IPFS within the stall wait; asking again at the offset reached" cid=(\S+) offset=(\d+)`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			u, err := url.Parse("http://" + strings.TrimPrefix(strings.Replace(strings.Replace(r.k.APIAddr, "/ip4/", "", 1), "/tcp/", ":", 1), "/"))

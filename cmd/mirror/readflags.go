@@ -37,7 +37,7 @@ func (f ReadFlags) patient(store ipfs.Store, pr ui.Printer) ipfs.Store {
 				map[string]any{"cid": c.String(), "offset": off, "try": try, "of": of, "readTimeout": f.ReadTimeout.String(), "waited": waited.String()})
 		},
 		OnStall: func(c cid.Cid, off int64, gap time.Duration) {
-			pr.Message("stall", fmt.Sprintf("IPFS stopped answering for %s reading %s at offset %d; asking again there", gap.Round(time.Millisecond), c, off),
+			pr.Message("stall", fmt.Sprintf("IPFS gave no bytes for %s reading %s at offset %d; asking again there (not a retry)", gap.Round(time.Millisecond), c, off),
 				map[string]any{"cid": c.String(), "offset": off, "waited": gap.String()})
 		}})
 }

@@ -33,16 +33,21 @@ type PatientOptions struct {
 	// bytes resumes it at once at the offset reached, without counting
 	// against Retries or Resumes. A bitswap session that stopped asking
 	// its peers (see Resumes) then costs StallTimeout instead of a whole
-	// Timeout. The attempt a stall starts waits four times the stall wait
-	// for its first bytes, then once more the whole Timeout (also free);
-	// if they take long, the link is slow rather than the session
-	// stalled, and the stall wait of that read grows to four times the
-	// longest wait seen. OnStall says each of these resumes. <= 0, or
-	// >= Timeout: no shorter wait.
+	// Timeout. It also paces a read waiting for its first bytes (at the
+	// start, or after a stall): within Timeout, such a read is asked again,
+	// as free, after four stall waits, then after twice as long each time
+	// (8 s, 16 s, 32 s with 2 s), because a session can also wedge before
+	// its first block while the content is there. Bytes that come slowly
+	// but steadily are a slow link, not a stall: the stall wait of a read
+	// grows to four times the longest gap it saw (the time a resumed read
+	// took to its first bytes included). The whole wait without bytes is
+	// still bounded by Timeout; then Retries and Resumes count as without
+	// it. <= 0, or >= Timeout: none of this.
 	StallTimeout time.Duration
-	// OnStall, when set, is called before a read is resumed after such a
-	// stall: c is being read at offset, and it had waited gap.
-	OnStall func(c cid.Cid, offset int64, gap time.Duration)
+	// OnStall, when set, is called before a read is asked again for free
+	// (a stall, or no first bytes yet): c is being read at offset, and it
+	// had waited waited.
+	OnStall func(c cid.Cid, offset int64, waited time.Duration)
 	// OnRetry, when set, is called before each new attempt: c is being
 	// read at offset (0 for a block), and try is the attempt about to
 	// start, 2 to Retries+1. It may be called from several goroutines.
@@ -134,23 +139,63 @@ type patientReader struct {
 	// progressed says bytes arrived since the last timed-out attempt.
 	resumes    int
 	progressed bool
-	// flowing says this attempt has delivered bytes; gap is the longest
-	// a read then waited for next bytes, and an attempt started after a
-	// stall for its first ones (a slow link, not a stall); stalled says
-	// the wait now armed is the stall wait, not Timeout; afterStall that
-	// this attempt was started by a stall, at opened.
-	flowing    bool
-	gap        time.Duration
-	stalled    bool
-	afterStall bool
-	learn      bool // the next first bytes after a stall are timed into gap
-	opened     time.Time
-	armed      time.Duration // the wait the timer was last set to
+
+	// The wait without bytes that Timeout bounds began at idleSince (an
+	// attempt's start, the start of a read of a flowing attempt); free
+	// re-asks do not restart it. flowing says this attempt delivered
+	// bytes; slice is how long the next attempt waits for its first
+	// bytes before it is asked again, sliceEnd when the current one's
+	// ends; gap is the longest a read waited for bytes that came (and a
+	// resumed read for its first ones, when learn is set).
+	idleSince time.Time
+	opened    time.Time
+	flowing   bool
+	learn     bool
+	slice     time.Duration
+	sliceEnd  time.Time
+	gap       time.Duration
+	kind      waitKind      // what the armed timer ends
+	armed     time.Duration // the wait the timer was last set to
 
 	rc      io.ReadCloser
 	cancel  context.CancelFunc
 	timer   *time.Timer
 	expired *atomic.Bool
+}
+
+// waitKind is what a timed-out wait was.
+type waitKind int
+
+const (
+	waitTimeout waitKind = iota // Timeout without bytes: Retries count
+	waitStall                   // a flowing attempt stopped: free
+	waitReask                   // no first bytes within a slice: free
+)
+
+// stallWait is the wait for next bytes of a flowing attempt.
+func (r *patientReader) stallWait() time.Duration {
+	return max(r.s.o.StallTimeout, 4*r.gap)
+}
+
+// next is the wait the next timer is armed with, and what it ends.
+func (r *patientReader) next() (time.Duration, waitKind) {
+	left := r.s.o.Timeout - time.Since(r.idleSince)
+	if r.s.o.StallTimeout > 0 {
+		if r.flowing {
+			if w := r.stallWait(); w < left {
+				return w, waitStall
+			}
+		} else if w := time.Until(r.sliceEnd); w < left {
+			return max(w, time.Millisecond), waitReask
+		}
+	}
+	return max(left, time.Millisecond), waitTimeout
+}
+
+// arm sets the timer for the next wait.
+func (r *patientReader) arm() {
+	r.armed, r.kind = r.next()
+	r.timer.Reset(r.armed)
 }
 
 // attempt starts one timed attempt: a context cancelled when the timer
@@ -159,13 +204,20 @@ func (r *patientReader) attempt() context.Context {
 	actx, cancel := context.WithCancel(r.ctx)
 	expired := &atomic.Bool{}
 	r.cancel, r.expired = cancel, expired
-	r.armed = r.firstWait()
-	r.timer = time.AfterFunc(r.armed, func() { expired.Store(true); cancel() })
+	r.flowing, r.opened = false, time.Now()
+	if r.slice == 0 {
+		r.slice = 4 * r.stallWait()
+	}
+	r.sliceEnd = r.opened.Add(r.slice)
+	r.timer = time.AfterFunc(time.Hour, func() { expired.Store(true); cancel() })
+	r.arm()
 	return actx
 }
 
 func (r *patientReader) open() error {
-	r.flowing, r.stalled, r.opened = false, false, time.Now()
+	if r.idleSince.IsZero() {
+		r.idleSince = time.Now()
+	}
 	for {
 		actx := r.attempt()
 		rc, err := r.s.Store.Cat(actx, r.c, r.off, r.length)
@@ -182,26 +234,25 @@ func (r *patientReader) open() error {
 }
 
 // retry reports whether the attempt that just failed timed out and may be
-// tried again, and says so through OnRetry.
+// tried again, and says so through OnStall or OnRetry.
 func (r *patientReader) retry() bool {
 	if !r.expired.Load() || r.ctx.Err() != nil {
 		return false
 	}
-	if r.stalled {
-		// It was answering: a stall, resumed at once and for free.
-		if r.s.o.OnStall != nil {
-			r.s.o.OnStall(r.c, r.off, r.armed)
+	switch r.kind {
+	case waitStall, waitReask:
+		// Free: a flowing attempt stopped, or no first bytes yet within
+		// Timeout. Each re-ask waits twice as long as the one before.
+		waited := r.armed
+		if r.kind == waitStall {
+			r.learn = true
+		} else {
+			waited = r.slice
+			r.slice *= 2
 		}
-		r.afterStall, r.learn = true, true
-		return true
-	}
-	if r.afterStall {
-		// The short first wait after a stall ran out: once more, free,
-		// with the whole Timeout (each stall needed bytes before it).
 		if r.s.o.OnStall != nil {
-			r.s.o.OnStall(r.c, r.off, r.armed)
+			r.s.o.OnStall(r.c, r.off, waited)
 		}
-		r.afterStall = false
 		return true
 	}
 	switch {
@@ -213,30 +264,9 @@ func (r *patientReader) retry() bool {
 		return false
 	}
 	r.progressed = false
-	r.s.retried(r.c, r.off, r.tries+r.resumes+1, r.armed)
+	r.idleSince, r.slice = time.Now(), 0
+	r.s.retried(r.c, r.off, r.tries+r.resumes+1, r.s.o.Timeout)
 	return true
-}
-
-// wait is how long the next read may wait for bytes: the stall wait once
-// this attempt is answering, firstWait before.
-func (r *patientReader) wait() time.Duration {
-	if r.s.o.StallTimeout <= 0 || !r.flowing {
-		return r.firstWait()
-	}
-	return min(max(r.s.o.StallTimeout, 4*r.gap), r.s.o.Timeout)
-}
-
-// firstWait is how long an attempt may wait for its first bytes: Timeout,
-// but after a stall (the peers were answering a moment ago) four times
-// the stall wait, so that a session that stalls again right away costs
-// seconds, not a whole Timeout; if that runs out too, the attempt after
-// it (free as well: each stall needed bytes before it) has the whole
-// Timeout.
-func (r *patientReader) firstWait() time.Duration {
-	if !r.afterStall {
-		return r.s.o.Timeout
-	}
-	return min(4*max(r.s.o.StallTimeout, 4*r.gap), r.s.o.Timeout)
 }
 
 func (r *patientReader) timeoutErr(err error) error {
@@ -254,11 +284,12 @@ func (r *patientReader) Read(p []byte) (int, error) {
 		if r.length > 0 && int64(len(p)) > r.length {
 			p = p[:r.length]
 		}
-		wait := r.wait()
-		r.stalled = r.flowing && wait < r.s.o.Timeout
 		t0 := time.Now()
-		r.armed = wait
-		r.timer.Reset(wait)
+		if r.flowing {
+			// The caller's time between reads is not a wait for IPFS.
+			r.idleSince = t0
+		}
+		r.arm()
 		n, err := r.rc.Read(p)
 		r.timer.Stop()
 		r.off += int64(n)
@@ -272,8 +303,7 @@ func (r *patientReader) Read(p []byte) (int, error) {
 			case r.learn:
 				r.gap, r.learn = max(r.gap, time.Since(r.opened)), false
 			}
-			r.afterStall = false
-			r.flowing = true
+			r.flowing, r.slice = true, 0
 			r.tries, r.progressed = 0, true
 		}
 		if err == nil || errors.Is(err, io.EOF) {

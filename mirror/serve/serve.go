@@ -220,7 +220,7 @@ func New(store ipfs.Store, opts Options) (*Server, error) {
 			opts.Logger.Warn("no bytes from IPFS within the read timeout; asking again", "cid", c.String(), "offset", off, "try", try, "of", 1+max(opts.ReadRetries, 0)+stallResumes, "read_timeout", opts.ReadTimeout, "waited", waited.String())
 		},
 		OnStall: func(c cid.Cid, off int64, gap time.Duration) {
-			opts.Logger.Info("IPFS read stalled after answering; asking again at the offset reached", "cid", c.String(), "offset", off, "waited", gap.String())
+			opts.Logger.Info("no bytes from IPFS within the stall wait; asking again at the offset reached", "cid", c.String(), "offset", off, "waited", gap.String())
 		}})
 	s := &Server{
 		store:    patient,

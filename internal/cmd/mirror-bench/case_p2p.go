@@ -96,6 +96,8 @@ type p2pRun struct {
 	// resumes counts, by consumer, the reads mirror asked again after a
 	// wait without bytes (its "asking again" warnings): the stalls.
 	resumes []int
+	// said is, by consumer, mirror's lines about those resumes.
+	said []string
 }
 
 func (b *bench) caseP2P(ctx context.Context) error {
@@ -309,8 +311,18 @@ func (r *p2pRun) note(size int64) string {
 		each = append(each, fmtNum(d.Seconds()))
 	}
 	resumes := r.resumed()
+	slow := 0
+	for i := range r.each {
+		if r.each[i] > r.each[slow] {
+			slow = i
+		}
+	}
+	var said string
+	if slow < len(r.said) && r.said[slow] != "" {
+		said = fmt.Sprintf("; the slowest consumer (%d) said: %s", slow, lastLines(r.said[slow], 6))
+	}
 	return fmt.Sprintf("last run: origin sent %s MiB for a %s MiB image; MiB from origin/from peers by consumer: %s; duplicate blocks %d (%s MiB); each consumer's seconds: %s; reads resumed after a stall: %d (by consumer %v)",
-		fmtMiB(r.originSent), fmtMiB(size), strings.Join(per, ", "), r.dupBlks, fmtMiB(r.dupBytes), strings.Join(each, ", "), resumes, r.resumes)
+		fmtMiB(r.originSent), fmtMiB(size), strings.Join(per, ", "), r.dupBlks, fmtMiB(r.dupBytes), strings.Join(each, ", "), resumes, r.resumes) + said
 }
 
 // resumed is how many reads the consumers resumed after a stall.
@@ -693,7 +705,7 @@ func (b *bench) p2pFetch(ctx context.Context, origin *p2pNode, nodes []*p2pNode,
 	if err != nil {
 		return nil, err
 	}
-	r := &p2pRun{each: make([]time.Duration, len(nodes)), resumes: make([]int, len(nodes))}
+	r := &p2pRun{each: make([]time.Duration, len(nodes)), resumes: make([]int, len(nodes)), said: make([]string, len(nodes))}
 	dirs := make([]string, len(nodes))
 	var stuckMu sync.Mutex
 	var stuck []string
@@ -718,11 +730,16 @@ func (b *bench) p2pFetch(ctx context.Context, origin *p2pNode, nodes []*p2pNode,
 			var st stat
 			st, err = b.pipe(fctx, cmdOf(b.mirrorBin, args...))
 			r.resumes[i] = strings.Count(st.Stderr, askedAgain)
+			r.said[i] = grepLines(st.Stderr, askedAgain)
 		} else {
+			log0 := len(nodes[i].p.Log())
 			before := strings.Count(nodes[i].p.Log(), askedAgain)
 			_, err = b.pipe(fctx, cmdOf(b.skopeoBin, "copy", "-q", "--policy", b.policy, "--src-tls-verify=false",
 				"docker://"+nodes[i].serve+"/ipfs/"+root, "dir:"+dirs[i]))
 			r.resumes[i] = strings.Count(nodes[i].p.Log(), askedAgain) - before
+			if l := nodes[i].p.Log(); len(l) >= log0 {
+				r.said[i] = grepLines(l[log0:], askedAgain)
+			}
 		}
 		r.each[i] = time.Since(t0)
 		if err != nil && fctx.Err() != nil && ctx.Err() == nil {
