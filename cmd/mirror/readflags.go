@@ -17,7 +17,7 @@ import (
 type ReadFlags struct {
 	ReadTimeout  time.Duration `default:"1m" env:"MIRROR_READ_TIMEOUT" help:"Longest wait for IPFS to answer a read, then for each next bytes of it (not a bound on a whole transfer); a read that times out is asked again where it stopped. 0: wait as long as --timeout allows."`
 	ReadRetries  int           `default:"5" env:"MIRROR_READ_RETRIES" help:"Times a read that timed out is asked again before the command fails (exit 4); the count starts over whenever bytes arrive."`
-	StallTimeout time.Duration `default:"2s" env:"MIRROR_STALL_TIMEOUT" help:"Once an IPFS read is answering, a wait this long for its next bytes resumes it at once where it stopped (a new bitswap session), not counted in --read-retries; grows on a link that is slow rather than stalled. 0: wait the whole --read-timeout."`
+	StallTimeout time.Duration `default:"2s" env:"MIRROR_STALL_TIMEOUT" help:"Paces the waits within --read-timeout, none counted in --read-retries: once an IPFS read is answering, a wait this long for its next bytes resumes it where it stopped (a new bitswap session); a read without first bytes is asked again after 4 times this, then twice as long each time. Grows on a link that is slow rather than stalled. 0: off."`
 }
 
 func (f ReadFlags) check() error {
