@@ -112,14 +112,30 @@ type patientBlocks struct {
 	g BlockGetter
 }
 
+// GetBlock waits for c up to Timeout, asked again as a read waiting for
+// its first bytes is (StallTimeout), then retried Retries times.
 func (b *patientBlocks) GetBlock(ctx context.Context, c cid.Cid) ([]byte, error) {
 	for try := 1; ; try++ {
-		actx, cancel := context.WithTimeout(ctx, b.o.Timeout)
-		data, err := b.g.GetBlock(actx, c)
-		expired := actx.Err() != nil && ctx.Err() == nil
-		cancel()
-		if err == nil || !expired {
-			return data, err
+		start, slice := time.Now(), 4*b.o.StallTimeout
+		for {
+			wait, reask := b.o.Timeout-time.Since(start), false
+			if b.o.StallTimeout > 0 && slice < wait {
+				wait, reask = slice, true
+			}
+			actx, cancel := context.WithTimeout(ctx, max(wait, time.Millisecond))
+			data, err := b.g.GetBlock(actx, c)
+			expired := actx.Err() != nil && ctx.Err() == nil
+			cancel()
+			if err == nil || !expired {
+				return data, err
+			}
+			if !reask {
+				break
+			}
+			if b.o.OnStall != nil {
+				b.o.OnStall(c, 0, slice)
+			}
+			slice *= 2
 		}
 		if try > b.o.Retries {
 			return nil, b.timeoutErr("ipfs block get", c)

@@ -215,6 +215,16 @@ func TestPatientCapabilities(t *testing.T) {
 	if _, err := g.GetBlock(context.Background(), cid.Undef); !errors.Is(err, ipfs.ErrNotFound) {
 		t.Errorf("GetBlock stalled: %v", err)
 	}
+	// With a stall wait, a block that does not come is asked again within
+	// the timeout, free: 2 wedged gets cost no retry.
+	b.stalls, b.gets, tries = 2, 0, nil
+	var reasks []time.Duration
+	gs := ipfs.Patient(b, ipfs.PatientOptions{Timeout: time.Minute, StallTimeout: 5 * time.Millisecond,
+		OnRetry: func(_ cid.Cid, _ int64, try int, _ time.Duration) { tries = append(tries, try) },
+		OnStall: func(_ cid.Cid, _ int64, w time.Duration) { reasks = append(reasks, w) }}).(ipfs.BlockGetter)
+	if data, err := gs.GetBlock(context.Background(), cid.Undef); err != nil || string(data) != "block" || b.gets != 3 || len(tries) != 0 || fmt.Sprint(reasks) != "[20ms 40ms]" {
+		t.Errorf("GetBlock with a stall wait: %q %v after %d gets, tries %v, re-asks %v", data, err, b.gets, tries, reasks)
+	}
 	if d := ipfs.Describe(ps); d != "test store" {
 		t.Errorf("Describe: %q", d)
 	}
