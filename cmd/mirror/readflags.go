@@ -32,12 +32,12 @@ func (f ReadFlags) check() error {
 func (f ReadFlags) patient(store ipfs.Store, pr ui.Printer) ipfs.Store {
 	of := 1 + f.ReadRetries
 	return ipfs.Patient(store, ipfs.PatientOptions{Timeout: f.ReadTimeout, Retries: f.ReadRetries, StallTimeout: f.StallTimeout,
-		OnRetry: func(c cid.Cid, off int64, try int, waited time.Duration) {
-			pr.Message("warning", fmt.Sprintf("warning: no bytes from IPFS for %s reading %s at offset %d; asking again (try %d of %d)", waited, c, off, try, of),
-				map[string]any{"cid": c.String(), "offset": off, "try": try, "of": of, "readTimeout": f.ReadTimeout.String(), "waited": waited.String()})
+		OnRetry: func(c cid.Cid, off int64, try int) {
+			pr.Message("warning", fmt.Sprintf("warning: no bytes from IPFS for %s reading %s at offset %d; asking again (try %d of %d)", f.ReadTimeout, c, off, try, of),
+				map[string]any{"cid": c.String(), "offset": off, "try": try, "of": of, "readTimeout": f.ReadTimeout.String(), "waited": f.ReadTimeout.String()})
 		},
-		OnStall: func(c cid.Cid, off int64, gap time.Duration) {
-			pr.Message("stall", fmt.Sprintf("IPFS gave no bytes for %s reading %s at offset %d; asking again there (not a retry)", gap.Round(time.Millisecond), c, off),
-				map[string]any{"cid": c.String(), "offset": off, "waited": gap.String()})
+		OnStall: func(c cid.Cid, off int64, waited time.Duration) {
+			pr.Message("stall", fmt.Sprintf("IPFS gave no bytes for %s reading %s at offset %d; asking again there (not a retry)", waited.Round(time.Millisecond), c, off),
+				map[string]any{"cid": c.String(), "offset": off, "waited": waited.String()})
 		}})
 }

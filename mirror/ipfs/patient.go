@@ -51,7 +51,7 @@ type PatientOptions struct {
 	// OnRetry, when set, is called before each new attempt: c is being
 	// read at offset (0 for a block), and try is the attempt about to
 	// start, 2 to Retries+1. It may be called from several goroutines.
-	OnRetry func(c cid.Cid, offset int64, try int, waited time.Duration)
+	OnRetry func(c cid.Cid, offset int64, try int)
 }
 
 // Patient returns s with every read bounded by o.Timeout and retried
@@ -89,10 +89,24 @@ func (s *patientStore) Describe() string { return Describe(s.Store) }
 // Unwrap returns the wrapped store, for its other capabilities.
 func (s *patientStore) Unwrap() Store { return s.Store }
 
-func (s *patientStore) retried(c cid.Cid, offset int64, try int, waited time.Duration) {
+func (s *patientStore) retried(c cid.Cid, offset int64, try int) {
 	if s.o.OnRetry != nil {
-		s.o.OnRetry(c, offset, try, waited)
+		s.o.OnRetry(c, offset, try)
 	}
+}
+
+// firstWait is how long an attempt may wait for its first bytes, in a
+// wait without bytes that began at idle, the attempt's slice ending at
+// sliceEnd: to the slice's end, then asked again for free (reask), when
+// StallTimeout paces and that comes first; else to the end of Timeout.
+func (s *patientStore) firstWait(idle, sliceEnd time.Time) (wait time.Duration, reask bool) {
+	left := s.o.Timeout - time.Since(idle)
+	if s.o.StallTimeout > 0 {
+		if w := time.Until(sliceEnd); w < left {
+			return max(w, time.Millisecond), true
+		}
+	}
+	return max(left, time.Millisecond), false
 }
 
 func (s *patientStore) timeoutErr(what string, c cid.Cid) error {
@@ -118,11 +132,8 @@ func (b *patientBlocks) GetBlock(ctx context.Context, c cid.Cid) ([]byte, error)
 	for try := 1; ; try++ {
 		start, slice := time.Now(), 4*b.o.StallTimeout
 		for {
-			wait, reask := b.o.Timeout-time.Since(start), false
-			if b.o.StallTimeout > 0 && slice < wait {
-				wait, reask = slice, true
-			}
-			actx, cancel := context.WithTimeout(ctx, max(wait, time.Millisecond))
+			wait, reask := b.firstWait(start, time.Now().Add(slice))
+			actx, cancel := context.WithTimeout(ctx, wait)
 			data, err := b.g.GetBlock(actx, c)
 			expired := actx.Err() != nil && ctx.Err() == nil
 			cancel()
@@ -140,7 +151,7 @@ func (b *patientBlocks) GetBlock(ctx context.Context, c cid.Cid) ([]byte, error)
 		if try > b.o.Retries {
 			return nil, b.timeoutErr("ipfs block get", c)
 		}
-		b.retried(c, 0, try+1, b.o.Timeout)
+		b.retried(c, 0, try+1)
 	}
 }
 
@@ -195,15 +206,16 @@ func (r *patientReader) stallWait() time.Duration {
 
 // next is the wait the next timer is armed with, and what it ends.
 func (r *patientReader) next() (time.Duration, waitKind) {
-	left := r.s.o.Timeout - time.Since(r.idleSince)
-	if r.s.o.StallTimeout > 0 {
-		if r.flowing {
-			if w := r.stallWait(); w < left {
-				return w, waitStall
-			}
-		} else if w := time.Until(r.sliceEnd); w < left {
-			return max(w, time.Millisecond), waitReask
+	if !r.flowing {
+		w, reask := r.s.firstWait(r.idleSince, r.sliceEnd)
+		if reask {
+			return w, waitReask
 		}
+		return w, waitTimeout
+	}
+	left := r.s.o.Timeout - time.Since(r.idleSince)
+	if w := r.stallWait(); r.s.o.StallTimeout > 0 && w < left {
+		return w, waitStall
 	}
 	return max(left, time.Millisecond), waitTimeout
 }
@@ -225,8 +237,8 @@ func (r *patientReader) attempt() context.Context {
 		r.slice = 4 * r.stallWait()
 	}
 	r.sliceEnd = r.opened.Add(r.slice)
-	r.timer = time.AfterFunc(time.Hour, func() { expired.Store(true); cancel() })
-	r.arm()
+	r.armed, r.kind = r.next()
+	r.timer = time.AfterFunc(r.armed, func() { expired.Store(true); cancel() })
 	return actx
 }
 
@@ -281,7 +293,7 @@ func (r *patientReader) retry() bool {
 	}
 	r.progressed = false
 	r.idleSince, r.slice = time.Now(), 0
-	r.s.retried(r.c, r.off, r.tries+r.resumes+1, r.s.o.Timeout)
+	r.s.retried(r.c, r.off, r.tries+r.resumes+1)
 	return true
 }
 

@@ -120,7 +120,7 @@ func TestPatientResume(t *testing.T) {
 	c, _ := cid.Prefix{Version: 1, Codec: cid.Raw, MhType: multihash.SHA2_256, MhLength: -1}.Sum(data)
 	s := &stallStore{data: data, readStalls: map[int64]int{0: 1}}
 	var retries []string
-	ps := ipfs.Patient(s, ipfs.PatientOptions{Timeout: 50 * time.Millisecond, Retries: 5, OnRetry: func(rc cid.Cid, off int64, try int, _ time.Duration) {
+	ps := ipfs.Patient(s, ipfs.PatientOptions{Timeout: 50 * time.Millisecond, Retries: 5, OnRetry: func(rc cid.Cid, off int64, try int) {
 		retries = append(retries, fmt.Sprintf("%s@%d#%d", rc, off, try))
 	}})
 	readsAll(t, ps, c, data)
@@ -146,7 +146,7 @@ func TestPatientGivesUp(t *testing.T) {
 			s.readStalls[0], s.catStalls[1000] = 1, 100
 		}
 		var tries []int
-		ps := ipfs.Patient(s, ipfs.PatientOptions{Timeout: 20 * time.Millisecond, Retries: 3, OnRetry: func(_ cid.Cid, _ int64, try int, _ time.Duration) { tries = append(tries, try) }})
+		ps := ipfs.Patient(s, ipfs.PatientOptions{Timeout: 20 * time.Millisecond, Retries: 3, OnRetry: func(_ cid.Cid, _ int64, try int) { tries = append(tries, try) }})
 		start := time.Now()
 		rc, err := ps.Cat(context.Background(), c, 0, -1)
 		if err == nil {
@@ -203,7 +203,7 @@ func TestPatientCapabilities(t *testing.T) {
 		t.Errorf("no timeout: %T", got)
 	}
 	var tries []int
-	ps := ipfs.Patient(b, ipfs.PatientOptions{Timeout: 20 * time.Millisecond, Retries: 2, OnRetry: func(_ cid.Cid, _ int64, try int, _ time.Duration) { tries = append(tries, try) }})
+	ps := ipfs.Patient(b, ipfs.PatientOptions{Timeout: 20 * time.Millisecond, Retries: 2, OnRetry: func(_ cid.Cid, _ int64, try int) { tries = append(tries, try) }})
 	g, ok := ps.(ipfs.BlockGetter)
 	if !ok {
 		t.Fatal("not a BlockGetter")
@@ -220,7 +220,7 @@ func TestPatientCapabilities(t *testing.T) {
 	b.stalls, b.gets, tries = 2, 0, nil
 	var reasks []time.Duration
 	gs := ipfs.Patient(b, ipfs.PatientOptions{Timeout: time.Minute, StallTimeout: 5 * time.Millisecond,
-		OnRetry: func(_ cid.Cid, _ int64, try int, _ time.Duration) { tries = append(tries, try) },
+		OnRetry: func(_ cid.Cid, _ int64, try int) { tries = append(tries, try) },
 		OnStall: func(_ cid.Cid, _ int64, w time.Duration) { reasks = append(reasks, w) }}).(ipfs.BlockGetter)
 	if data, err := gs.GetBlock(context.Background(), cid.Undef); err != nil || string(data) != "block" || b.gets != 3 || len(tries) != 0 || fmt.Sprint(reasks) != "[20ms 40ms]" {
 		t.Errorf("GetBlock with a stall wait: %q %v after %d gets, tries %v, re-asks %v", data, err, b.gets, tries, reasks)
@@ -299,7 +299,7 @@ func TestPatientStallTimeout(t *testing.T) {
 	var stalls []string
 	opts := ipfs.PatientOptions{Timeout: time.Minute, StallTimeout: 30 * time.Millisecond,
 		OnStall: func(rc cid.Cid, off int64, gap time.Duration) { stalls = append(stalls, fmt.Sprintf("%s@%d", rc, off)) },
-		OnRetry: func(cid.Cid, int64, int, time.Duration) { t.Error("OnRetry called for a stall") }}
+		OnRetry: func(cid.Cid, int64, int) { t.Error("OnRetry called for a stall") }}
 	ps := ipfs.Patient(s, opts)
 	t0 := time.Now()
 	readsAll(t, ps, c, data)
@@ -337,7 +337,7 @@ func TestPatientStallTimeoutFirstBytes(t *testing.T) {
 	var waits []time.Duration
 	ps := ipfs.Patient(s, ipfs.PatientOptions{Timeout: time.Minute, StallTimeout: 20 * time.Millisecond,
 		OnStall: func(_ cid.Cid, _ int64, w time.Duration) { waits = append(waits, w) },
-		OnRetry: func(cid.Cid, int64, int, time.Duration) { t.Error("a re-ask was counted as a retry") }})
+		OnRetry: func(cid.Cid, int64, int) { t.Error("a re-ask was counted as a retry") }})
 	readsAll(t, ps, c, data)
 	// 80 ms, 160 ms, then 320 ms is long enough.
 	if len(waits) < 2 || waits[0] != 80*time.Millisecond || waits[1] != 160*time.Millisecond {

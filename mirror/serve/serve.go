@@ -101,9 +101,10 @@ type Options struct {
 	// resumed up to stallResumes times: see ipfs.PatientOptions.Resumes)
 	// (resumed at the offset reached).
 	ReadRetries int
-	// StallTimeout is the shorter wait after which a transfer that was
-	// answering and stopped is resumed at once, not counted against
-	// ReadRetries (ipfs.PatientOptions.StallTimeout; 0: none).
+	// StallTimeout paces the waits within ReadTimeout, none counted
+	// against ReadRetries: a transfer that was answering and stopped is
+	// resumed at once, one waiting for its first bytes is asked again
+	// (ipfs.PatientOptions.StallTimeout; 0: none).
 	StallTimeout time.Duration
 	// StripURLs serves the url-free rewrite under every name.
 	StripURLs bool
@@ -216,11 +217,11 @@ func New(store ipfs.Store, opts Options) (*Server, error) {
 	// A read that stalls (a bitswap fetch no provider answers any more)
 	// is asked again where it stopped.
 	patient := ipfs.Patient(store, ipfs.PatientOptions{Timeout: opts.ReadTimeout, Retries: opts.ReadRetries, Resumes: stallResumes, StallTimeout: opts.StallTimeout,
-		OnRetry: func(c cid.Cid, off int64, try int, waited time.Duration) {
-			opts.Logger.Warn("no bytes from IPFS within the read timeout; asking again", "cid", c.String(), "offset", off, "try", try, "of", 1+max(opts.ReadRetries, 0)+stallResumes, "read_timeout", opts.ReadTimeout, "waited", waited.String())
+		OnRetry: func(c cid.Cid, off int64, try int) {
+			opts.Logger.Warn("no bytes from IPFS within the read timeout; asking again", "cid", c.String(), "offset", off, "try", try, "of", 1+max(opts.ReadRetries, 0)+stallResumes, "read_timeout", opts.ReadTimeout, "waited", opts.ReadTimeout.String())
 		},
-		OnStall: func(c cid.Cid, off int64, gap time.Duration) {
-			opts.Logger.Info("no bytes from IPFS within the stall wait; asking again at the offset reached", "cid", c.String(), "offset", off, "waited", gap.String())
+		OnStall: func(c cid.Cid, off int64, waited time.Duration) {
+			opts.Logger.Info("no bytes from IPFS within the stall wait; asking again at the offset reached", "cid", c.String(), "offset", off, "waited", waited.String())
 		}})
 	s := &Server{
 		store:    patient,

@@ -733,11 +733,10 @@ func (b *bench) p2pFetch(ctx context.Context, origin *p2pNode, nodes []*p2pNode,
 			r.said[i] = grepLines(st.Stderr, askedAgain)
 		} else {
 			log0 := len(nodes[i].p.Log())
-			before := strings.Count(nodes[i].p.Log(), askedAgain)
 			_, err = b.pipe(fctx, cmdOf(b.skopeoBin, "copy", "-q", "--policy", b.policy, "--src-tls-verify=false",
 				"docker://"+nodes[i].serve+"/ipfs/"+root, "dir:"+dirs[i]))
-			r.resumes[i] = strings.Count(nodes[i].p.Log(), askedAgain) - before
 			if l := nodes[i].p.Log(); len(l) >= log0 {
+				r.resumes[i] = strings.Count(l[log0:], askedAgain)
 				r.said[i] = grepLines(l[log0:], askedAgain)
 			}
 		}
